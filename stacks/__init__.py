@@ -1,0 +1,1 @@
+"""CDK stacks of the FraudLab lab: wiring only, one stack per concern."""

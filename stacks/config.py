@@ -1,0 +1,120 @@
+"""Lab configuration read from cdk.json context (keys namespaced `fraudlab:`).
+
+Every value is validated here, once, so a typo in cdk.json or on the command line
+(`cdk deploy -c fraudlab:maxAzs=three`) fails synth with one clear line instead of a
+jsii stack trace deep inside a construct.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aws_cdk.aws_logs import RetentionDays
+from constructs import Node
+
+NAMESPACE = "fraudlab:"
+
+# CloudWatch Logs accepts only fixed retention periods; the lab offers the short ones.
+LOG_RETENTION = {
+    1: RetentionDays.ONE_DAY,
+    3: RetentionDays.THREE_DAYS,
+    5: RetentionDays.FIVE_DAYS,
+    7: RetentionDays.ONE_WEEK,
+    14: RetentionDays.TWO_WEEKS,
+    30: RetentionDays.ONE_MONTH,
+    60: RetentionDays.TWO_MONTHS,
+    90: RetentionDays.THREE_MONTHS,
+    180: RetentionDays.SIX_MONTHS,
+    365: RetentionDays.ONE_YEAR,
+}
+
+
+class ConfigError(ValueError):
+    """A context value is missing or malformed; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    stack_prefix: str
+    max_azs: int
+    interface_endpoints: bool
+    firehose_buffer_mib: int
+    firehose_buffer_seconds: int
+    log_retention: RetentionDays
+    access_log_expiration_days: int
+    model_package_group_name: str
+
+    @classmethod
+    def from_context(cls, node: Node) -> "LabConfig":
+        get = lambda key: node.try_get_context(NAMESPACE + key)  # noqa: E731
+        return cls(
+            stack_prefix=_name(get("stackPrefix"), "stackPrefix", r"[A-Za-z][A-Za-z0-9]{0,31}"),
+            max_azs=_int(get("maxAzs"), "maxAzs", 2, 3),
+            interface_endpoints=_bool(get("interfaceEndpoints"), "interfaceEndpoints"),
+            # Firehose limits for S3 destinations: 1-128 MiB and 0-900 s.
+            firehose_buffer_mib=_int(get("firehoseBufferMiB"), "firehoseBufferMiB", 1, 128),
+            firehose_buffer_seconds=_int(get("firehoseBufferSeconds"), "firehoseBufferSeconds", 0, 900),
+            log_retention=LOG_RETENTION[_choice(get("logRetentionDays"), "logRetentionDays", LOG_RETENTION)],
+            access_log_expiration_days=_int(
+                get("accessLogExpirationDays"), "accessLogExpirationDays", 1, 3653
+            ),
+            model_package_group_name=_name(
+                get("modelPackageGroupName"),
+                "modelPackageGroupName",
+                r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+            ),
+        )
+
+
+def _required(value: Any, key: str) -> Any:
+    if value is None:
+        raise ConfigError(f"context key {NAMESPACE}{key} is missing: set it in cdk.json")
+    return value
+
+
+def _parse(value: Any, key: str, expected: str, parse: Callable[[Any], Any]) -> Any:
+    try:
+        return parse(_required(value, key))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"context key {NAMESPACE}{key}={value!r} is not {expected}: fix it in cdk.json or -c"
+        ) from None
+
+
+def _int(value: Any, key: str, low: int, high: int) -> int:
+    # Values given with -c arrive as strings; bools are ints in Python, so reject them.
+    if isinstance(value, bool):
+        value = "not-a-number"
+    number = _parse(value, key, "a whole number", lambda v: int(str(v), 10))
+    if not low <= number <= high:
+        raise ConfigError(f"context key {NAMESPACE}{key}={number} must be between {low} and {high}")
+    return number
+
+
+def _choice(value: Any, key: str, allowed) -> int:
+    number = _parse(value, key, "a whole number", lambda v: int(str(v), 10))
+    if number not in allowed:
+        raise ConfigError(f"context key {NAMESPACE}{key}={number} must be one of {sorted(allowed)}")
+    return number
+
+
+def _bool(value: Any, key: str) -> bool:
+    words = {"true": True, "false": False}
+
+    def parse(v: Any) -> bool:
+        if isinstance(v, bool):
+            return v
+        return words[str(v).lower()]
+
+    try:
+        return _parse(value, key, "true or false", parse)
+    except KeyError:
+        raise ConfigError(f"context key {NAMESPACE}{key}={value!r} is not true or false") from None
+
+
+def _name(value: Any, key: str, pattern: str) -> str:
+    text = str(_required(value, key))
+    if not re.fullmatch(pattern, text):
+        raise ConfigError(f"context key {NAMESPACE}{key}={text!r} must match {pattern}")
+    return text

@@ -1,0 +1,168 @@
+"""ML platform: the SageMaker execution role and the model registry group."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
+
+METRICS_NAMESPACE = "FraudLab"
+
+
+@dataclass(frozen=True)
+class MlPlatformProps:
+    vpc: ec2.IVpc
+    subnet_ids: list[str]
+    security_group: ec2.ISecurityGroup
+    bucket_arn_export: str
+    key_arn_export: str
+    model_package_group_name: str
+
+
+class MlPlatformStack(Stack):
+    """What every SageMaker step shares: who it runs as, and where models are registered."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: MlPlatformProps, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        bucket = s3.Bucket.from_bucket_arn(self, "LabBucket", Fn.import_value(props.bucket_arn_export))
+        key = kms.Key.from_key_arn(self, "LabKey", Fn.import_value(props.key_arn_export))
+
+        self.role = iam.Role(
+            self,
+            "SageMakerExecutionRole",
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="FraudLab processing, training, endpoints and monitoring jobs",
+        )
+        policy = iam.Policy(
+            self, "SageMakerExecutionPolicy", statements=_execution_statements(props, bucket, key)
+        )
+        self.role.attach_inline_policy(policy)
+        Validations.of(policy).acknowledge(
+            *[
+                Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/{prefix}*]", reason=reason)
+                for prefix, reason in _prefix_reasons().items()
+            ],
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason=(
+                    "Only actions without resource-level permissions use '*': ecr:GetAuthorizationToken, "
+                    "ec2:Describe* for VPC placement, and cloudwatch:PutMetricData (limited by the "
+                    f"cloudwatch:namespace={METRICS_NAMESPACE} condition)."
+                ),
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::ec2:Describe*]",
+                reason="SageMaker VPC placement reads VPCs, subnets, security groups and DHCP options; all read-only.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+                reason="SageMaker names job log groups and streams itself (/aws/sagemaker/ProcessingJobs etc.).",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-*]",
+                reason="Built-in algorithm images live in AWS-owned registries whose account differs per region.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
+                reason="SageMaker creates the job's ENIs with IDs unknown in advance; limited to this account and region.",
+            ),
+        )
+
+        # The group's name is part of every package ARN the later steps pass around.
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "FraudModelGroup",
+            model_package_group_name=props.model_package_group_name,
+            model_package_group_description="FraudLab transaction fraud classifiers (XGBoost)",
+        )
+        self.model_package_group.apply_removal_policy(RemovalPolicy.DESTROY)
+
+        CfnOutput(self, "SageMakerRoleArn", value=self.role.role_arn)
+        CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
+        CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
+
+
+def _prefix_reasons() -> dict[str, str]:
+    reasons = {}
+    for prefix in dict.fromkeys(SAGEMAKER_READ_PREFIXES + SAGEMAKER_WRITE_PREFIXES):
+        access = "read/write" if prefix in SAGEMAKER_WRITE_PREFIXES else "read-only"
+        reasons[prefix] = f"Jobs {access} objects they name at run time, only under the '{prefix}' prefix."
+    return reasons
+
+
+def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.IKey) -> list[iam.PolicyStatement]:
+    region, account, partition = Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION
+    return [
+        iam.PolicyStatement(
+            sid="ReadLabData",
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in SAGEMAKER_READ_PREFIXES],
+        ),
+        iam.PolicyStatement(
+            sid="WriteLabOutputs",
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in SAGEMAKER_WRITE_PREFIXES],
+        ),
+        iam.PolicyStatement(
+            sid="ListLabPrefixes",
+            actions=["s3:ListBucket", "s3:GetBucketLocation"],
+            resources=[bucket.bucket_arn],
+        ),
+        iam.PolicyStatement(
+            sid="UseLabKey",
+            actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey"],
+            resources=[key.key_arn],
+        ),
+        iam.PolicyStatement(
+            sid="JobLogs",
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*"],
+        ),
+        iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        iam.PolicyStatement(
+            sid="PullBuiltInImages",
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[f"arn:{partition}:ecr:{region}:*:repository/sagemaker-*"],
+        ),
+        iam.PolicyStatement(
+            sid="DescribeVpcPlacement",
+            actions=[
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeDhcpOptions",
+            ],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="JobNetworkInterfaces",
+            actions=[
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            resources=[
+                f"arn:{partition}:ec2:{region}:{account}:network-interface/*",
+                *[f"arn:{partition}:ec2:{region}:{account}:subnet/{s}" for s in props.subnet_ids],
+                f"arn:{partition}:ec2:{region}:{account}:security-group/{props.security_group.security_group_id}",
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="PublishLabMetrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+        ),
+    ]
+
