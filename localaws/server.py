@@ -1,0 +1,80 @@
+"""The local AWS: moto's server app on a free loopback port, in a background thread.
+
+boto3 reaches it through the standard AWS_ENDPOINT_URL variable, so lab scripts run
+unchanged against it. Later layers (SageMaker compute, serving) wrap `wsgi_app`.
+"""
+from __future__ import annotations
+
+import threading
+
+import requests
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from localaws import cloudformation_models
+
+LOOPBACK = "127.0.0.1"
+# moto's documented test account: no real person's account, same on every machine.
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    """moto's handler without a log line per request (a lab run makes thousands)."""
+
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
+class LocalAws:
+    """A moto server on 127.0.0.1. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, port: int = 0, region: str = DEFAULT_REGION) -> None:
+        self.region = region
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "LocalAws":
+        cloudformation_models.register()
+        app = DomainDispatcherApplication(create_backend_app)
+        # Threaded: a lab step may call back into the local AWS while a request is served.
+        self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+
+    def __enter__(self) -> "LocalAws":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local AWS is not running: call start() first")
+        return f"http://{LOOPBACK}:{self._server.server_port}"
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point boto3 (and the AWS CLI) at this local AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "localaws",
+            "AWS_SECRET_ACCESS_KEY": "localaws",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API), e.g. between tests."""
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
