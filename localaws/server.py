@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 
+import boto3
 import requests
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from localaws import cloudformation_models
+from localaws import cloudformation_models, moto_fixes
 
 LOOPBACK = "127.0.0.1"
 # moto's documented test account: no real person's account, same on every machine.
@@ -39,6 +40,7 @@ class LocalAws:
 
     def start(self) -> "LocalAws":
         cloudformation_models.register()
+        moto_fixes.apply()
         app = DomainDispatcherApplication(create_backend_app)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
@@ -75,6 +77,28 @@ class LocalAws:
             "AWS_REGION": self.region,
         }
 
+    def session(self) -> boto3.Session:
+        """A boto3 session bound to this local AWS, whatever the process environment says."""
+        env = self.environment()
+        return _EndpointSession(
+            self.endpoint_url,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.region,
+        )
+
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between tests."""
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+class _EndpointSession(boto3.Session):
+    """A session whose clients all talk to one endpoint (boto3 has no session-wide option)."""
+
+    def __init__(self, endpoint_url: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._endpoint_url = endpoint_url
+
+    def client(self, *args, **kwargs):
+        kwargs.setdefault("endpoint_url", self._endpoint_url)
+        return super().client(*args, **kwargs)

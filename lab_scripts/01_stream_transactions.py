@@ -1,0 +1,142 @@
+"""Step 01 — Stream transactions through Kinesis Data Firehose into S3.
+
+What you do: run `python lab_scripts/01_stream_transactions.py [--count N] [--seed S]`.
+What you see: a progress bar while N generated card transactions go to Firehose in
+batches of up to 500 newline-delimited JSON records (failed records are resent, nothing
+else); a summary (sent, retried, failed = 0); the ground-truth labels delivered apart,
+to s3://<bucket>/labels/, as chargebacks arrive in a bank; then what actually landed in
+S3, read back gzip-aware, counted per YYYY/MM/DD/HH partition. On AWS, Firehose buffers
+(5 MiB or 60 s by default), so the step waits for the data to land.
+Rerunning with the same --count and --seed does not stream again: it only verifies.
+
+Where to look: Firehose console > the stream > Monitoring (IncomingRecords,
+DeliveryToS3.Records); S3 console > the lab bucket > raw/transactions/.
+
+Exam task statements: MLA-C01 1.1 (ingest and store data: streaming sources, Firehose
+delivery to S3, formats and compression), MLS-C01 1.2 (data ingestion solutions:
+batch vs streaming), MLS-C01 1.3 (data transformation in transit: compression,
+partitioning).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import boto3
+
+from labkit import console, results
+from labkit.errors import LabError, run_step
+from labkit.firehose import MAX_RECORDS_PER_CALL, send_records
+from labkit.landed import read_landed
+from labkit.outputs import lab_outputs
+from labkit.session import aws_session, client
+from labkit.transactions import generate
+
+FAILED_RECORDS_DIR = Path("build/failed-records")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20_000, help="transactions to stream (default 20000)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same transactions")
+    parser.add_argument("--batch-size", type=int, default=MAX_RECORDS_PER_CALL, help="records per PutRecordBatch (1-500)")
+    parser.add_argument("--wait", type=int, default=300, help="seconds to wait for Firehose to deliver (default 300)")
+    args = parser.parse_args()
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+    if not 1 <= args.batch_size <= MAX_RECORDS_PER_CALL:
+        parser.error(f"--batch-size must be 1-{MAX_RECORDS_PER_CALL}")
+    return args
+
+
+def batch_id(count: int, seed: int) -> str:
+    """Names this dataset; the labels object under it doubles as the 'already streamed' marker."""
+    return f"seed{seed}-n{count}"
+
+
+def already_streamed(s3, bucket: str, labels_key: str) -> bool:
+    return s3.list_objects_v2(Bucket=bucket, Prefix=labels_key, MaxKeys=1).get("KeyCount", 0) > 0
+
+
+def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int) -> None:
+    # One JSON object per line: without the newline, records run together in S3 objects.
+    records = (json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in transactions.to_dict("records"))
+    progress = console.Progress(len(transactions), "sent")
+    summary = send_records(
+        client(session, "firehose"), stream_name, records, batch_size=batch_size, on_progress=progress.advance
+    )
+    progress.close()
+    console.table(
+        [(summary.sent, summary.retried, len(summary.failed), summary.calls)],
+        ("sent", "retried", "failed", "PutRecordBatch calls"),
+    )
+    if summary.failed:
+        FAILED_RECORDS_DIR.mkdir(parents=True, exist_ok=True)
+        kept = FAILED_RECORDS_DIR / f"{int(time.time())}.ndjson"
+        kept.write_bytes(b"".join(summary.failed))
+        raise LabError(f"{len(summary.failed)} records failed after retries; kept in {kept}: rerun later with the same seed")
+
+
+def deliver_labels(s3, bucket: str, key: str, labels) -> None:
+    buffer = io.StringIO()
+    labels.to_csv(buffer, index=False)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue().encode(), ContentType="text/csv")
+    console.done(f"labels for {len(labels):,} transactions ({labels['is_fraud'].sum():,} fraud) at s3://{bucket}/{key}")
+
+
+def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], wait_seconds: int) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        landed = read_landed(s3, bucket, raw_prefix)
+        found = sum(1 for tid in expected_ids if tid in landed.transaction_ids)
+        if found == len(expected_ids) or time.monotonic() > deadline:
+            break
+        console.note(f"{found:,}/{len(expected_ids):,} landed; Firehose is still buffering, checking again in 15 s")
+        time.sleep(15)
+    duplicates = sum(count - 1 for tid, count in landed.transaction_ids.items() if tid in expected_ids and count > 1)
+    console.table(
+        [(p, landed.objects_per_partition[p], landed.records_per_partition[p]) for p in sorted(landed.objects_per_partition)],
+        ("partition (UTC)", "objects", "records"),
+    )
+    console.note(f"{landed.gzip_objects} of {sum(landed.objects_per_partition.values())} objects were gzip")
+    if found < len(expected_ids):
+        raise LabError(f"only {found:,} of {len(expected_ids):,} records landed in {wait_seconds} s: rerun this step to check again")
+    console.done(f"all {found:,} records of this batch landed in S3 ({duplicates} duplicates, {landed.unreadable_lines} unreadable lines)")
+    results.record(
+        f"{found:,} records landed, {duplicates} duplicates",
+        records_landed=found,
+        duplicate_records=duplicates,
+        objects_landed=sum(landed.objects_per_partition.values()),
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    session = aws_session()
+    outputs = lab_outputs(session, "LabBucketName", "DeliveryStreamName", "RawPrefix")
+    bucket, stream_name, raw_prefix = outputs["LabBucketName"], outputs["DeliveryStreamName"], outputs["RawPrefix"]
+    s3 = client(session, "s3")
+
+    console.heading(f"Generate {args.count:,} labelled transactions (seed {args.seed})")
+    data = generate(args.count, seed=args.seed)
+    console.done(f"{len(data.transactions):,} transactions, fraud rate {data.labels['is_fraud'].mean():.2%}")
+
+    labels_key = f"labels/{batch_id(args.count, args.seed)}/labels.csv"
+    if already_streamed(s3, bucket, labels_key):
+        console.heading("Stream: this batch was streamed before, verifying only")
+    else:
+        console.heading(f"Stream to Firehose {stream_name}")
+        stream(session, stream_name, data.transactions, args.batch_size)
+        console.heading("Deliver labels (chargebacks) apart from the stream")
+        deliver_labels(s3, bucket, labels_key, data.labels)
+
+    console.heading(f"What landed in s3://{bucket}/{raw_prefix}")
+    verify_landed(s3, bucket, raw_prefix, set(data.transactions["transaction_id"]), args.wait)
+    return 0
+
+
+if __name__ == "__main__":
+    run_step(main)

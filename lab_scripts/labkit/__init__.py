@@ -1,0 +1,1 @@
+"""Shared helpers for the numbered lab scripts: session, stack outputs, records, console."""

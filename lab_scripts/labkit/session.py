@@ -1,0 +1,34 @@
+"""The boto3 session every lab step uses: real AWS, or the local AWS via AWS_ENDPOINT_URL."""
+from __future__ import annotations
+
+import os
+
+import boto3
+from botocore.config import Config
+
+from labkit.errors import LabError
+
+# Standard retry mode backs off on throttling; the steps add their own record-level retries.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+
+
+def aws_session() -> boto3.Session:
+    """A session for the configured region; an unknown region is a one-line error."""
+    session = boto3.Session()
+    region = session.region_name
+    if not region:
+        raise LabError("no AWS region: set AWS_REGION (e.g. export AWS_REGION=us-east-1) or run `aws configure`")
+    known = set(session.get_available_regions("sagemaker")) | set(session.get_available_regions("firehose"))
+    if region not in known:
+        raise LabError(f"unknown AWS region {region!r}: set AWS_REGION to one where SageMaker runs, e.g. us-east-1")
+    return session
+
+
+def client(session: boto3.Session, service: str):
+    return session.client(service, config=CLIENT_CONFIG)
+
+
+def backend_description() -> str:
+    """Where the calls go, for the learner's benefit (the steps never branch on it)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    return f"local AWS at {endpoint}" if endpoint else "AWS"

@@ -1,0 +1,53 @@
+"""`python -m localaws lab|serve`: the offline lab in one command, or a local AWS to work against."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from localaws.deploy import deploy_assembly
+from localaws.offline_lab import ROOT, run_lab
+from localaws.server import LocalAws
+from localaws.synth import synthesize
+
+STATE_DIR = ROOT / ".localaws"
+
+
+def serve(port: int) -> int:
+    """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
+    assembly = synthesize(ROOT / "build" / "local-cdk.out")
+    local = LocalAws(port=port).start()
+    for report in deploy_assembly(assembly, local.session()):
+        print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
+    STATE_DIR.mkdir(exist_ok=True)
+    env_file = STATE_DIR / "env"
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in local.environment().items()))
+    print(f"✓ local AWS at {local.endpoint_url}; `source {env_file.relative_to(ROOT)}` to use it", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    local.stop()
+    env_file.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="run every lab step offline and print a summary")
+    lab.add_argument("--size", type=int, default=20_000, help="transactions in the lab (default 20000)")
+    up = commands.add_parser("serve", help="run a local AWS with the lab's stacks deployed")
+    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    args = parser.parse_args(argv)
+    if args.command == "lab":
+        if args.size < 100:
+            parser.error("--size must be at least 100 transactions")
+        return run_lab(args.size)
+    return serve(args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Behaviour of moto 5.2.5 that would make the local AWS disagree with real AWS, corrected.
+
+Each fix names the gap it closes; `apply()` is idempotent and runs before the server starts.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+from moto.firehose.models import FirehoseBackend
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.moto_api._internal import mock_random
+from moto.s3.models import FakeBucket, s3_backends
+
+
+def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
+    """moto evaluates bucket policies ignoring Condition blocks, so the lab's TLS-only
+    statement (Deny s3:* when aws:SecureTransport is false) would deny every request.
+    Statements with a condition cannot be judged here, so they are left out of the
+    evaluation (the stored policy, as GetBucketPolicy returns it, is untouched)."""
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(self.policy)
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    document["Statement"] = [s for s in statements if "Condition" not in s]
+    return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+
+def _put_s3_records_compressed(
+    self: FirehoseBackend,
+    delivery_stream_name: str,
+    version_id: str,
+    s3_destination: dict[str, Any],
+    records: list[dict[str, bytes]],
+) -> list[dict[str, str]]:
+    """moto writes records to S3 as sent, ignoring the stream's CompressionFormat; real
+    Firehose GZIPs the object and names it *.gz. Consumers must then really gunzip."""
+    bucket_name = s3_destination["BucketARN"].split(":")[-1]
+    key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
+    body = b"".join(r["Data"] for r in records)
+    if s3_destination.get("CompressionFormat") == "GZIP":
+        body, key = gzip.compress(body), key + ".gz"
+    s3_backends[self.account_id][self.partition].put_object(bucket_name, key, body)
+    return [{"RecordId": str(mock_random.uuid4())} for _ in records]
+
+
+def apply() -> None:
+    FakeBucket.get_permission = _bucket_permission_without_conditions
+    FirehoseBackend.put_s3_records = _put_s3_records_compressed
