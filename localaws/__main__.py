@@ -17,7 +17,7 @@ STATE_DIR = ROOT / ".localaws"
 
 def serve(port: int) -> int:
     """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
-    assembly = synthesize(ROOT / "build" / "local-cdk.out")
+    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
     local = LocalAws(port=port).start()
     for report in deploy_assembly(assembly, local.session()):
         print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)

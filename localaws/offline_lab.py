@@ -58,7 +58,7 @@ def run_lab(size: int) -> int:
     for stale in RESULTS_DIR.glob("*.json"):
         stale.unlink()
     print("== Synthesize the CDK app (cdk-nag enforced)", flush=True)
-    assembly = synthesize(ROOT / "build" / "local-cdk.out")
+    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
     with LocalAws() as local:
         env = {**os.environ, **local.environment()}
         print(f"== Local AWS at {local.endpoint_url}: deploying the stacks", flush=True)

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+# Set before jsii starts: synth must never ask EC2 metadata; quiet jsii's Node 20 banner.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from pathlib import Path  # noqa: E402
+
+from aws_cdk import App  # noqa: E402
+
+from stacks.lab import build_lab, new_app  # noqa: E402
 
 
-def synthesize(outdir: Path | str) -> Path:
-    """Write the lab's cloud assembly to `outdir` and return its path."""
-    # No credentials or network at synth: never ask EC2 metadata, never phone home.
-    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from stacks.lab import build_lab, new_app  # imported late: it starts the jsii runtime
-
-    app = new_app(outdir=str(outdir))
+def synthesize(outdir: Path | str, overrides: dict | None = None) -> App:
+    """Write the lab's cloud assembly to `outdir`; returns the app (its .outdir is the path)."""
+    app = new_app(outdir=str(outdir), overrides=overrides)
     build_lab(app)
     app.synth()
-    return Path(outdir)
+    return app

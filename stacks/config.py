@@ -74,8 +74,9 @@ def _required(value: Any, key: str) -> Any:
 
 
 def _parse(value: Any, key: str, expected: str, parse: Callable[[Any], Any]) -> Any:
+    _required(value, key)
     try:
-        return parse(_required(value, key))
+        return parse(value)
     except (TypeError, ValueError):
         raise ConfigError(
             f"context key {NAMESPACE}{key}={value!r} is not {expected}: fix it in cdk.json or -c"

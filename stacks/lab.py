@@ -31,11 +31,14 @@ def build_lab(app: App) -> dict[str, object]:
     """Add every lab stack to `app`; returns them by short name (network, data, ml)."""
     config = LabConfig.from_context(app.node)
     prefix = config.stack_prefix
+    # Stack tags reach resources CloudFormation creates that the CDK cannot tag itself.
+    stack_tags = dict([PROJECT_TAG])
 
     network = NetworkStack(
         app,
         f"{prefix}-Network",
         description="FraudLab: isolated VPC for SageMaker (no NAT)",
+        tags=stack_tags,
         props=NetworkProps(
             max_azs=config.max_azs,
             interface_endpoints=config.interface_endpoints,
@@ -46,6 +49,7 @@ def build_lab(app: App) -> dict[str, object]:
         app,
         f"{prefix}-Data",
         description="FraudLab: KMS key, lab bucket, Firehose transaction stream",
+        tags=stack_tags,
         props=DataProps(
             firehose_buffer_mib=config.firehose_buffer_mib,
             firehose_buffer_seconds=config.firehose_buffer_seconds,
@@ -57,6 +61,7 @@ def build_lab(app: App) -> dict[str, object]:
         app,
         f"{prefix}-MLPlatform",
         description="FraudLab: SageMaker execution role and model registry",
+        tags=stack_tags,
         props=MlPlatformProps(
             vpc=network.vpc,
             subnet_ids=network.isolated_subnet_ids,

@@ -82,8 +82,9 @@ class NetworkStack(Stack):
             )
             endpoint_sg.add_ingress_rule(self.sagemaker_sg, ec2.Port.tcp(443), "HTTPS from SageMaker")
             for name, service in INTERFACE_ENDPOINTS.items():
+                # open=False: reachable from the SageMaker group only, not the whole VPC CIDR.
                 self.vpc.add_interface_endpoint(
-                    name, service=service, security_groups=[endpoint_sg], private_dns_enabled=True
+                    name, service=service, security_groups=[endpoint_sg], private_dns_enabled=True, open=False
                 )
 
         self.isolated_subnet_ids = [s.subnet_id for s in self.vpc.isolated_subnets]

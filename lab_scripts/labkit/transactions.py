@@ -233,7 +233,7 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
     )
     transactions = pd.DataFrame(
         {
-            "transaction_id": [f"TXN-{i:09d}" for i in range(n)],
+            "transaction_id": _transaction_ids(rng, n),
             "timestamp": _iso(timestamp),
             "customer_id": _labels_for("C{:06d}", txn["customer"]),
             "terminal_id": _labels_for("T{:06d}", txn["terminal"]),
@@ -260,6 +260,17 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
         columns=LABEL_COLUMNS,
     )
     return Dataset(transactions=transactions, labels=labels)
+
+
+def _transaction_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random 64-bit IDs ("TXN-3f9a0c1b2d4e5f60"): unique across seeds and batches, so
+    several runs can share a bucket, and they reveal nothing about time order."""
+    ids = rng.integers(0, 2**63, n, dtype=np.int64)
+    while np.unique(ids).size < n:  # a collision is ~1e-7 likely at a million rows
+        _, first = np.unique(ids, return_index=True)
+        repeat = np.setdiff1d(np.arange(n), first)
+        ids[repeat] = rng.integers(0, 2**63, repeat.size, dtype=np.int64)
+    return np.array([f"TXN-{i:016x}" for i in ids.tolist()])
 
 
 def _iso(times: np.ndarray) -> np.ndarray:

@@ -1,0 +1,54 @@
+# FraudLab: `make lab` runs the whole lab offline, `make test` runs the tests.
+# Both set up what they need first (.venv from requirements-dev.txt, node_modules from package.json).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SIZE ?= 20000
+
+# Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup lab test synth local-up local-down bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lab: setup
+	$(PY) -m localaws lab --size $(SIZE)
+
+test: setup
+	$(PY) -m pytest
+
+synth: setup
+	npx cdk synth --all --quiet --no-notices
+	cfn-lint cdk.out/*.template.json
+
+local-up: setup
+	@mkdir -p .localaws
+	@if [ -f .localaws/pid ] && kill -0 $$(cat .localaws/pid) 2>/dev/null; then echo "local AWS already running: source .localaws/env"; exit 0; fi; \
+	rm -f .localaws/env; \
+	nohup $(PY) -m localaws serve > .localaws/server.log 2>&1 & echo $$! > .localaws/pid; \
+	for i in $$(seq 120); do [ -f .localaws/env ] && break; kill -0 $$(cat .localaws/pid) 2>/dev/null || break; sleep 0.5; done; \
+	if [ -f .localaws/env ]; then cat .localaws/server.log; echo "now: source .localaws/env"; else cat .localaws/server.log; exit 1; fi
+
+local-down:
+	@if [ -f .localaws/pid ]; then kill $$(cat .localaws/pid) 2>/dev/null || true; rm -f .localaws/pid .localaws/env; echo "local AWS stopped"; else echo "local AWS not running"; fi
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf build cdk.out .pytest_cache

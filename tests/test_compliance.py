@@ -1,0 +1,128 @@
+"""cdk-nag and cfn-lint gate every synth; acknowledgements are few, specific and reasoned."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack, Validations
+from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
+
+from localaws.synth import synthesize
+from tests.helpers import ROOT
+
+# Every AwsSolutions finding the lab acknowledges. A new one must be added here on purpose.
+EXPECTED_ACKNOWLEDGEMENTS = {
+    "FraudLab-Data/AccessLogBucket": {"AwsSolutions-S1"},
+    "FraudLab-Data/FirehoseDeliveryPolicy": {
+        "AwsSolutions-IAM5[Resource::<LabBucket6E1759C5.Arn>/raw/transactions/*]",
+        "AwsSolutions-IAM5[Resource::<LabBucket6E1759C5.Arn>/raw-errors/*]",
+    },
+    "FraudLab-MLPlatform/SageMakerExecutionPolicy": {
+        *(
+            f"AwsSolutions-IAM5[Resource::FraudLab-Data-LabBucketArn/{p}*]"
+            for p in ("raw/transactions/", "labels/", "features/", "models/", "capture/", "monitoring/", "evaluation/", "quarantine/")
+        ),
+        "AwsSolutions-IAM5[Resource::*]",
+        "AwsSolutions-IAM5[Action::ec2:Describe*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
+    },
+}
+
+
+def lab_acknowledgements(app: App) -> dict[str, dict[str, str]]:
+    """construct path -> {AwsSolutions rule id: reason}, as recorded by Validations.acknowledge."""
+    found: dict[str, dict[str, str]] = {}
+    for construct in app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == "aws:cdk:acknowledged-rules":
+                # Ids without a known namespace are recorded as "Annotation::<id>".
+                rules = {k.removeprefix("Annotation::"): v for k, v in entry.data.items() if "AwsSolutions-" in k}
+                if rules:
+                    found.setdefault(construct.node.path, {}).update(rules)
+    return found
+
+
+def test_acknowledgements_are_exactly_the_reviewed_ones(lab_app):
+    found = lab_acknowledgements(lab_app)
+    assert {path: set(rules) for path, rules in found.items()} == EXPECTED_ACKNOWLEDGEMENTS
+
+
+def test_every_acknowledgement_gives_a_real_reason(lab_app):
+    for path, rules in lab_acknowledgements(lab_app).items():
+        for rule, reason in rules.items():
+            assert len(reason) >= 40, (path, rule, reason)
+            assert not any(word in reason.lower() for word in ("todo", "fixme", "later", "temporary")), reason
+
+
+def test_cdk_nag_violation_stops_synth(tmp_path):
+    """The plugin is not decorative: an unlogged, non-TLS bucket fails synthesis."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Noncompliant")
+    s3.Bucket(stack, "Careless")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+
+
+def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cfn_lint_is_clean_on_every_template(assembly):
+    result = cfn_lint(sorted(assembly.glob("*.template.json")))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.fixture(scope="session")
+def endpoints_assembly(tmp_path_factory) -> Path:
+    """The app with the paid interface endpoints switched on (second synth, same process)."""
+    app = synthesize(tmp_path_factory.mktemp("cdk-endpoints") / "cdk.out", {"fraudlab:interfaceEndpoints": "true"})
+    return Path(app.outdir)
+
+
+def test_interface_endpoints_flag_adds_the_six_endpoints_sagemaker_needs(endpoints_assembly):
+    network = json.loads((endpoints_assembly / "FraudLab-Network.template.json").read_text())
+    endpoints = [r["Properties"] for r in network["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    interface = [e for e in endpoints if e.get("VpcEndpointType") == "Interface"]
+    services = sorted(json.dumps(e["ServiceName"]).split(".")[-1].strip('"]}') for e in interface)
+    assert services == sorted(["api", "runtime", "sts", "logs", "api", "dkr"])
+    assert all(e["PrivateDnsEnabled"] for e in interface)
+    ingress = [
+        r["Properties"]
+        for k, r in network["Resources"].items()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress" and k.startswith("EndpointSecurityGroup")
+    ]
+    assert [(i["IpProtocol"], i["FromPort"], i["ToPort"]) for i in ingress] == [("tcp", 443, 443)]
+    assert "SageMakerSecurityGroup" in json.dumps(ingress[0]["SourceSecurityGroupId"])
+
+
+def test_cfn_lint_is_clean_with_interface_endpoints(endpoints_assembly):
+    result = cfn_lint(sorted(endpoints_assembly.glob("*.template.json")))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_malformed_context_fails_synth_with_one_line(tmp_path):
+    """`cdk synth -c fraudlab:maxAzs=three` reaches app.py through CDK_CONTEXT_JSON."""
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"fraudlab:maxAzs": "three"}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "fraudlab: context key fraudlab:maxAzs='three' is not a whole number: fix it in cdk.json or -c"
+    ]

@@ -1,0 +1,224 @@
+"""Security and cost properties of the synthesized stacks (what a reviewer would check)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks.layout import RAW_ERRORS_PREFIX, RAW_PREFIX
+
+
+def resources(template: dict, resource_type: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def only(template: dict, resource_type: str) -> dict:
+    found = list(resources(template, resource_type).values())
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return found[0]["Properties"]
+
+
+def statements(policy: dict) -> list[dict]:
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def text(value) -> str:
+    """A resource expression flattened to text, for matching ARNs built with Fn::Join."""
+    return json.dumps(value, sort_keys=True)
+
+
+# --- network -------------------------------------------------------------------------
+
+
+def test_vpc_is_isolated_in_two_azs_without_nat_or_internet(templates):
+    network = templates["Network"]
+    assert len(resources(network, "AWS::EC2::Subnet")) == 2
+    for subnet in resources(network, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    for forbidden in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP"):
+        assert not resources(network, forbidden), forbidden
+    assert not resources(network, "AWS::EC2::Route"), "isolated subnets need no routes beyond the VPC"
+
+
+def test_s3_gateway_endpoint_and_no_paid_interface_endpoints_by_default(templates):
+    endpoints = resources(templates["Network"], "AWS::EC2::VPCEndpoint").values()
+    kinds = [e["Properties"].get("VpcEndpointType", "Gateway") for e in endpoints]
+    assert kinds == ["Gateway"]
+    assert "s3" in text(list(endpoints)[0]["Properties"]["ServiceName"])
+
+
+def test_sagemaker_security_group_admits_only_itself(templates):
+    network = templates["Network"]
+    group_id = next(k for k in resources(network, "AWS::EC2::SecurityGroup") if k.startswith("SageMakerSecurityGroup"))
+    group = network["Resources"][group_id]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    ingress = list(resources(network, "AWS::EC2::SecurityGroupIngress").values())
+    assert len(ingress) == 1
+    assert ingress[0]["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+    assert ingress[0]["Properties"]["GroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+
+
+def test_vpc_flow_logs_go_to_a_log_group_with_retention(templates):
+    network = templates["Network"]
+    flow_log = only(network, "AWS::EC2::FlowLog")
+    assert flow_log["TrafficType"] == "ALL"
+    assert only(network, "AWS::Logs::LogGroup")["RetentionInDays"] == 7
+
+
+# --- data and ingest -----------------------------------------------------------------
+
+
+def test_kms_key_rotates_and_is_destroyable(templates):
+    key = resources(templates["Data"], "AWS::KMS::Key")
+    (logical_id, resource), = key.items()
+    assert resource["Properties"]["EnableKeyRotation"] is True
+    assert resource["DeletionPolicy"] == "Delete"
+
+
+def lab_bucket(templates) -> tuple[str, dict]:
+    buckets = resources(templates["Data"], "AWS::S3::Bucket")
+    return next((k, v["Properties"]) for k, v in buckets.items() if k.startswith("LabBucket"))
+
+
+def test_lab_bucket_is_kms_encrypted_private_and_access_logged(templates):
+    _, bucket = lab_bucket(templates)
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "LabKey" in text(rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"])
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert "AccessLogBucket" in text(bucket["LoggingConfiguration"]["DestinationBucketName"])
+
+
+def test_every_bucket_denies_requests_without_tls(templates):
+    policies = resources(templates["Data"], "AWS::S3::BucketPolicy").values()
+    assert len(policies) == 2
+    for policy in policies:
+        deny_plain_http = [
+            s
+            for s in statements(policy)
+            if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert deny_plain_http and deny_plain_http[0]["Action"] == "s3:*"
+
+
+def test_buckets_are_emptied_and_deleted_with_the_stack(templates):
+    data = templates["Data"]
+    for logical_id, bucket in resources(data, "AWS::S3::Bucket").items():
+        assert bucket["DeletionPolicy"] == "Delete"
+        assert any(logical_id in text(r["Properties"]) for r in resources(data, "Custom::S3AutoDeleteObjects").values())
+
+
+def test_firehose_is_direct_put_gzip_encrypted_partitioned_and_logged(templates):
+    stream = only(templates["Data"], "AWS::KinesisFirehose::DeliveryStream")
+    assert stream["DeliveryStreamType"] == "DirectPut"
+    assert stream["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] == "CUSTOMER_MANAGED_CMK"
+    s3 = stream["ExtendedS3DestinationConfiguration"]
+    assert s3["CompressionFormat"] == "GZIP"
+    assert s3["Prefix"] == RAW_PREFIX
+    assert s3["ErrorOutputPrefix"] == RAW_ERRORS_PREFIX
+    assert s3["BufferingHints"] == {"SizeInMBs": 5, "IntervalInSeconds": 60}
+    assert s3["CloudWatchLoggingOptions"]["Enabled"] is True
+    assert "LabKey" in text(s3["EncryptionConfiguration"])
+
+
+def test_firehose_role_writes_only_its_prefixes_with_only_the_lab_key(templates):
+    data = templates["Data"]
+    (policy,) = [p for k, p in resources(data, "AWS::IAM::Policy").items() if k.startswith("FirehoseDeliveryPolicy")]
+    for statement in statements(policy):
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*"
+        if "s3:PutObject" in as_list(statement["Action"]):
+            targets = sorted(text(r) for r in as_list(statement["Resource"]))
+            assert len(targets) == 2
+            assert any(f"/{RAW_PREFIX}*" in t for t in targets)
+            assert any(f"/{RAW_ERRORS_PREFIX}*" in t for t in targets)
+        if any(a.startswith("kms:") for a in as_list(statement["Action"])):
+            assert "LabKey" in text(statement["Resource"])
+            assert "kms:ViaService" in text(statement["Condition"])
+
+
+# --- ML platform ---------------------------------------------------------------------
+
+
+def test_sagemaker_role_has_no_wildcard_action_on_wildcard_resource(templates):
+    for name, template in templates.items():
+        for policy in resources(template, "AWS::IAM::Policy").values():
+            for statement in statements(policy):
+                actions = as_list(statement["Action"])
+                assert not ("*" in as_list(statement["Resource"]) and any(a == "*" or a.endswith(":*") for a in actions)), (
+                    name,
+                    statement,
+                )
+
+
+def test_sagemaker_role_reaches_the_bucket_only_under_lab_prefixes(templates):
+    ml = templates["MLPlatform"]
+    (policy,) = resources(ml, "AWS::IAM::Policy").values()
+    for statement in statements(policy):
+        object_actions = [a for a in as_list(statement["Action"]) if a in ("s3:GetObject", "s3:PutObject")]
+        if object_actions:
+            for resource in as_list(statement["Resource"]):
+                assert "LabBucketArn" in text(resource)
+                assert text(resource).endswith('/*"]]}') or text(resource).endswith('*"]]}'), resource
+                assert not text(resource).endswith('"/*"]]}'), "whole-bucket access"
+        if "*" in as_list(statement["Resource"]):
+            assert statement["Sid"] in {"EcrLogin", "DescribeVpcPlacement", "PublishLabMetrics"}
+    publish = next(s for s in statements(policy) if s["Sid"] == "PublishLabMetrics")
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": "FraudLab"}}
+
+
+def test_sagemaker_role_is_assumable_only_by_sagemaker_in_this_account(templates):
+    (role,) = resources(templates["MLPlatform"], "AWS::IAM::Role").values()
+    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_model_package_group_and_discoverable_outputs(templates):
+    assert only(templates["MLPlatform"], "AWS::SageMaker::ModelPackageGroup")["ModelPackageGroupName"] == "fraudlab-fraud-detector"
+    expected = {
+        "Network": {"VpcId", "SubnetIds", "SecurityGroupId"},
+        "Data": {"LabBucketName", "LabBucketArn", "KeyArn", "DeliveryStreamName", "RawPrefix"},
+        "MLPlatform": {"SageMakerRoleArn", "ModelPackageGroupName", "ModelPackageGroupArn"},
+    }
+    for stack, keys in expected.items():
+        assert keys <= set(templates[stack]["Outputs"]), stack
+
+
+# --- every stack ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["Network", "Data", "MLPlatform"])
+def test_nothing_is_retained_after_cdk_destroy(templates, stack):
+    for logical_id, resource in templates[stack]["Resources"].items():
+        assert resource.get("DeletionPolicy", "Delete") == "Delete", logical_id
+        assert resource.get("UpdateReplacePolicy", "Delete") == "Delete", logical_id
+
+
+@pytest.mark.parametrize("stack", ["Network", "Data", "MLPlatform"])
+def test_every_taggable_resource_carries_the_project_tag(templates, stack):
+    for logical_id, resource in templates[stack]["Resources"].items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if tags is None:
+            continue
+        if isinstance(tags, dict):  # SSM-style maps
+            assert tags.get("project") == "fraudlab", logical_id
+        else:
+            assert {"Key": "project", "Value": "fraudlab"} in tags, logical_id
+
+
+def test_stack_level_tags_reach_every_resource(assembly):
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    stacks = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+    assert len(stacks) == 3
+    for artifact in stacks:
+        assert artifact["properties"]["tags"] == {"project": "fraudlab"}
