@@ -14,7 +14,8 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_
 
 def aws_session() -> boto3.Session:
     """A session for the configured region; an unknown region is a one-line error."""
-    session = boto3.Session()
+    # boto3 reads AWS_DEFAULT_REGION; many tools (and the AWS docs) use AWS_REGION: honour both.
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
     region = session.region_name
     if not region:
         raise LabError("no AWS region: set AWS_REGION (e.g. export AWS_REGION=us-east-1) or run `aws configure`")
