@@ -33,7 +33,7 @@ test: setup
 	$(PY) -m pytest
 
 synth: setup
-	npx cdk synth --all --quiet --no-notices
+	npx cdk synth --quiet --no-notices
 	cfn-lint cdk.out/*.template.json
 
 local-up: setup
