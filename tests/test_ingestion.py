@@ -8,7 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.firehose import MAX_BYTES_PER_CALL, batches, send_records
-from labkit.landed import decode_object, read_landed
+from labkit.landed import read_landed
+from processing.records import decode_object
 
 SKIP_SLEEP = lambda seconds: None  # noqa: E731 - tests never wait on backoff
 

@@ -1,24 +1,11 @@
-"""What Firehose delivered to S3, read back the way a consumer must read it.
-
-Delivered objects are newline-delimited JSON, GZIP-compressed when the stream says so
-(real Firehose does; the local AWS stores them as sent). Detect gzip by its magic bytes,
-never by assumption or file name: the hands-on article read gzip files as text.
-"""
+"""What Firehose delivered to S3, read back the way a consumer must read it (gzip-aware)."""
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def decode_object(body: bytes) -> list[str]:
-    """The non-empty lines of a delivered object, gunzipped if it is gzip."""
-    if body[:2] == GZIP_MAGIC:
-        body = gzip.decompress(body)
-    return [line for line in body.decode("utf-8").split("\n") if line.strip()]
+from processing.records import GZIP_MAGIC, decode_object
 
 
 @dataclass
