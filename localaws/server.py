@@ -1,7 +1,8 @@
 """The local AWS: moto's server app on a free loopback port, in a background thread.
 
 boto3 reaches it through the standard AWS_ENDPOINT_URL variable, so lab scripts run
-unchanged against it. Later layers (SageMaker compute, serving) wrap `wsgi_app`.
+unchanged against it. In front of moto sits the SageMaker layer, which runs the jobs
+moto only records (see sagemaker_layer.py).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import cloudformation_models, moto_fixes
+from localaws.sagemaker_jobs import JobRunner
+from localaws.sagemaker_layer import SageMakerLayer
 
 LOOPBACK = "127.0.0.1"
 # moto's documented test account: no real person's account, same on every machine.
@@ -37,11 +40,12 @@ class LocalAws:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.jobs = JobRunner(self.session)
 
     def start(self) -> "LocalAws":
         cloudformation_models.register()
         moto_fixes.apply()
-        app = DomainDispatcherApplication(create_backend_app)
+        app = SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)

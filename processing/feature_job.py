@@ -267,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             "labels_known_as_of": as_of.isoformat(),
             "split": {"validation_from": first_cut.isoformat(), "test_from": second_cut.isoformat()},
             "rows": {"read": len(lines), "valid": len(tx), "labelled": int(is_fraud.notna().sum()), "quarantined": quarantine_counts},
+            "splits": {
+                name: {"rows": int(((split == name) & is_fraud.notna()).sum()), "fraud": int(is_fraud[split == name].sum())}
+                for name in ("train", "validation", "test")
+            },
             "hosts": hosts,
         }
         (args.output / "schema").mkdir(parents=True, exist_ok=True)

@@ -5,5 +5,5 @@ RAW_ERRORS_PREFIX = "raw-errors/"  # Firehose delivery failures
 LABELS_PREFIX = "labels/"  # chargebacks (ground truth), delivered apart from the stream
 
 # What SageMaker jobs read, and what they write.
-SAGEMAKER_READ_PREFIXES = (RAW_PREFIX, LABELS_PREFIX, "features/", "models/", "capture/", "monitoring/")
+SAGEMAKER_READ_PREFIXES = (RAW_PREFIX, LABELS_PREFIX, "code/", "features/", "models/", "capture/", "monitoring/")
 SAGEMAKER_WRITE_PREFIXES = ("features/", "models/", "evaluation/", "capture/", "monitoring/", "quarantine/")

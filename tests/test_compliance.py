@@ -25,7 +25,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "FraudLab-MLPlatform/SageMakerExecutionPolicy": {
         *(
             f"AwsSolutions-IAM5[Resource::FraudLab-Data-LabBucketArn/{p}*]"
-            for p in ("raw/transactions/", "labels/", "features/", "models/", "capture/", "monitoring/", "evaluation/", "quarantine/")
+            for p in ("raw/transactions/", "labels/", "code/", "features/", "models/", "capture/", "monitoring/", "evaluation/", "quarantine/")
         ),
         "AwsSolutions-IAM5[Resource::*]",
         "AwsSolutions-IAM5[Action::ec2:Describe*]",

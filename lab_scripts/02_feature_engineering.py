@@ -1,0 +1,155 @@
+"""Step 02 — Feature engineering with a SageMaker Processing job.
+
+What you do: run `python lab_scripts/02_feature_engineering.py [--instances N] [--rerun]`.
+What you see: the job's code uploaded to S3, a Processing job started in the isolated VPC
+(network isolation on, volumes and outputs encrypted with the lab key), its status until
+it completes; then what it produced: train/validation/test sets split by time (CSV, label
+first, no header: the built-in XGBoost format), the feature schema, the drift baseline,
+and how many records were quarantined and why (bad JSON, missing fields, wrong types,
+negative amounts, duplicates). A completed job is reused unless you pass --rerun.
+
+Where to look: SageMaker console > Processing > Processing jobs > fraudlab-features-*;
+CloudWatch Logs /aws/sagemaker/ProcessingJobs; S3 features/ and quarantine/.
+
+Exam task statements: MLA-C01 1.2 (transform data and perform feature engineering),
+1.3 (data quality: validate, handle corrupt records, avoid leakage with a time split),
+MLS-C01 1.3 (data transformation jobs), 2.1 (sanitize and prepare data), 2.2 (feature
+engineering: scaling, one-hot encoding, aggregates over time windows).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from labkit import console, results
+from labkit.errors import run_step
+from labkit.outputs import lab_outputs
+from labkit.sagemaker import (
+    ROOT,
+    TAGS,
+    job_name,
+    read_pointer,
+    upload_code,
+    wait_for_job,
+    write_pointer,
+    xgboost_image,
+)
+from labkit.session import aws_session, client
+
+CODE_FILES = ("feature_job.py", "features.py", "records.py")
+POINTER = "features/latest.json"
+CONTAINER = "/opt/ml/processing"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1, help="processing hosts (1-4)")
+    parser.add_argument("--instance-type", default="ml.m5.xlarge")
+    parser.add_argument("--rerun", action="store_true", help="run a new job even if one completed before")
+    args = parser.parse_args()
+    if not 1 <= args.instances <= 4:
+        parser.error("--instances must be 1-4")
+    return args
+
+
+def processing_request(name: str, args, outputs: dict[str, str], code_uri: str, image: str) -> dict:
+    bucket = outputs["LabBucketName"]
+
+    def s3_input(input_name: str, uri: str, local: str) -> dict:
+        return {
+            "InputName": input_name,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": local,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                # Every host needs every customer's history (see processing/feature_job.py).
+                "S3DataDistributionType": "FullyReplicated",
+            },
+        }
+
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": outputs["SageMakerRoleArn"],
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/feature_job.py"],
+            "ContainerArguments": ["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels"],
+        },
+        "ProcessingInputs": [
+            s3_input("code", code_uri, f"{CONTAINER}/input/code"),
+            s3_input("raw", f"s3://{bucket}/{outputs['RawPrefix']}", f"{CONTAINER}/input/raw"),
+            s3_input("labels", f"s3://{bucket}/labels/", f"{CONTAINER}/input/labels"),
+        ],
+        "ProcessingOutputConfig": {
+            "KmsKeyId": outputs["KeyArn"],
+            "Outputs": [
+                {"OutputName": "features", "S3Output": {"S3Uri": f"s3://{bucket}/features/{name}", "LocalPath": f"{CONTAINER}/output/features", "S3UploadMode": "EndOfJob"}},
+                {"OutputName": "quarantine", "S3Output": {"S3Uri": f"s3://{bucket}/quarantine/{name}", "LocalPath": f"{CONTAINER}/output/quarantine", "S3UploadMode": "EndOfJob"}},
+            ],
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": args.instances,
+                "InstanceType": args.instance_type,
+                "VolumeSizeInGB": 30,
+                "VolumeKmsKeyId": outputs["KeyArn"],
+            }
+        },
+        "NetworkConfig": {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": {"SecurityGroupIds": [outputs["SecurityGroupId"]], "Subnets": outputs["SubnetIds"].split(",")},
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "Tags": TAGS,
+    }
+
+
+def show_results(s3, bucket: str, name: str) -> dict:
+    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{name}/schema/feature_schema.json")["Body"].read())
+    quarantined = json.loads(s3.get_object(Bucket=bucket, Key=f"quarantine/{name}/counts.json")["Body"].read())
+    rows = schema["rows"]
+    console.done(f"{rows['read']:,} records read, {rows['valid']:,} valid, {rows['labelled']:,} with a known label")
+    console.table(
+        [(split, f"{c['rows']:,}", f"{c['fraud']:,}", f"{c['fraud'] / max(c['rows'], 1):.2%}") for split, c in schema["splits"].items()],
+        ("split", "rows", "fraud", "fraud rate"),
+    )
+    console.note(f"validation from {schema['split']['validation_from']}, test from {schema['split']['test_from']} (time split)")
+    console.note(f"{len(schema['features'])} features; terminal fraud rates lag {schema['label_delay_days']} days (label delay)")
+    console.table([(reason, count) for reason, count in quarantined.items()], ("quarantined", "records"))
+    return schema
+
+
+def main() -> int:
+    args = parse_args()
+    session = aws_session()
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId")
+    bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
+
+    previous = read_pointer(s3, bucket, POINTER)
+    if previous and not args.rerun:
+        name = previous["job"]
+        console.heading(f"Features: reusing {name} (pass --rerun for a new job)")
+    else:
+        console.heading("Upload the job's code")
+        code_uri = upload_code(s3, bucket, ROOT / "processing", CODE_FILES)
+        console.done(code_uri)
+        name = job_name("fraudlab-features")
+        console.heading(f"Processing job {name} ({args.instances} x {args.instance_type}, network isolation on)")
+        sagemaker.create_processing_job(**processing_request(name, args, outputs, code_uri, xgboost_image(session.region_name)))
+        wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
+        write_pointer(s3, bucket, POINTER, {"job": name, "uri": f"s3://{bucket}/features/{name}"})
+
+    console.heading(f"What the job wrote to s3://{bucket}/features/{name}/")
+    schema = show_results(s3, bucket, name)
+    train, quarantined = schema["splits"]["train"], sum(schema["rows"]["quarantined"].values())
+    results.record(
+        f"{train['rows']:,} training rows, {quarantined} records quarantined",
+        training_rows=train["rows"],
+        quarantined_records=quarantined,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_step(main)

@@ -1,0 +1,74 @@
+"""What the SageMaker steps share: images, code upload, job names, waiting, pointers in S3."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sagemaker.core import image_uris
+
+from labkit import console
+from labkit.errors import LabError
+
+# Built-in XGBoost 3.2-0 runs xgboost 3.2, the line pinned in requirements.txt; it also has
+# pandas and numpy, so the feature job runs in the same image (one image to trust).
+XGBOOST_VERSION = "3.2-0"
+TAGS = [{"Key": "project", "Value": "fraudlab"}]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def xgboost_image(region: str) -> str:
+    """The built-in XGBoost image URI for `region` (resolved offline by sagemaker-core)."""
+    return image_uris.retrieve("xgboost", region=region, version=XGBOOST_VERSION)
+
+
+def job_name(prefix: str) -> str:
+    """Unique, sortable, within SageMaker's 63 characters."""
+    return f"{prefix}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"[:63]
+
+
+def upload_code(s3, bucket: str, directory: Path, files: tuple[str, ...]) -> str:
+    """Upload code under a content hash (same code, same prefix: reruns reuse it)."""
+    digest = hashlib.sha256(b"".join((directory / f).read_bytes() for f in files)).hexdigest()[:12]
+    prefix = f"code/{directory.name}/{digest}/"
+    for name in files:
+        s3.upload_file(str(directory / name), bucket, prefix + name)
+    return f"s3://{bucket}/{prefix}"
+
+
+def wait_for_job(describe, name: str, status_key: str, poll_seconds: float = 2.0, timeout_seconds: float = 3600) -> dict:
+    """Poll a Describe* call until the job ends; a failed job is a LabError with its reason."""
+    started, last = time.monotonic(), None
+    while True:
+        job = describe(name)
+        status = job[status_key]
+        if status != last:
+            console.note(f"{name}: {status} after {time.monotonic() - started:.0f} s")
+            last = status
+        if status in ("Completed", "Failed", "Stopped"):
+            break
+        if time.monotonic() - started > timeout_seconds:
+            raise LabError(f"{name} still {status} after {timeout_seconds:.0f} s: see it in the SageMaker console")
+        time.sleep(poll_seconds)
+    if status != "Completed":
+        raise LabError(f"{name} {status}: {job.get('FailureReason', 'no reason given')}")
+    return job
+
+
+def read_pointer(s3, bucket: str, key: str) -> dict | None:
+    """A small JSON note one step leaves for the next (e.g. features/latest.json)."""
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def write_pointer(s3, bucket: str, key: str, value: dict) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(value, indent=2).encode(), ContentType="application/json")
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key

@@ -1,0 +1,315 @@
+"""Run SageMaker processing and training jobs for real, from their Create* request.
+
+moto records a job and reports it Completed at once without running anything. Here
+the job runs as SageMaker would run it: S3 inputs staged into an /opt/ml-shaped tree,
+the container's config files written, the entrypoint (Processing) or the built-in
+XGBoost algorithm (Training) executed, outputs uploaded, logs sent to CloudWatch Logs,
+and the true status and failure reason kept for Describe* to report.
+The "container" is this Python environment: FRAUDLAB_OPT_ML tells code where /opt/ml is.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+
+OPT_ML = "/opt/ml"
+
+
+@dataclass
+class JobState:
+    kind: str  # "processing" | "training"
+    status: str = "InProgress"
+    failure_reason: str | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    ended: datetime | None = None
+    final_metrics: list[dict[str, Any]] = field(default_factory=list)
+    reply_fields: dict[str, Any] = field(default_factory=dict)  # extra Describe* fields (tuning)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class JobFailed(Exception):
+    """The job's own code or data failed; str() becomes the job's FailureReason."""
+
+
+class JobRunner:
+    """Runs jobs in background threads against the local AWS at `endpoint_url`."""
+
+    def __init__(self, session_factory: Callable[[], boto3.Session], workdir: Path | None = None) -> None:
+        self._session_factory = session_factory
+        self._workdir = workdir or Path(tempfile.mkdtemp(prefix="localaws-jobs-"))
+        self.jobs: dict[str, JobState] = {}
+
+    def start(self, kind: str, name: str, spec: dict[str, Any]) -> None:
+        state = self.jobs[name] = JobState(kind)
+        run = {"processing": self._run_processing, "training": self._run_training, "tuning": self._run_tuning}[kind]
+        threading.Thread(target=self._supervise, args=(state, run, name, spec), name=f"job-{name}", daemon=True).start()
+
+    def wait(self, name: str, timeout: float = 600) -> JobState:
+        state = self.jobs[name]
+        state.done.wait(timeout)
+        return state
+
+    def _supervise(self, state: JobState, run: Callable, name: str, spec: dict[str, Any]) -> None:
+        try:
+            state.final_metrics = run(name, spec, state) or []
+            state.status = "Completed"
+        except JobFailed as error:
+            state.status, state.failure_reason = "Failed", str(error)
+        except Exception as error:  # noqa: BLE001 - any crash must end as a Failed job, not a hang
+            traceback.print_exc()
+            state.status, state.failure_reason = "Failed", f"InternalServerError: local runner: {error}"
+        finally:
+            state.ended = datetime.now(timezone.utc)
+            state.done.set()
+
+    # --- processing -------------------------------------------------------------------
+
+    def _run_processing(self, name: str, spec: dict[str, Any], state: JobState) -> list:
+        session = self._session_factory()
+        hosts = [f"algo-{i + 1}" for i in range(spec["ProcessingResources"]["ClusterConfig"]["InstanceCount"])]
+        app = spec["AppSpecification"]
+        command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        if not command:
+            raise JobFailed("ClientError: the local AWS needs AppSpecification.ContainerEntrypoint")
+        logs = _JobLogs(session, "/aws/sagemaker/ProcessingJobs", name)
+        roots = []
+        for index, host in enumerate(hosts):
+            root = self._workdir / name / host / "opt/ml"
+            roots.append(root)
+            for item in spec.get("ProcessingInputs", []):
+                s3_input = item["S3Input"]
+                sharded = s3_input.get("S3DataDistributionType") == "ShardedByS3Key"
+                _download_prefix(session, s3_input["S3Uri"], _local(root, s3_input["LocalPath"]), (index, len(hosts)) if sharded else (0, 1))
+            for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
+                _local(root, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+            config = root / "config"
+            config.mkdir(parents=True, exist_ok=True)
+            (config / "processingjobconfig.json").write_text(json.dumps(spec, default=str))
+            (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+        # Hosts run side by side, as on a cluster.
+        runs = [
+            _start_process(_container_command(command, root), root, spec.get("Environment", {}))
+            for root in roots
+        ]
+        timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
+        failures = []
+        for host, process in zip(hosts, runs):
+            try:
+                output, _ = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+                failures.append(f"{host}: MaxRuntimeInSeconds ({timeout}) exceeded")
+            else:
+                if process.returncode != 0:
+                    last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
+                    failures.append(f"{host}: exit code {process.returncode}: {last[0]}")
+            logs.put(f"{name}/{host}", output)
+        if failures:
+            raise JobFailed("AlgorithmError: " + "; ".join(failures) + f" (logs: /aws/sagemaker/ProcessingJobs {name}/*)")
+        for root in roots:
+            for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
+                _upload_dir(session, _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
+        shutil.rmtree(self._workdir / name, ignore_errors=True)
+        return []
+
+    # --- training ---------------------------------------------------------------------
+
+    def _run_training(self, name: str, spec: dict[str, Any], state: JobState) -> list[dict[str, Any]]:
+        from localaws import builtin_xgboost  # imports xgboost only when a job trains
+
+        session = self._session_factory()
+        image = spec["AlgorithmSpecification"].get("TrainingImage", "")
+        if "sagemaker-xgboost" not in image:
+            raise JobFailed(f"ClientError: the local AWS runs only the built-in XGBoost algorithm, not {image}")
+        root = self._workdir / name / "opt/ml"
+        channels = {}
+        for channel in spec.get("InputDataConfig", []):
+            target = root / "input/data" / channel["ChannelName"]
+            _download_prefix(session, channel["DataSource"]["S3DataSource"]["S3Uri"], target, (0, 1))
+            channels[channel["ChannelName"]] = target
+        checkpoint = spec.get("CheckpointConfig", {}).get("S3Uri")
+        checkpoint_dir = root.parent / "checkpoints"
+        if checkpoint:
+            _download_prefix(session, checkpoint, checkpoint_dir, (0, 1))
+        logs = _JobLogs(session, "/aws/sagemaker/TrainingJobs", name)
+        log_lines: list[str] = []
+        try:
+            result = builtin_xgboost.train(
+                spec.get("HyperParameters", {}), channels, root / "model", checkpoint_dir if checkpoint else None, log_lines.append
+            )
+        except builtin_xgboost.AlgorithmInputError as error:
+            raise JobFailed(f"ClientError: {error}") from None
+        finally:
+            logs.put(f"{name}/algo-1", "\n".join(log_lines))
+        if checkpoint:
+            _upload_dir(session, checkpoint_dir, checkpoint)
+        output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
+        _upload_bytes(session, output, _tar_gz(root / "model"))
+        shutil.rmtree(self._workdir / name, ignore_errors=True)
+        return [{"MetricName": k, "Value": v, "Timestamp": datetime.now(timezone.utc)} for k, v in result.items()]
+
+
+    # --- tuning -----------------------------------------------------------------------
+
+    def _run_tuning(self, name: str, spec: dict[str, Any], state: JobState) -> list:
+        """Train MaxNumberOfTrainingJobs children through the API, MaxParallel at a time.
+
+        Offline the ranges are sampled at random (seeded by the job name): Bayesian
+        optimization is AWS's service-side logic; the API, limits, child jobs and
+        best-job selection behave as on SageMaker."""
+        config, definition = spec["HyperParameterTuningJobConfig"], spec["TrainingJobDefinition"]
+        objective = config["HyperParameterTuningJobObjective"]
+        limits = config["ResourceLimits"]
+        sagemaker = self._session_factory().client("sagemaker")
+        rng = random.Random(name)
+        children: dict[str, dict[str, str]] = {}
+        for index in range(limits["MaxNumberOfTrainingJobs"]):
+            tuned = _sample(config.get("ParameterRanges", {}), rng)
+            child = f"{name}-{index + 1:03d}-{rng.getrandbits(32):08x}"
+            children[child] = tuned
+            sagemaker.create_training_job(
+                TrainingJobName=child,
+                HyperParameters={**definition.get("StaticHyperParameters", {}), **tuned},
+                **{k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "DefinitionName", "TuningObjective", "HyperParameterRanges")},
+            )
+            running = [c for c in children if not self.jobs[c].done.is_set()]
+            if len(running) >= limits.get("MaxParallelTrainingJobs", 1):
+                self.wait(running[0])
+        for child in children:
+            self.wait(child)
+        scored = []
+        for child, tuned in children.items():
+            metrics = {m["MetricName"]: m["Value"] for m in self.jobs[child].final_metrics}
+            if objective["MetricName"] in metrics:
+                scored.append((metrics[objective["MetricName"]], child, tuned))
+        counters = {"Completed": sum(self.jobs[c].status == "Completed" for c in children), "InProgress": 0, "RetryableError": 0,
+                    "NonRetryableError": sum(self.jobs[c].status == "Failed" for c in children), "Stopped": 0}
+        state.reply_fields["TrainingJobStatusCounters"] = counters
+        if not scored:
+            raise JobFailed(f"ClientError: no training job reported {objective['MetricName']}")
+        value, best, tuned = (max if objective["Type"] == "Maximize" else min)(scored)
+        state.reply_fields["BestTrainingJob"] = {
+            "TrainingJobName": best,
+            "TrainingJobArn": sagemaker.describe_training_job(TrainingJobName=best)["TrainingJobArn"],
+            "TrainingJobStatus": "Completed",
+            "TunedHyperParameters": tuned,
+            "FinalHyperParameterTuningJobObjectiveMetric": {**objective, "Value": value},
+            "CreationTime": state.started.timestamp(),
+        }
+        return []
+
+
+def _sample(ranges: dict[str, Any], rng: random.Random) -> dict[str, str]:
+    """One point of the search space, as hyperparameter strings."""
+    point = {}
+    for item in ranges.get("ContinuousParameterRanges", []):
+        low, high = float(item["MinValue"]), float(item["MaxValue"])
+        if item.get("ScalingType") in ("Logarithmic", "ReverseLogarithmic"):
+            point[item["Name"]] = f"{math.exp(rng.uniform(math.log(low), math.log(high))):.6g}"
+        else:
+            point[item["Name"]] = f"{rng.uniform(low, high):.6g}"
+    for item in ranges.get("IntegerParameterRanges", []):
+        point[item["Name"]] = str(rng.randint(int(item["MinValue"]), int(item["MaxValue"])))
+    for item in ranges.get("CategoricalParameterRanges", []):
+        point[item["Name"]] = rng.choice(item["Values"])
+    return point
+
+
+def _local(root: Path, container_path: str) -> Path:
+    """Map a container path (/opt/ml/...) into this job's scratch tree."""
+    if not container_path.startswith(OPT_ML):
+        raise JobFailed(f"ClientError: LocalPath {container_path} must be under {OPT_ML}")
+    return root / container_path[len(OPT_ML):].lstrip("/")
+
+
+def _container_command(command: list[str], root: Path) -> list[str]:
+    rewritten = [str(root) + part[len(OPT_ML):] if part.startswith(OPT_ML) else part for part in command]
+    if rewritten[0] in ("python", "python3"):
+        rewritten[0] = sys.executable  # the "container" is this Python environment
+    return rewritten
+
+
+def _start_process(command: list[str], root: Path, environment: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, **environment, "FRAUDLAB_OPT_ML": str(root), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tuple[int, int]) -> None:
+    """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
+    bucket, prefix = _split_uri(uri)
+    s3 = session.client("s3")
+    keys = sorted(
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+    )
+    if not keys:
+        raise JobFailed(f"ClientError: no objects under {uri}")
+    index, count = shard
+    target.mkdir(parents=True, exist_ok=True)
+    for key in keys[index::count]:
+        relative = key[len(prefix):].lstrip("/") or Path(key).name
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(destination))
+
+
+def _upload_dir(session: boto3.Session, directory: Path, uri: str) -> None:
+    bucket, prefix = _split_uri(uri)
+    s3 = session.client("s3")
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(directory).as_posix()}")
+
+
+def _upload_bytes(session: boto3.Session, uri: str, body: bytes) -> None:
+    bucket, key = _split_uri(uri)
+    session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _tar_gz(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(directory.iterdir()):
+            archive.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+class _JobLogs:
+    """Job output to CloudWatch Logs, where the console's "View logs" link points."""
+
+    def __init__(self, session: boto3.Session, group: str, job: str) -> None:
+        self.logs, self.group = session.client("logs"), group
+        try:
+            self.logs.create_log_group(logGroupName=group)
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+
+    def put(self, stream: str, text: str) -> None:
+        self.logs.create_log_stream(logGroupName=self.group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line} for line in text.splitlines()[-10_000:] if line]
+        if events:
+            self.logs.put_log_events(logGroupName=self.group, logStreamName=stream, logEvents=events)
