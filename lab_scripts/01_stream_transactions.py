@@ -3,7 +3,7 @@
 What you do: run `python lab_scripts/01_stream_transactions.py [--count N] [--seed S]`.
 What you see: a progress bar while N generated card transactions go to Firehose in
 batches of up to 500 newline-delimited JSON records (failed records are resent, nothing
-else); a summary (sent, retried, failed = 0); the ground-truth labels delivered apart,
+else), with a few malformed records on purpose (--corrupt) for step 02 to quarantine; a summary (sent, retried, failed = 0); the ground-truth labels delivered apart,
 to s3://<bucket>/labels/, as chargebacks arrive in a bank; then what actually landed in
 S3, read back gzip-aware, counted per YYYY/MM/DD/HH partition. On AWS, Firehose buffers
 (5 MiB or 60 s by default), so the step waits for the data to land.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import boto3
 
 from labkit import console, results
+from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
 from labkit.firehose import MAX_RECORDS_PER_CALL, send_records
 from labkit.landed import read_landed
@@ -44,9 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same transactions")
     parser.add_argument("--batch-size", type=int, default=MAX_RECORDS_PER_CALL, help="records per PutRecordBatch (1-500)")
     parser.add_argument("--wait", type=int, default=300, help="seconds to wait for Firehose to deliver (default 300)")
+    parser.add_argument("--corrupt", type=int, default=20, help="malformed records to send along (default 20)")
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")
+    if args.corrupt < 0:
+        parser.error("--corrupt cannot be negative")
     if not 1 <= args.batch_size <= MAX_RECORDS_PER_CALL:
         parser.error(f"--batch-size must be 1-{MAX_RECORDS_PER_CALL}")
     return args
@@ -61,10 +66,11 @@ def already_streamed(s3, bucket: str, labels_key: str) -> bool:
     return s3.list_objects_v2(Bucket=bucket, Prefix=labels_key, MaxKeys=1).get("KeyCount", 0) > 0
 
 
-def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int) -> None:
+def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int, corrupted: list[bytes]) -> None:
     # One JSON object per line: without the newline, records run together in S3 objects.
-    records = (json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in transactions.to_dict("records"))
-    progress = console.Progress(len(transactions), "sent")
+    valid = (json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in transactions.to_dict("records"))
+    records = itertools.chain(valid, corrupted)
+    progress = console.Progress(len(transactions) + len(corrupted), "sent")
     summary = send_records(
         client(session, "firehose"), stream_name, records, batch_size=batch_size, on_progress=progress.advance
     )
@@ -87,7 +93,7 @@ def deliver_labels(s3, bucket: str, key: str, labels) -> None:
     console.done(f"labels for {len(labels):,} transactions ({labels['is_fraud'].sum():,} fraud) at s3://{bucket}/{key}")
 
 
-def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], wait_seconds: int) -> None:
+def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent_duplicates: int, wait_seconds: int) -> None:
     deadline = time.monotonic() + wait_seconds
     while True:
         landed = read_landed(s3, bucket, raw_prefix)
@@ -96,7 +102,8 @@ def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], wait
             break
         console.note(f"{found:,}/{len(expected_ids):,} landed; Firehose is still buffering, checking again in 15 s")
         time.sleep(15)
-    duplicates = sum(count - 1 for tid, count in landed.transaction_ids.items() if tid in expected_ids and count > 1)
+    # Duplicates beyond the ones sent on purpose would mean a retry delivered a record twice.
+    duplicates = sum(count - 1 for tid, count in landed.transaction_ids.items() if tid in expected_ids and count > 1) - sent_duplicates
     console.table(
         [(p, landed.objects_per_partition[p], landed.records_per_partition[p]) for p in sorted(landed.objects_per_partition)],
         ("partition (UTC)", "objects", "records"),
@@ -104,9 +111,10 @@ def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], wait
     console.note(f"{landed.gzip_objects} of {sum(landed.objects_per_partition.values())} objects were gzip")
     if found < len(expected_ids):
         raise LabError(f"only {found:,} of {len(expected_ids):,} records landed in {wait_seconds} s: rerun this step to check again")
-    console.done(f"all {found:,} records of this batch landed in S3 ({duplicates} duplicates, {landed.unreadable_lines} unreadable lines)")
+    console.done(f"all {found:,} records of this batch landed in S3 ({duplicates} unexpected duplicates)")
+    console.note(f"{landed.unreadable_lines} unreadable lines in the bucket: malformed records, for step 02 to quarantine")
     results.record(
-        f"{found:,} records landed, {duplicates} duplicates",
+        f"{found:,} records landed, {duplicates} unexpected duplicates",
         records_landed=found,
         duplicate_records=duplicates,
         objects_landed=sum(landed.objects_per_partition.values()),
@@ -124,17 +132,19 @@ def main() -> int:
     data = generate(args.count, seed=args.seed)
     console.done(f"{len(data.transactions):,} transactions, fraud rate {data.labels['is_fraud'].mean():.2%}")
 
+    corrupted, sent_duplicates = corrupted_records(data.transactions, args.corrupt)
     labels_key = f"labels/{batch_id(args.count, args.seed)}/labels.csv"
     if already_streamed(s3, bucket, labels_key):
         console.heading("Stream: this batch was streamed before, verifying only")
     else:
         console.heading(f"Stream to Firehose {stream_name}")
-        stream(session, stream_name, data.transactions, args.batch_size)
+        console.note(f"plus {len(corrupted)} malformed records ({', '.join(KINDS)}), as real streams carry some")
+        stream(session, stream_name, data.transactions, args.batch_size, corrupted)
         console.heading("Deliver labels (chargebacks) apart from the stream")
         deliver_labels(s3, bucket, labels_key, data.labels)
 
     console.heading(f"What landed in s3://{bucket}/{raw_prefix}")
-    verify_landed(s3, bucket, raw_prefix, set(data.transactions["transaction_id"]), args.wait)
+    verify_landed(s3, bucket, raw_prefix, set(data.transactions["transaction_id"]), sent_duplicates, args.wait)
     return 0
 
 

@@ -181,18 +181,25 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def approval_decision(report: dict, margin: float) -> tuple[str, str]:
+    """Approve only a model whose PR-AUC beats the amount rule by `margin`."""
+    model_pr_auc, rule_pr_auc = report["model"]["pr_auc"], report["rule_baseline"]["pr_auc"]
+    lift = model_pr_auc - rule_pr_auc
+    if lift >= margin:
+        return "Approved", f"PR-AUC {model_pr_auc:.3f} beats the rule's {rule_pr_auc:.3f} by {lift:.3f} >= {margin}"
+    return "PendingManualApproval", f"PR-AUC lift over the rule is {lift:.3f} < {margin}: review it by hand before deploying"
+
+
 def register(sagemaker, group: str, model: dict, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
-    """Create the model package (once per training job) and decide its approval."""
-    existing = [
-        p for p in sagemaker.list_model_packages(ModelPackageGroupName=group, MaxResults=100)["ModelPackageSummaryList"]
-    ]
-    for summary in existing:
+    """Create the model package (once per training job) and apply the approval decision."""
+    arn = None
+    for summary in sagemaker.list_model_packages(ModelPackageGroupName=group, MaxResults=100)["ModelPackageSummaryList"]:
         described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
         if described.get("CustomerMetadataProperties", {}).get("training_job") == model["training_job"]:
-            arn = summary["ModelPackageArn"]
+            arn, current = summary["ModelPackageArn"], described["ModelApprovalStatus"]
             break
-    else:
-        arn = sagemaker.create_model_package(
+    if arn is None:
+        arn, current = sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription=f"XGBoost fraud model from {model['training_job']}",
             InferenceSpecification={
@@ -206,15 +213,14 @@ def register(sagemaker, group: str, model: dict, evaluation_uri: str, report: di
             ModelApprovalStatus="PendingManualApproval",
             CustomerMetadataProperties={"training_job": model["training_job"], "pr_auc": f"{report['model']['pr_auc']:.4f}"},
             Tags=TAGS,
-        )["ModelPackageArn"]
+        )["ModelPackageArn"], "PendingManualApproval"
 
-    lift = report["model"]["pr_auc"] - report["rule_baseline"]["pr_auc"]
-    if lift >= margin:
-        reason = f"PR-AUC {report['model']['pr_auc']:.3f} beats the rule's {report['rule_baseline']['pr_auc']:.3f} by {lift:.3f} >= {margin}"
+    status, reason = approval_decision(report, margin)
+    if status == "Approved" and current != "Approved":
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription=reason)
-        return arn, "Approved", reason
-    reason = f"PR-AUC lift over the rule is {lift:.3f} < {margin}: review it by hand before deploying"
-    return arn, "PendingManualApproval", reason
+    elif status != "Approved" and current == "Approved":
+        return arn, current, f"already Approved earlier (by a run or a reviewer); this run's check says: {reason}"
+    return arn, status, reason
 
 
 def main() -> int:

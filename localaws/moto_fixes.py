@@ -12,6 +12,9 @@ from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
+from moto.sagemaker.models import SageMakerModelBackend
+
+_moto_update_model_package = SageMakerModelBackend.update_model_package
 
 
 def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -47,6 +50,18 @@ def _put_s3_records_compressed(
     return [{"RecordId": str(mock_random.uuid4())} for _ in records]
 
 
+def _update_model_package_keeping_metadata(self: SageMakerModelBackend, **update: Any) -> str:
+    """moto replaces CustomerMetadataProperties with None when an update (e.g. approval)
+    does not mention them; AWS leaves unmentioned fields as they are."""
+    if update.get("customer_metadata_properties") is None:
+        arn = update["model_package_arn"]
+        package = self.model_packages.get(self.model_package_name_mapping.get(arn, arn))
+        if package is not None:
+            update["customer_metadata_properties"] = dict(package.customer_metadata_properties or {})
+    return _moto_update_model_package(self, **update)
+
+
 def apply() -> None:
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed
+    SageMakerModelBackend.update_model_package = _update_model_package_keeping_metadata

@@ -148,7 +148,7 @@ class JobRunner:
         checkpoint = spec.get("CheckpointConfig", {}).get("S3Uri")
         checkpoint_dir = root.parent / "checkpoints"
         if checkpoint:
-            _download_prefix(session, checkpoint, checkpoint_dir, (0, 1))
+            _download_prefix(session, checkpoint, checkpoint_dir, (0, 1), required=False)  # first run: none yet
         logs = _JobLogs(session, "/aws/sagemaker/TrainingJobs", name)
         log_lines: list[str] = []
         try:
@@ -257,7 +257,7 @@ def _split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tuple[int, int]) -> None:
+def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tuple[int, int], required: bool = True) -> None:
     """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
     bucket, prefix = _split_uri(uri)
     s3 = session.client("s3")
@@ -266,7 +266,7 @@ def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tupl
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", [])
     )
-    if not keys:
+    if not keys and required:
         raise JobFailed(f"ClientError: no objects under {uri}")
     index, count = shard
     target.mkdir(parents=True, exist_ok=True)

@@ -158,7 +158,8 @@ def _is_text(values: pd.Series) -> pd.Series:
 
 
 def _is_flag(values: pd.Series) -> pd.Series:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("integer", "boolean"):
+    # A column of 0/1 with gaps (missing fields) arrives as float: 0.0 and 1.0 are fine.
+    if pd.api.types.infer_dtype(values, skipna=True) in ("integer", "boolean", "floating"):
         return values.isin([0, 1])
     return values.map(lambda v: isinstance(v, (int, bool)) and v in (0, 1))
 

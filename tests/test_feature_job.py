@@ -1,0 +1,160 @@
+"""The processing job run for real on generated data: outputs, quarantine, time split, shards."""
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit.corruption import KINDS, corrupted_records
+from labkit.transactions import generate
+from processing import feature_job
+from processing.features import FEATURE_COLUMNS
+
+JOB = Path(feature_job.__file__)
+AS_OF = "2027-01-01T00:00:00"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Raw input as Firehose leaves it (gzip NDJSON in hour folders) plus 25 bad records."""
+    root = tmp_path_factory.mktemp("job-inputs")
+    data = generate(8_000, seed=31)
+    lines = [json.dumps(r).encode() + b"\n" for r in data.transactions.to_dict("records")]
+    bad, _ = corrupted_records(data.transactions, 25)
+    lines[100:100] = bad  # malformed records arrive mixed in, not at the end
+    for index in range(0, len(lines), 1_000):
+        folder = root / "raw" / f"2026/11/23/{10 + index // 4_000:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        body = b"".join(lines[index : index + 1_000])
+        (folder / f"part-{index}.gz").write_bytes(gzip.compress(body) if index % 2000 == 0 else body)
+    (root / "labels").mkdir()
+    data.labels.to_csv(root / "labels" / "labels.csv", index=False)
+    return root, data
+
+
+def run_job(inputs_root: Path, out: Path, opt_ml: Path | None = None, *extra: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin"}
+    if opt_ml is not None:
+        env["FRAUDLAB_OPT_ML"] = str(opt_ml)
+    return subprocess.run(
+        [sys.executable, str(JOB), "--raw", str(inputs_root / "raw"), "--labels", str(inputs_root / "labels"),
+         "--output", str(out / "features"), "--quarantine", str(out / "quarantine"), "--as-of", AS_OF, *extra],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def single(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single")
+    result = run_job(inputs[0], out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def read_split(out: Path, name: str) -> np.ndarray:
+    parts = sorted((out / "features" / name).glob("*.csv"))
+    return np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in parts])
+
+
+def test_outputs_follow_the_builtin_xgboost_format(single):
+    train = read_split(single, "train")
+    assert train.shape[1] == 1 + len(FEATURE_COLUMNS)
+    assert set(np.unique(train[:, 0])) == {0.0, 1.0}  # label first
+    first_line = next((single / "features/train").glob("*.csv")).read_text().splitlines()[0]
+    assert not any(c.isalpha() for c in first_line.replace("e-", "").replace("e+", "")), "no header"
+    baseline = pd.read_csv(next((single / "features/baseline").glob("*.csv")))
+    assert list(baseline.columns) == FEATURE_COLUMNS
+
+
+def test_every_malformed_record_is_quarantined_by_reason_and_no_valid_row_lost(inputs, single):
+    counts = json.loads((single / "quarantine/counts.json").read_text())
+    assert counts == {kind: 5 for kind in KINDS}
+    for kind in KINDS:
+        lines = (single / f"quarantine/{kind}.jsonl").read_text().splitlines()
+        assert len(lines) == 5 and all(json.loads(line)["reason"] == kind for line in lines)
+    schema = json.loads((single / "features/schema/feature_schema.json").read_text())
+    assert schema["rows"]["valid"] == 8_000
+    written = sum(len(read_split(single, name)) for name in ("train", "validation", "test"))
+    assert written == schema["rows"]["labelled"] == 8_000
+    assert sum(s["fraud"] for s in schema["splits"].values()) == inputs[1].labels["is_fraud"].sum()
+
+
+def test_validation_and_test_are_strictly_later_than_train(inputs, single):
+    schema = json.loads((single / "features/schema/feature_schema.json").read_text())
+    validation_from = pd.Timestamp(schema["split"]["validation_from"])
+    test_from = pd.Timestamp(schema["split"]["test_from"])
+    assert validation_from < test_from
+    ids = pd.read_csv(next((single / "features/test-ids").glob("*.csv")))
+    assert (pd.to_datetime(ids["timestamp"], utc=True) >= test_from).all()
+    timestamps = pd.to_datetime(inputs[1].transactions["timestamp"], utc=True)
+    train_rows = len(read_split(single, "train"))
+    assert train_rows == (timestamps < validation_from).sum()
+    assert [s["rows"] for s in schema["splits"].values()] == [train_rows, len(read_split(single, "validation")), len(ids)]
+
+
+def test_labels_not_yet_known_are_history_only(inputs, tmp_path):
+    result = run_job(inputs[0], tmp_path, None, "--as-of", "2026-10-20T00:00:00")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads((tmp_path / "features/schema/feature_schema.json").read_text())
+    known = (pd.to_datetime(inputs[1].labels["label_available_at"]) <= pd.Timestamp("2026-10-20", tz="UTC")).sum()
+    assert schema["rows"]["labelled"] == known < 8_000
+
+
+def host_tree(root: Path, host: int, hosts: int, distribution: str) -> Path:
+    config = root / f"algo-{host}" / "config"
+    config.mkdir(parents=True)
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": f"algo-{host}", "hosts": [f"algo-{i + 1}" for i in range(hosts)]}))
+    raw = str(root.parent / "inputs-link" / "raw")
+    (config / "processingjobconfig.json").write_text(json.dumps(
+        {"ProcessingInputs": [{"S3Input": {"LocalPath": raw, "S3DataDistributionType": distribution}}]}
+    ))
+    return root / f"algo-{host}"
+
+
+def test_three_hosts_write_exactly_the_single_host_rows(inputs, single, tmp_path):
+    link = tmp_path / "inputs-link"
+    link.symlink_to(inputs[0])
+    for host in (1, 2, 3):
+        opt_ml = host_tree(tmp_path / "cluster", host, 3, "FullyReplicated")
+        result = run_job(link, tmp_path / "out", opt_ml)
+        assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("train", "validation", "test"):
+        union = read_split(tmp_path / "out", name)
+        expected = read_split(single, name)
+        assert len(list((tmp_path / "out/features" / name).glob("*.csv"))) == 3
+        np.testing.assert_array_equal(np.unique(union, axis=0), np.unique(expected, axis=0))
+        assert len(union) == len(expected)
+
+
+def test_sharded_raw_input_over_several_hosts_is_refused(inputs, tmp_path):
+    link = tmp_path / "inputs-link"
+    link.symlink_to(inputs[0])
+    opt_ml = host_tree(tmp_path / "cluster", 1, 2, "ShardedByS3Key")
+    result = run_job(link, tmp_path / "out", opt_ml)
+    assert result.returncode == 1
+    assert "ShardedByS3Key" in result.stderr and "FullyReplicated" in result.stderr
+
+
+def test_no_valid_records_is_a_clear_error(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "junk").write_bytes(b"not json\n")
+    (tmp_path / "labels").mkdir()
+    result = run_job(tmp_path, tmp_path / "out")
+    assert result.returncode == 1
+    assert "no valid transactions" in result.stderr
+
+
+def test_a_record_missing_a_field_does_not_taint_the_others():
+    """Regression: a gap in is_international turned the column to float and every row 'wrong'."""
+    good = generate(50, seed=5).transactions.to_dict("records")
+    lacking = {k: v for k, v in good[0].items() if k != "is_international"}
+    lines = [json.dumps(lacking)] + [json.dumps(r) for r in good[1:]]
+    tx, rejected = feature_job.validate(lines)
+    assert len(tx) == 49
+    assert {k: len(v) for k, v in rejected.items() if v} == {"missing_field": 1}

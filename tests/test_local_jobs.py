@@ -1,0 +1,176 @@
+"""SageMaker jobs on the local AWS run for real, and report what really happened."""
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from localaws import builtin_xgboost
+
+ROLE = "arn:aws:iam::123456789012:role/FraudLab-test"
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
+
+
+def wait(describe, key: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = describe()
+        if job[key] in ("Completed", "Failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def aws(local_aws, outputs):
+    server, _ = local_aws
+    session = server.session()
+    return session.client("s3"), session.client("sagemaker"), outputs["LabBucketName"]
+
+
+def processing_job(sagemaker, name: str, bucket: str, script_key: str, instances: int = 1, distribution: str = "FullyReplicated"):
+    sagemaker.create_processing_job(
+        ProcessingJobName=name,
+        RoleArn=ROLE,
+        AppSpecification={"ImageUri": XGBOOST_IMAGE, "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"]},
+        ProcessingInputs=[
+            {"InputName": "code", "S3Input": {"S3Uri": f"s3://{bucket}/{script_key}", "LocalPath": "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+            {"InputName": "data", "S3Input": {"S3Uri": f"s3://{bucket}/code/test-data/", "LocalPath": "/opt/ml/processing/input/data", "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": distribution}},
+        ],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "out", "S3Output": {"S3Uri": f"s3://{bucket}/features/{name}", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": instances, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}},
+        StoppingCondition={"MaxRuntimeInSeconds": 120},
+    )
+    return wait(lambda: sagemaker.describe_processing_job(ProcessingJobName=name), "ProcessingJobStatus")
+
+
+SCRIPT = b"""
+import json, os, pathlib
+root = pathlib.Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
+resource = json.loads((root / "config/resourceconfig.json").read_text())
+config = json.loads((root / "config/processingjobconfig.json").read_text())
+files = sorted(p.name for p in (root / "processing/input/data").iterdir())
+if "boom.txt" in files:
+    raise ValueError("the input contains boom.txt")
+(root / "processing/output" / (resource["current_host"] + ".json")).write_text(json.dumps(
+    {"host": resource["current_host"], "hosts": resource["hosts"], "files": files, "job": config["ProcessingJobName"]}))
+"""
+
+
+def test_processing_job_runs_its_script_with_the_container_contract(aws):
+    s3, sagemaker, bucket = aws
+    s3.put_object(Bucket=bucket, Key="code/test-job/job.py", Body=SCRIPT)
+    for name in ("a.csv", "b.csv", "c.csv", "d.csv"):
+        s3.put_object(Bucket=bucket, Key=f"code/test-data/{name}", Body=b"1")
+    job = processing_job(sagemaker, "contract-job", bucket, "code/test-job/", instances=2, distribution="ShardedByS3Key")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    import json
+
+    reports = {h: json.loads(s3.get_object(Bucket=bucket, Key=f"features/contract-job/{h}.json")["Body"].read()) for h in ("algo-1", "algo-2")}
+    assert reports["algo-1"]["hosts"] == ["algo-1", "algo-2"] and reports["algo-1"]["job"] == "contract-job"
+    assert reports["algo-1"]["files"] == ["a.csv", "c.csv"] and reports["algo-2"]["files"] == ["b.csv", "d.csv"]
+
+
+def test_a_crashing_script_fails_the_job_with_its_reason(aws, local_aws):
+    s3, sagemaker, bucket = aws
+    s3.put_object(Bucket=bucket, Key="code/test-data/boom.txt", Body=b"x")
+    try:
+        job = processing_job(sagemaker, "crashing-job", bucket, "code/test-job/")
+    finally:
+        s3.delete_object(Bucket=bucket, Key="code/test-data/boom.txt")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert "AlgorithmError" in job["FailureReason"]
+    assert "ValueError: the input contains boom.txt" in job["FailureReason"]
+    server, _ = local_aws
+    events = server.session().client("logs").get_log_events(logGroupName="/aws/sagemaker/ProcessingJobs", logStreamName="crashing-job/algo-1")["events"]
+    assert any("Traceback" in e["message"] for e in events)
+
+
+def test_a_job_with_no_input_objects_fails_clearly(aws):
+    s3, sagemaker, bucket = aws
+    sagemaker.create_training_job(
+        TrainingJobName="empty-input",
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={"num_round": "5", "objective": "binary:logistic"},
+        InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/features/nothing-here/"}}}],
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/models/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    job = wait(lambda: sagemaker.describe_training_job(TrainingJobName="empty-input"), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: no objects under s3://")
+
+
+def synthetic_csv(rng: np.random.Generator, rows: int) -> bytes:
+    x = rng.normal(size=(rows, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 1.2).astype(int)
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack([y, x]), fmt="%.6g", delimiter=",")
+    return buffer.getvalue().encode()
+
+
+def test_builtin_xgboost_training_job_produces_the_container_artifact(aws):
+    s3, sagemaker, bucket = aws
+    rng = np.random.default_rng(0)
+    s3.put_object(Bucket=bucket, Key="features/synthetic/train/part.csv", Body=synthetic_csv(rng, 2_000))
+    s3.put_object(Bucket=bucket, Key="features/synthetic/validation/part.csv", Body=synthetic_csv(rng, 500))
+    channels = [
+        {"ChannelName": c, "ContentType": "text/csv", "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/features/synthetic/{c}/"}}}
+        for c in ("train", "validation")
+    ]
+    sagemaker.create_training_job(
+        TrainingJobName="synthetic-xgb",
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={"num_round": "50", "objective": "binary:logistic", "eval_metric": "aucpr", "early_stopping_rounds": "5", "max_depth": "3"},
+        InputDataConfig=channels,
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/models/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+        CheckpointConfig={"S3Uri": f"s3://{bucket}/models/checkpoints/synthetic/"},
+    )
+    job = wait(lambda: sagemaker.describe_training_job(TrainingJobName="synthetic-xgb"), "TrainingJobStatus")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert metrics["validation:aucpr"] > 0.9
+    key = job["ModelArtifacts"]["S3ModelArtifacts"].split(f"{bucket}/", 1)[1]
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()), mode="r:gz") as archive:
+        assert archive.getnames() == ["xgboost-model"]
+        booster = xgb.Booster()
+        booster.load_model(bytearray(archive.extractfile("xgboost-model").read()))
+    assert booster.num_features() == 4
+    checkpoints = s3.list_objects_v2(Bucket=bucket, Prefix="models/checkpoints/synthetic/")["Contents"]
+    assert any("xgboost-checkpoint." in c["Key"] for c in checkpoints)
+
+
+def test_artifact_predicts_identically_after_unpacking(tmp_path):
+    """Train with the algorithm, tar as the runner does, unpack, load as the container does."""
+    from localaws.sagemaker_jobs import _tar_gz
+
+    rng = np.random.default_rng(1)
+    for channel, rows in (("train", 1_000), ("validation", 300)):
+        (tmp_path / channel).mkdir()
+        (tmp_path / channel / "part.csv").write_bytes(synthetic_csv(rng, rows))
+    builtin_xgboost.train({"num_round": "20", "objective": "binary:logistic"}, {"train": tmp_path / "train", "validation": tmp_path / "validation"}, tmp_path / "model", None, lambda line: None)
+    original = xgb.Booster()
+    original.load_model(bytearray((tmp_path / "model" / "xgboost-model").read_bytes()))
+    with tarfile.open(fileobj=io.BytesIO(_tar_gz(tmp_path / "model")), mode="r:gz") as archive:
+        loaded = xgb.Booster()
+        loaded.load_model(bytearray(archive.extractfile("xgboost-model").read()))
+    data = xgb.DMatrix(rng.normal(size=(200, 4)))
+    np.testing.assert_array_equal(original.predict(data), loaded.predict(data))
+    assert loaded.attr("best_iteration") is None or int(loaded.attr("best_iteration")) >= 0
+    assert xgb.__version__.startswith("3.2"), "keep the library on the image's version line (3.2-0)"
+
+
+@pytest.mark.parametrize("hyperparameters, message", [({}, "num_round is required"), ({"num_round": "5", "early_stopping_rounds": "3"}, "needs a validation channel")])
+def test_bad_hyperparameters_are_client_errors(tmp_path, hyperparameters, message):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "part.csv").write_bytes(synthetic_csv(np.random.default_rng(2), 50))
+    with pytest.raises(builtin_xgboost.AlgorithmInputError, match=message):
+        builtin_xgboost.train(hyperparameters, {"train": tmp_path / "train"}, tmp_path / "model", None, lambda line: None)

@@ -1,0 +1,103 @@
+"""Steps 02-04 end to end on the local AWS: features, training, evaluation, registry."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from localaws.deploy import deploy_assembly
+from localaws.server import LocalAws
+from tests.helpers import ROOT, isolated_env, run_step
+
+
+def load_step(script: str):
+    """A numbered lab script as a module (its name starts with a digit)."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py").replace("0", "step0", 1), ROOT / "lab_scripts" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pipeline(local_aws, tmp_path_factory):
+    """Stream a default-sized lab, then run 02, 03 and 04 as a learner would."""
+    server, _ = local_aws
+    env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
+    runs = {}
+    for script, args in (
+        ("01_stream_transactions.py", ("--count", "20000", "--seed", "77")),
+        ("02_feature_engineering.py", ()),
+        ("03_train_model.py", ()),
+        ("04_evaluate_and_register.py", ()),
+    ):
+        runs[script] = run_step(script, env, *args, cwd=cwd)
+        assert runs[script].returncode == 0, runs[script].stdout + runs[script].stderr
+    return server, env, cwd, runs
+
+
+def results_of(cwd, step: str) -> dict:
+    return json.loads((cwd / "build/lab-results" / f"{step}.json").read_text())
+
+
+def test_feature_step_quarantines_what_other_tests_left_in_the_bucket(pipeline):
+    _, _, cwd, runs = pipeline
+    out = runs["02_feature_engineering.py"].stdout
+    assert "Completed" in out and "quarantined" in out
+    assert results_of(cwd, "02_feature_engineering")["quarantined_records"] > 0
+
+
+def test_model_beats_the_rule_and_is_approved(pipeline):
+    server, _, cwd, runs = pipeline
+    figures = results_of(cwd, "04_evaluate_and_register")
+    assert figures["test_pr_auc"] > figures["rule_pr_auc"] + 0.3
+    assert figures["test_roc_auc"] > 0.9
+    assert figures["approval"] == "Approved"
+    package = server.session().client("sagemaker").describe_model_package(ModelPackageName=figures["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["InferenceSpecification"]["Containers"][0]["Image"].endswith("sagemaker-xgboost:3.2-0")
+    assert "accuracy misleads" in runs["04_evaluate_and_register.py"].stdout
+
+
+def test_evaluation_files_are_written(pipeline):
+    _, _, cwd, _ = pipeline
+    quality = json.loads((cwd / "build/evaluation/evaluation.json").read_text())
+    metrics = quality["binary_classification_metrics"]
+    assert {"pr_auc", "auc", "recall", "precision", "f1", "confusion_matrix"} <= set(metrics)
+    for plot in ("pr_curve", "roc_curve", "confusion_matrix", "feature_importance"):
+        assert (cwd / f"build/evaluation/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_steps_are_idempotent(pipeline):
+    _, env, cwd, _ = pipeline
+    again = run_step("03_train_model.py", env, cwd=cwd)
+    assert again.returncode == 0 and "reusing" in again.stdout
+    register = run_step("04_evaluate_and_register.py", env, cwd=cwd)
+    assert register.returncode == 0 and register.stdout.count("model-package/fraudlab-fraud-detector/1: Approved") == 1
+
+
+def test_tuning_trains_children_and_keeps_the_best(pipeline):
+    server, env, cwd, _ = pipeline
+    tuned = run_step("03_train_model.py", env, "--tune", "--rerun", cwd=cwd)
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert "best of 6 trainings" in tuned.stdout
+    sagemaker = server.session().client("sagemaker")
+    names = [j["TrainingJobName"] for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]]
+    assert sum("-00" in n for n in names) >= 6
+
+
+def test_approval_decision_both_ways():
+    step = load_step("04_evaluate_and_register.py")
+    report = {"model": {"pr_auc": 0.62}, "rule_baseline": {"pr_auc": 0.30}}
+    assert step.approval_decision(report, margin=0.1)[0] == "Approved"
+    status, reason = step.approval_decision(report, margin=0.5)
+    assert status == "PendingManualApproval" and "0.320 < 0.5" in reason
+
+
+def test_training_needs_features_first(assembly, tmp_path):
+    """A freshly deployed lab with no data: step 03 says which step to run, in one line."""
+    with LocalAws(region="eu-west-2") as server:
+        deploy_assembly(assembly, server.session())
+        result = run_step("03_train_model.py", isolated_env(**server.environment()), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "✗ no features yet: run lab_scripts/02_feature_engineering.py first"
