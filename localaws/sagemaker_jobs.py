@@ -76,6 +76,7 @@ class JobRunner:
             traceback.print_exc()
             state.status, state.failure_reason = "Failed", f"InternalServerError: local runner: {error}"
         finally:
+            shutil.rmtree(self._workdir / name, ignore_errors=True)  # staged data, failed or not
             state.ended = datetime.now(timezone.utc)
             state.done.set()
 
@@ -127,7 +128,6 @@ class JobRunner:
         for root in roots:
             for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
                 _upload_dir(session, _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
-        shutil.rmtree(self._workdir / name, ignore_errors=True)
         return []
 
     # --- training ---------------------------------------------------------------------
@@ -163,7 +163,6 @@ class JobRunner:
             _upload_dir(session, checkpoint_dir, checkpoint)
         output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
         _upload_bytes(session, output, _tar_gz(root / "model"))
-        shutil.rmtree(self._workdir / name, ignore_errors=True)
         return [{"MetricName": k, "Value": v, "Timestamp": datetime.now(timezone.utc)} for k, v in result.items()]
 
 
