@@ -36,6 +36,7 @@ import xgboost as xgb  # noqa: E402
 
 from labkit import console, metrics, results  # noqa: E402
 from labkit.errors import LabError, run_step  # noqa: E402
+from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402
 from labkit.sagemaker import TAGS, read_pointer, split_uri  # noqa: E402
 from labkit.session import aws_session, client  # noqa: E402
@@ -55,10 +56,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def load_model(s3, model_data: str) -> xgb.Booster:
+def load_model(artifact: bytes, model_data: str) -> xgb.Booster:
     """Unpack model.tar.gz and load it the way the serving container does."""
-    bucket, key = split_uri(model_data)
-    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()), mode="r:gz") as archive:
+    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
         member = archive.extractfile(MODEL_FILE)
         if member is None:
             raise LabError(f"{model_data} has no {MODEL_FILE}: was it trained by the built-in XGBoost algorithm?")
@@ -190,7 +190,7 @@ def approval_decision(report: dict, margin: float) -> tuple[str, str]:
     return "PendingManualApproval", f"PR-AUC lift over the rule is {lift:.3f} < {margin}: review it by hand before deploying"
 
 
-def register(sagemaker, group: str, model: dict, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
+def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
     """Create the model package (once per training job) and apply the approval decision."""
     arn = None
     for summary in sagemaker.list_model_packages(ModelPackageGroupName=group, MaxResults=100)["ModelPackageSummaryList"]:
@@ -203,7 +203,8 @@ def register(sagemaker, group: str, model: dict, evaluation_uri: str, report: di
             ModelPackageGroupName=group,
             ModelPackageDescription=f"XGBoost fraud model from {model['training_job']}",
             InferenceSpecification={
-                "Containers": [{"Image": model["image"], "ModelDataUrl": model["model_data"]}],
+                # The XGBoost image runs our entry point (script mode): see inference/inference.py.
+                "Containers": [{"Image": model["image"], "ModelDataUrl": serving_uri, "Environment": ENVIRONMENT}],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json"],
                 "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large", "ml.c5.large"],
@@ -233,7 +234,9 @@ def main() -> int:
         raise LabError("no trained model yet: run lab_scripts/03_train_model.py first")
 
     console.heading(f"Evaluate {model['training_job']} on the held-out test set")
-    booster = load_model(s3, model["model_data"])
+    bucket_of_model, key_of_model = split_uri(model["model_data"])
+    training_artifact = s3.get_object(Bucket=bucket_of_model, Key=key_of_model)["Body"].read()
+    booster = load_model(training_artifact, model["model_data"])
     validation = read_csv_parts(s3, f"{model['features']}/validation/", header=False)
     test = read_csv_parts(s3, f"{model['features']}/test/", header=False)
     ids = read_csv_parts(s3, f"{model['features']}/test-ids/", header=True)
@@ -261,8 +264,16 @@ def main() -> int:
         s3.upload_file(str(path), bucket, f"{evaluation_prefix}/{path.name}")
     console.done(f"evaluation.json and 4 plots at s3://{bucket}/{evaluation_prefix}/ and {LOCAL_DIR}/")
 
+    console.heading("Package the model for serving")
+    serving_key = f"models/{model['training_job']}/serving/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=serving_key, Body=serving_artifact(training_artifact, m["threshold"]))
+    console.done(f"s3://{bucket}/{serving_key}: xgboost-model, threshold {m['threshold']:.3f}, code/inference.py, code/features.py")
+
     console.heading(f"Register in model package group {outputs['ModelPackageGroupName']}")
-    arn, status, reason = register(sagemaker, outputs["ModelPackageGroupName"], model, f"s3://{bucket}/{evaluation_prefix}/evaluation.json", report, args.margin)
+    arn, status, reason = register(
+        sagemaker, outputs["ModelPackageGroupName"], model, f"s3://{bucket}/{serving_key}",
+        f"s3://{bucket}/{evaluation_prefix}/evaluation.json", report, args.margin,
+    )
     console.done(f"{arn}: {status}")
     console.note(reason)
     results.record(

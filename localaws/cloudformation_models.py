@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from moto.applicationautoscaling.models import applicationautoscaling_backends
 from moto.cloudformation import parsing
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.firehose.models import firehose_backends
 from moto.kms.models import Key as MotoKmsKey
@@ -170,6 +172,97 @@ class ModelPackageGroup(_LocalModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         sagemaker_backends[account_id][region_name].delete_model_package_group(self.name)
+
+
+class Alarm(_LocalModel):
+    """AWS::CloudWatch::Alarm (single-metric), created in moto's CloudWatch backend."""
+
+    ATTRIBUTES = ("Arn",)
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.physical_resource_id, self.Arn = name, arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=resource_name,
+            namespace=p.get("Namespace"),
+            metric_name=p.get("MetricName"),
+            comparison_operator=p["ComparisonOperator"],
+            evaluation_periods=int(p["EvaluationPeriods"]),
+            period=int(p.get("Period", 60)),
+            threshold=float(p["Threshold"]),
+            statistic=p.get("Statistic"),
+            extended_statistic=p.get("ExtendedStatistic"),
+            description=p.get("AlarmDescription", ""),
+            dimensions=p.get("Dimensions", []),
+            alarm_actions=p.get("AlarmActions", []),
+            ok_actions=p.get("OKActions", []),
+            datapoints_to_alarm=p.get("DatapointsToAlarm"),
+            treat_missing_data=p.get("TreatMissingData"),
+        )
+        return cls(resource_name, alarm.alarm_arn)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.physical_resource_id])
+
+
+class ScalableTarget(_LocalModel):
+    """AWS::ApplicationAutoScaling::ScalableTarget; Ref is "resourceId|dimension|namespace" as on AWS."""
+
+    def __init__(self, namespace: str, resource_id: str, dimension: str) -> None:
+        self.namespace, self.resource_id, self.dimension = namespace, resource_id, dimension
+        self.physical_resource_id = f"{resource_id}|{dimension}|{namespace}"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApplicationAutoScaling::ScalableTarget"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        applicationautoscaling_backends[account_id][region_name].register_scalable_target(
+            p["ServiceNamespace"], p["ResourceId"], p["ScalableDimension"], int(p["MinCapacity"]), int(p["MaxCapacity"]),
+            p.get("RoleARN", ""), p.get("SuspendedState"),
+        )
+        return cls(p["ServiceNamespace"], p["ResourceId"], p["ScalableDimension"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        applicationautoscaling_backends[account_id][region_name].deregister_scalable_target(self.namespace, self.resource_id, self.dimension)
+
+
+class ScalingPolicy(_LocalModel):
+    """AWS::ApplicationAutoScaling::ScalingPolicy on a target named by ScalingTargetId."""
+
+    def __init__(self, name: str, target: tuple[str, str, str]) -> None:
+        self.physical_resource_id, self.target = name, target
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApplicationAutoScaling::ScalingPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        resource_id, dimension, namespace = p["ScalingTargetId"].split("|")
+        policy_type = p["PolicyType"]
+        body = p.get("TargetTrackingScalingPolicyConfiguration") if policy_type == "TargetTrackingScaling" else p.get("StepScalingPolicyConfiguration")
+        name = p.get("PolicyName", resource_name)
+        applicationautoscaling_backends[account_id][region_name].put_scaling_policy(name, namespace, resource_id, dimension, body, policy_type)
+        return cls(name, (namespace, resource_id, dimension))
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        namespace, resource_id, dimension = self.target
+        applicationautoscaling_backends[account_id][region_name].delete_scaling_policy(self.physical_resource_id, namespace, resource_id, dimension)
 
 
 class KmsKey(_LocalModel):

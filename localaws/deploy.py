@@ -74,10 +74,11 @@ def _bootstrap(session: boto3.Session, account: str) -> None:
     )
     s3 = session.client("s3")
     bucket = _assets_bucket(account, session.region_name)
-    if session.region_name == "us-east-1":
-        s3.create_bucket(Bucket=bucket)
-    else:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": session.region_name})
+    location = {} if session.region_name == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": session.region_name}}
+    try:
+        s3.create_bucket(Bucket=bucket, **location)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass  # bootstrapped by an earlier deploy
 
 
 def _assets_bucket(account: str, region: str) -> str:
@@ -113,7 +114,13 @@ def _create_stack(assembly_dir: Path, name: str, artifact: dict[str, Any], sessi
     template, skipped = without_not_emulated(template)
     cfn = session.client("cloudformation")
     existing = [s for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == stack_name and s["StackStatus"] != "DELETE_COMPLETE"]
-    if not existing:
+    if existing:
+        # Offline there is no stack update: say so rather than keep a stale stack silently.
+        deployed = cfn.get_template(StackName=stack_name)["TemplateBody"]
+        deployed = json.loads(deployed) if isinstance(deployed, str) else deployed
+        if deployed != template:
+            raise DeployError(f"{stack_name} is deployed with another template; restart the local AWS (make local-down local-up)")
+    else:
         cfn.create_stack(
             StackName=stack_name,
             TemplateBody=json.dumps(template),

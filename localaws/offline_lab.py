@@ -35,7 +35,21 @@ def step_arguments(step: str, size: int) -> list[str]:
     return {"01_stream_transactions": ["--count", str(size)]}.get(step, [])
 
 
-def run_steps(env: dict[str, str], size: int, steps: list[Path] | None = None) -> list[StepResult]:
+def deploy_endpoint_stack(local: LocalAws) -> None:
+    """What the learner does after step 04: `cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn=<arn>`."""
+    arn = json.loads((RESULTS_DIR / "04_evaluate_and_register.json").read_text())["model_package_arn"]
+    print(f"\n### cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn={arn}", flush=True)
+    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out", {"fraudlab:modelPackageArn": arn}).outdir)
+    for report in deploy_assembly(assembly, local.session()):
+        if report.name.endswith("-Endpoint"):
+            print(f"✓ {report.name}: {len(report.created)} resources", flush=True)
+
+
+# Between some steps a learner runs a command that is not a lab script.
+AFTER_STEP = {"04_evaluate_and_register": deploy_endpoint_stack}
+
+
+def run_steps(local: LocalAws, env: dict[str, str], size: int, steps: list[Path] | None = None) -> list[StepResult]:
     """Run the numbered steps in order; stop at the first failure (later steps need it)."""
     results = []
     for path in steps or sorted(STEPS_DIR.glob("[0-9][0-9]_*.py")):
@@ -50,6 +64,8 @@ def run_steps(env: dict[str, str], size: int, steps: list[Path] | None = None) -
         results.append(StepResult(path.stem, ok, time.monotonic() - started, key_figure or f"exit code {completed.returncode}"))
         if not ok:
             break
+        if path.stem in AFTER_STEP:
+            AFTER_STEP[path.stem](local)
     return results
 
 
@@ -65,7 +81,7 @@ def run_lab(size: int) -> int:
         for report in deploy_assembly(assembly, local.session()):
             skipped = f", {len(report.not_emulated)} not emulated" if report.not_emulated else ""
             print(f"✓ {report.name}: {len(report.created)} resources{skipped}", flush=True)
-        results = run_steps(env, size)
+        results = run_steps(local, env, size)
     print_summary(results, time.monotonic() - started)
     failed = [r for r in results if not r.ok]
     if failed:

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from localaws.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker_jobs import JobRunner
+
+INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+REGION_IN_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 TARGET_PREFIX = "SageMaker."
 CREATE = {
@@ -31,15 +36,23 @@ DESCRIBE = {
 
 
 class SageMakerLayer:
-    def __init__(self, app: Callable, runner: JobRunner) -> None:
-        self.app, self.runner = app, runner
+    def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str) -> None:
+        self.app, self.runner, self.endpoints, self.account_id = app, runner, endpoints, account_id
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        invoked = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        if invoked and environ.get("REQUEST_METHOD") == "POST":
+            return self._invoke(environ, start_response, invoked.group(1))
         operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix(TARGET_PREFIX)
+        if operation == "DeleteEndpoint":
+            name = json.loads(self._body(environ) or b"{}").get("EndpointName", "")
+            self.endpoints.stop(_region(environ), name)
+            return self.app(environ, start_response)
+        if operation == "DescribeEndpoint":
+            return self._describe_endpoint(environ, start_response)
         if operation not in CREATE and operation not in DESCRIBE:
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = self._body(environ)
         status, headers, reply = self._forward(environ)
         if status.startswith("200"):
             request = json.loads(body or b"{}")
@@ -51,6 +64,51 @@ class SageMakerLayer:
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
         start_response(status, headers)
         return [reply]
+
+    @staticmethod
+    def _body(environ: dict[str, Any]) -> bytes:
+        """Read the request body and put it back for moto."""
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def _describe_endpoint(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """moto says InService at once; here that means the model server really answers /ping."""
+        request = json.loads(self._body(environ) or b"{}")
+        status, headers, reply = self._forward(environ)
+        if status.startswith("200"):
+            described = json.loads(reply)
+            if described.get("EndpointStatus") == "InService" and not self.endpoints.is_starting(_region(environ), request["EndpointName"]):
+                try:
+                    self.endpoints.ensure(_region(environ), request["EndpointName"])
+                except EndpointError as error:
+                    described["EndpointStatus"], described["FailureReason"] = "Failed", str(error)
+                reply = json.dumps(described).encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
+        start_response(status, headers)
+        return [reply]
+
+    def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
+        """InvokeEndpoint (sagemaker-runtime, REST-JSON), answered by the endpoint's model server."""
+        body = self._body(environ)
+        try:
+            status, reply, content_type, variant = self.endpoints.invoke(
+                _region(environ), name, body, environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", "")
+            )
+        except EndpointError as error:
+            return _error(start_response, 400, "ValidationError", {"message": str(error)})
+        if status == 200:
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(reply))), ("x-Amzn-Invoked-Production-Variant", variant)])
+            return [reply]
+        # What SageMaker answers when the container returns an error: 424 ModelError.
+        original = reply.decode("utf-8", errors="replace")
+        kind = "client" if status < 500 else "server"
+        return _error(start_response, 424, "ModelError", {
+            "Message": f"Received {kind} error ({status}) from primary with message \"{original}\". See the endpoint's logs in account {self.account_id} for more information.",
+            "OriginalStatusCode": status,
+            "OriginalMessage": original,
+            "LogStreamArn": f"arn:aws:logs:{_region(environ)}:{self.account_id}:log-group:/aws/sagemaker/Endpoints/{name}",
+        })
 
     def _forward(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
         captured: dict[str, Any] = {}
@@ -88,3 +146,16 @@ class SageMakerLayer:
         if operation == "DescribeTrainingJob":
             described["SecondaryStatus"] = {"InProgress": "Training", "Completed": "Completed", "Failed": "Failed"}[state.status]
         return json.dumps(described).encode()
+
+
+def _region(environ: dict[str, Any]) -> str:
+    """The region a request was signed for (the local AWS serves every region)."""
+    found = REGION_IN_CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
+    body = json.dumps(document).encode()
+    reason = {400: "Bad Request", 424: "Failed Dependency"}[status]
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)])
+    return [body]

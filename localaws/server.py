@@ -15,6 +15,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import cloudformation_models, moto_fixes
+from localaws.endpoints import EndpointHost
 from localaws.sagemaker_jobs import JobRunner
 from localaws.sagemaker_layer import SageMakerLayer
 
@@ -41,11 +42,12 @@ class LocalAws:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.jobs = JobRunner(self.session)
+        self.endpoints = EndpointHost(lambda region: self.session(region))
 
     def start(self) -> "LocalAws":
         cloudformation_models.register()
         moto_fixes.apply()
-        app = SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs)
+        app = SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
@@ -53,6 +55,7 @@ class LocalAws:
         return self
 
     def stop(self) -> None:
+        self.endpoints.stop_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -81,14 +84,14 @@ class LocalAws:
             "AWS_REGION": self.region,
         }
 
-    def session(self) -> boto3.Session:
+    def session(self, region: str | None = None) -> boto3.Session:
         """A boto3 session bound to this local AWS, whatever the process environment says."""
         env = self.environment()
         return _EndpointSession(
             self.endpoint_url,
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=self.region,
+            region_name=region or self.region,
         )
 
     def reset(self) -> None:

@@ -44,6 +44,21 @@ class LabConfig:
     log_retention: RetentionDays
     access_log_expiration_days: int
     model_package_group_name: str
+    model_package_arn: str  # "" until a model is approved: then the endpoint stack exists
+    endpoint_instance_type: str
+    endpoint_min_instances: int
+    endpoint_max_instances: int
+    target_invocations_per_instance: int
+    capture_sampling_percent: int
+    serverless: bool
+    latency_alarm_ms: int
+
+    def __post_init__(self) -> None:
+        if self.endpoint_min_instances > self.endpoint_max_instances:
+            raise ConfigError(
+                f"context keys {NAMESPACE}endpointMinInstances={self.endpoint_min_instances} > "
+                f"{NAMESPACE}endpointMaxInstances={self.endpoint_max_instances}: min must not exceed max"
+            )
 
     @classmethod
     def from_context(cls, node: Node) -> "LabConfig":
@@ -64,6 +79,18 @@ class LabConfig:
                 "modelPackageGroupName",
                 r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
             ),
+            model_package_arn=_name(
+                get("modelPackageArn"),
+                "modelPackageArn",
+                r"|arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]+/\d+",
+            ),
+            endpoint_instance_type=_name(get("endpointInstanceType"), "endpointInstanceType", r"ml\.[a-z0-9]+\.[a-z0-9]+"),
+            endpoint_min_instances=_int(get("endpointMinInstances"), "endpointMinInstances", 1, 10),
+            endpoint_max_instances=_int(get("endpointMaxInstances"), "endpointMaxInstances", 1, 10),
+            target_invocations_per_instance=_int(get("targetInvocationsPerInstance"), "targetInvocationsPerInstance", 1, 100_000),
+            capture_sampling_percent=_int(get("captureSamplingPercent"), "captureSamplingPercent", 0, 100),
+            serverless=_bool(get("serverless"), "serverless"),
+            latency_alarm_ms=_int(get("latencyAlarmMs"), "latencyAlarmMs", 1, 60_000),
         )
 
 

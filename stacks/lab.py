@@ -10,6 +10,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import LabConfig
 from stacks.data_stack import DataProps, DataStack
+from stacks.endpoint_stack import EndpointProps, EndpointStack
 from stacks.ml_platform_stack import MlPlatformProps, MlPlatformStack
 from stacks.network_stack import NetworkProps, NetworkStack
 
@@ -28,7 +29,7 @@ def new_app(outdir: str | None = None, overrides: dict[str, Any] | None = None) 
 
 
 def build_lab(app: App) -> dict[str, object]:
-    """Add every lab stack to `app`; returns them by short name (network, data, ml)."""
+    """Add every lab stack to `app`; returns them by short name (network, data, ml[, endpoint])."""
     config = LabConfig.from_context(app.node)
     prefix = config.stack_prefix
     # Stack tags reach resources CloudFormation creates that the CDK cannot tag itself.
@@ -73,12 +74,38 @@ def build_lab(app: App) -> dict[str, object]:
     )
 
     ml.add_stack_dependency(data, "imports the lab bucket and key by export name")
+    stacks = {"network": network, "data": data, "ml": ml}
+
+    # The endpoint exists once a model is approved: cdk deploy -c fraudlab:modelPackageArn=<arn>
+    if config.model_package_arn:
+        stacks["endpoint"] = EndpointStack(
+            app,
+            f"{prefix}-Endpoint",
+            description="FraudLab: real-time fraud scoring endpoint",
+            tags=stack_tags,
+            props=EndpointProps(
+                model_package_arn=config.model_package_arn,
+                role_arn_export=ml.role_arn_export,
+                bucket_arn_export=data.bucket_arn_export,
+                key_arn_export=data.key_arn_export,
+                subnet_ids=network.isolated_subnet_ids,
+                security_group_id=network.sagemaker_sg.security_group_id,
+                instance_type=config.endpoint_instance_type,
+                min_instances=config.endpoint_min_instances,
+                max_instances=config.endpoint_max_instances,
+                target_invocations_per_instance=config.target_invocations_per_instance,
+                capture_sampling_percent=config.capture_sampling_percent,
+                serverless=config.serverless,
+                latency_alarm_ms=config.latency_alarm_ms,
+            ),
+        )
+        stacks["endpoint"].add_stack_dependency(ml, "imports the execution role, bucket and key by export name")
 
     _drop_redundant_provider_depends_on(app)
     Tags.of(app).add(*PROJECT_TAG)
     # Violations stop synth; acknowledgements live next to the construct they excuse.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return {"network": network, "data": data, "ml": ml}
+    return stacks
 
 
 def _drop_redundant_provider_depends_on(app: App) -> None:

@@ -86,7 +86,10 @@ class MlPlatformStack(Stack):
         )
         self.model_package_group.apply_removal_policy(RemovalPolicy.DESTROY)
 
-        CfnOutput(self, "SageMakerRoleArn", value=self.role.role_arn)
+        # Named export: the endpoint stack imports it, so adding that stack later does not
+        # change this one (a CDK-generated export would appear only then).
+        self.role_arn_export = f"{self.stack_name}-SageMakerRoleArn"
+        CfnOutput(self, "SageMakerRoleArn", value=self.role.role_arn, export_name=self.role_arn_export)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
 

@@ -37,9 +37,13 @@ def stack_status(session: boto3.Session, name: str) -> str | None:
         raise
 
 
+def stack_outputs(session: boto3.Session, name: str) -> dict[str, str]:
+    stack = client(session, "cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
 def lab_outputs(session: boto3.Session, *required: str) -> dict[str, str]:
     """All outputs of the lab's stacks, checked for the keys a step needs."""
-    cfn = client(session, "cloudformation")
     outputs: dict[str, str] = {}
     for name in stack_names():
         status = stack_status(session, name)
@@ -47,8 +51,7 @@ def lab_outputs(session: boto3.Session, *required: str) -> dict[str, str]:
             raise LabError(f"stack {name} is not deployed: run `npx cdk deploy --all` (offline: `make local-up`)")
         if not status.endswith("_COMPLETE") or status.startswith(("DELETE", "ROLLBACK")) or "ROLLBACK" in status:
             raise LabError(f"stack {name} is {status}: fix it in the CloudFormation console, then `npx cdk deploy --all`")
-        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        outputs.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+        outputs.update(stack_outputs(session, name))
     missing = [key for key in required if key not in outputs]
     if missing:
         raise LabError(f"stack outputs {', '.join(missing)} are missing: redeploy with `npx cdk deploy --all`")

@@ -38,8 +38,16 @@ def upload_code(s3, bucket: str, directory: Path, files: tuple[str, ...]) -> str
     return f"s3://{bucket}/{prefix}"
 
 
-def wait_for_job(describe, name: str, status_key: str, poll_seconds: float = 2.0, timeout_seconds: float = 3600) -> dict:
-    """Poll a Describe* call until the job ends; a failed job is a LabError with its reason."""
+def wait_for_job(
+    describe,
+    name: str,
+    status_key: str,
+    poll_seconds: float = 2.0,
+    timeout_seconds: float = 3600,
+    done: tuple[str, ...] = ("Completed", "Failed", "Stopped"),
+    success: str = "Completed",
+) -> dict:
+    """Poll a Describe* call until the resource settles; a failure is a LabError with its reason."""
     started, last = time.monotonic(), None
     while True:
         job = describe(name)
@@ -47,12 +55,12 @@ def wait_for_job(describe, name: str, status_key: str, poll_seconds: float = 2.0
         if status != last:
             console.note(f"{name}: {status} after {time.monotonic() - started:.0f} s")
             last = status
-        if status in ("Completed", "Failed", "Stopped"):
+        if status in done:
             break
         if time.monotonic() - started > timeout_seconds:
             raise LabError(f"{name} still {status} after {timeout_seconds:.0f} s: see it in the SageMaker console")
         time.sleep(poll_seconds)
-    if status != "Completed":
+    if status != success:
         raise LabError(f"{name} {status}: {job.get('FailureReason', 'no reason given')}")
     return job
 

@@ -1,0 +1,1 @@
+"""Code that runs in the SageMaker serving container (flat under code/ there)."""

@@ -1,0 +1,161 @@
+"""Serving code for the fraud endpoint: the XGBoost 3.2-0 container in script mode.
+
+Choice: the built-in XGBoost *framework* container runs this entry point (packed with the
+model in model.tar.gz under code/, SAGEMAKER_PROGRAM=inference.py). Requests carry the
+features computed by the client with the shared module (processing/features.py, packed
+beside this file): a payment's history (customer windows, terminal fraud rates) lives
+with the caller, not in a network-isolated container. In return the endpoint answers
+both CSV and JSON, returns probability *and* decision per record, and rejects malformed
+input with a 4xx and a message instead of a stack trace.
+
+Requests
+  text/csv          one payment per line, the FEATURE_COLUMNS in order, no header, no label
+  application/json  {"instances": [[...features...], ...]}
+                    or {"instances": [{"log_amount": ..., ...}, ...]} (named features)
+Responses (Accept)
+  application/json  {"predictions": [{"fraud_probability": 0.93, "is_fraud": true}, ...]} (default)
+  text/csv          "0.93,1" per line
+Errors: 400 malformed body, 413 too large, 415 unsupported content type, 406 unsupported Accept.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xgboost as xgb
+
+try:
+    from features import FEATURE_COLUMNS  # in the container: packed beside this file
+except ModuleNotFoundError:
+    from processing.features import FEATURE_COLUMNS  # in the repository
+
+MODEL_FILE = "xgboost-model"
+THRESHOLD_FILE = "threshold.json"
+MAX_BODY_BYTES = 5 * 1024 * 1024  # SageMaker real-time payloads stop at 6 MB
+MAX_ROWS = 10_000
+CSV, JSON = "text/csv", "application/json"
+
+
+try:  # in the container, the inference toolkit turns this error's status into the HTTP status
+    from sagemaker_inference.errors import GenericInferenceToolkitError as _StatusError
+except ImportError:  # offline server and tests
+    class _StatusError(Exception):
+        def __init__(self, status_code: int, message: str) -> None:
+            super().__init__(message)
+
+
+class InferenceError(_StatusError):
+    """A request the endpoint refuses; `status` is the HTTP status the caller gets."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class FraudModel:
+    booster: xgb.Booster
+    threshold: float
+
+
+def model_fn(model_dir: str) -> FraudModel:
+    """Load the booster the way the built-in container saves it, and the decision threshold."""
+    directory = Path(model_dir)
+    booster = xgb.Booster()
+    booster.load_model(bytearray((directory / MODEL_FILE).read_bytes()))
+    if booster.num_features() != len(FEATURE_COLUMNS):
+        raise RuntimeError(f"model expects {booster.num_features()} features, the feature module has {len(FEATURE_COLUMNS)}")
+    threshold = json.loads((directory / THRESHOLD_FILE).read_text())["threshold"]
+    return FraudModel(booster, float(threshold))
+
+
+def input_fn(body: bytes | str, content_type: str) -> np.ndarray:
+    """Validate and parse a request body into a (rows, features) float array."""
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_BODY_BYTES:
+        raise InferenceError(413, f"body of {len(raw)} bytes exceeds {MAX_BODY_BYTES}")
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type == CSV:
+        rows = _csv_rows(raw)
+    elif media_type == JSON:
+        rows = _json_rows(raw)
+    else:
+        raise InferenceError(415, f"content type {content_type!r} not supported: use {CSV} or {JSON}")
+    if not rows:
+        raise InferenceError(400, "empty request: send at least one payment")
+    if len(rows) > MAX_ROWS:
+        raise InferenceError(413, f"{len(rows)} rows exceed {MAX_ROWS} per request")
+    for index, row in enumerate(rows):
+        if len(row) != len(FEATURE_COLUMNS):
+            raise InferenceError(400, f"row {index + 1} has {len(row)} values, expected {len(FEATURE_COLUMNS)} (FEATURE_COLUMNS, no label)")
+    data = np.array(rows, dtype=float)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, column = map(int, np.argwhere(bad)[0])
+        raise InferenceError(400, f"row {row + 1} {FEATURE_COLUMNS[column]} is {data[row, column]}: NaN and infinity are not allowed")
+    return data
+
+
+def _csv_rows(raw: bytes) -> list[list[float]]:
+    rows = []
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append([float(value) for value in line.split(",")])
+        except ValueError:
+            raise InferenceError(400, f"line {number} is not numeric CSV (no header, no label): {line[:80]!r}") from None
+    return rows
+
+
+def _json_rows(raw: bytes) -> list[list[float]]:
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise InferenceError(400, f"body is not valid JSON: {error}") from None
+    instances = document.get("instances") if isinstance(document, dict) else None
+    if not isinstance(instances, list):
+        raise InferenceError(400, 'JSON body must be {"instances": [...]}')
+    rows = []
+    for index, instance in enumerate(instances, start=1):
+        if isinstance(instance, dict):
+            missing = [name for name in FEATURE_COLUMNS if name not in instance]
+            if missing:
+                raise InferenceError(400, f"instance {index} lacks {', '.join(missing[:5])}")
+            instance = [instance[name] for name in FEATURE_COLUMNS]
+        if not isinstance(instance, list) or not all(_is_number(v) for v in instance):
+            raise InferenceError(400, f"instance {index} must be a list of numbers or an object of named features")
+        rows.append(instance)
+    return rows
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def predict_fn(data: np.ndarray, model: FraudModel) -> np.ndarray:
+    """(probability, decision) per row: binary:logistic output against the threshold
+    chosen on validation (output_fn gets no model, so the decision is made here)."""
+    probabilities = model.booster.predict(xgb.DMatrix(data))
+    return np.column_stack([probabilities, probabilities >= model.threshold])
+
+
+def output_fn(prediction: np.ndarray, accept: str) -> tuple[bytes, str]:
+    """Serialize probability and decision per row in the requested format."""
+    media_type = (accept or JSON).split(";")[0].strip().lower()
+    if media_type in ("*/*", ""):
+        media_type = JSON
+    probabilities, decisions = prediction[:, 0], prediction[:, 1].astype(bool)
+    if media_type == JSON:
+        predictions = [{"fraud_probability": round(float(p), 6), "is_fraud": bool(d)} for p, d in zip(probabilities, decisions)]
+        return json.dumps({"predictions": predictions}).encode(), JSON
+    if media_type == CSV:
+        return "".join(f"{p:.6f},{int(d)}\n" for p, d in zip(probabilities, decisions)).encode(), CSV
+    raise InferenceError(406, f"accept {accept!r} not supported: use {JSON} or {CSV}")
+
+
+def handle(model: FraudModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+    """One /invocations request, start to end, as the container chains the functions."""
+    return output_fn(predict_fn(input_fn(body, content_type), model), accept)

@@ -1,0 +1,254 @@
+"""Real-time endpoints, offline: one model server process per endpoint, plus data capture.
+
+moto stores endpoints (and reports them InService) but answers InvokeEndpoint with b"body".
+Here an endpoint's model is resolved the way SageMaker does (endpoint -> endpoint config
+-> model -> container or model package -> model.tar.gz), unpacked, and served by
+`localaws.model_server` on loopback; invocations are forwarded to it over HTTP, and
+captured to the endpoint config's S3 destination in SageMaker's JSONL format and layout.
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import boto3
+
+CAPTURE_FLUSH_SECONDS = 1.0
+CAPTURE_FLUSH_LINES = 500
+
+
+class EndpointError(Exception):
+    """The endpoint cannot serve (missing, model not loadable); str() is the reason."""
+
+
+@dataclass
+class Capture:
+    destination: str  # s3://bucket/prefix
+    sampling_percent: float
+    csv_types: set[str]
+    json_types: set[str]
+    modes: set[str]  # {"Input", "Output"}
+    lines: list[tuple[datetime, str]] = field(default_factory=list)
+    last_flush: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class HostedEndpoint:
+    name: str
+    variant: str
+    process: subprocess.Popen
+    port: int
+    workdir: Path
+    capture: Capture | None
+    local: threading.local = field(default_factory=threading.local)
+
+    def connection(self) -> http.client.HTTPConnection:
+        """One keep-alive connection per calling thread."""
+        if getattr(self.local, "connection", None) is None:
+            self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return self.local.connection
+
+
+class EndpointHost:
+    def __init__(self, session_for_region: Callable[[str], boto3.Session]) -> None:
+        self._session_for_region = session_for_region
+        self._endpoints: dict[tuple[str, str], HostedEndpoint] = {}
+        self._starting: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._started = threading.Condition(self._lock)
+        self._flusher = threading.Thread(target=self._flush_periodically, name="capture-flush", daemon=True)
+        self._flusher.start()
+
+    def ensure(self, region: str, name: str) -> HostedEndpoint:
+        """The running model server for endpoint `name`, started on first use.
+
+        Starting calls back into the local AWS (Describe*), so it runs outside the lock;
+        concurrent first requests wait for the one start."""
+        key = (region, name)
+        with self._started:
+            while key in self._starting:
+                self._started.wait()
+            hosted = self._endpoints.get(key)
+            if hosted is not None and hosted.process.poll() is None:
+                return hosted
+            self._starting.add(key)
+        try:
+            hosted = self._start(region, name)
+        finally:
+            with self._started:
+                self._starting.discard(key)
+                self._started.notify_all()
+        with self._lock:
+            self._endpoints[key] = hosted
+        return hosted
+
+    def is_starting(self, region: str, name: str) -> bool:
+        """True while the model server is being started (its own Describe* calls are in flight)."""
+        with self._lock:
+            return (region, name) in self._starting
+
+    def invoke(self, region: str, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
+        """(status, body, content type, variant) of one invocation."""
+        hosted = self.ensure(region, name)
+        headers = {"Content-Type": content_type, "Accept": accept or "application/json"}
+        for attempt in range(2):  # a keep-alive connection the server closed is retried once
+            connection = hosted.connection()
+            try:
+                connection.request("POST", "/invocations", body=body, headers=headers)
+                response = connection.getresponse()
+                reply = response.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                connection.close()
+                hosted.local.connection = None
+                if attempt:
+                    raise
+        reply_type = response.getheader("Content-Type", "application/octet-stream")
+        if response.status == 200 and hosted.capture is not None:
+            self._capture(hosted, body, content_type, reply, reply_type)
+        return response.status, reply, reply_type, hosted.variant
+
+    def stop(self, region: str, name: str) -> None:
+        with self._lock:
+            hosted = self._endpoints.pop((region, name), None)
+        if hosted is not None:
+            self._flush(region, hosted, force=True)
+            hosted.process.terminate()
+            hosted.process.wait(timeout=10)
+            shutil.rmtree(hosted.workdir, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        for region, name in list(self._endpoints):
+            self.stop(region, name)
+
+    # --- starting a model server ---------------------------------------------------------
+
+    def _start(self, region: str, name: str) -> HostedEndpoint:
+        sagemaker = self._session_for_region(region).client("sagemaker")
+        try:
+            endpoint = sagemaker.describe_endpoint(EndpointName=name)
+        except sagemaker.exceptions.ClientError:
+            raise EndpointError(f"Endpoint {name} not found.") from None
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        variant = config["ProductionVariants"][0]
+        model = sagemaker.describe_model(ModelName=variant["ModelName"])
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        if container.get("ModelPackageName"):
+            package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+            container = package["InferenceSpecification"]["Containers"][0]
+        if not container.get("ModelDataUrl"):
+            raise EndpointError(f"model {variant['ModelName']} has no ModelDataUrl")
+
+        workdir = Path(tempfile.mkdtemp(prefix=f"endpoint-{name}-"))
+        model_dir = workdir / "model"
+        bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
+        archive = self._session_for_region(region).client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            tar.extractall(model_dir, filter="data")
+        env = {**_base_env(), **container.get("Environment", {})}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localaws.model_server", "--model-dir", str(model_dir)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_repo_root(),
+        )
+        ready = process.stdout.readline().split()
+        if len(ready) != 2 or ready[0] != "READY":
+            process.kill()
+            raise EndpointError(f"the model server for {name} did not start: {process.stderr.read().strip()[-300:]}")
+        threading.Thread(target=process.stderr.read, daemon=True).start()  # drain its log
+        return HostedEndpoint(name, variant["VariantName"], process, int(ready[1]), workdir, _capture_config(config))
+
+    # --- data capture --------------------------------------------------------------------
+
+    def _capture(self, hosted: HostedEndpoint, body: bytes, content_type: str, reply: bytes, reply_type: str) -> None:
+        capture = hosted.capture
+        if random.uniform(0, 100) >= capture.sampling_percent:
+            return
+        now = datetime.now(timezone.utc)
+        data = {}
+        if "Input" in capture.modes:
+            data["endpointInput"] = _captured(body, content_type, "INPUT", capture)
+        if "Output" in capture.modes:
+            data["endpointOutput"] = _captured(reply, reply_type, "OUTPUT", capture)
+        line = json.dumps({
+            "captureData": data,
+            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
+            "eventVersion": "0",
+        })
+        with self._lock:
+            capture.lines.append((now, line))
+
+    def _flush_periodically(self) -> None:
+        while True:
+            time.sleep(CAPTURE_FLUSH_SECONDS / 2)
+            for (region, _), hosted in list(self._endpoints.items()):
+                self._flush(region, hosted)
+
+    def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
+        capture = hosted.capture
+        if capture is None:
+            return
+        with self._lock:
+            due = force or len(capture.lines) >= CAPTURE_FLUSH_LINES or time.monotonic() - capture.last_flush >= CAPTURE_FLUSH_SECONDS
+            if not due or not capture.lines:
+                return
+            lines, capture.lines, capture.last_flush = capture.lines, [], time.monotonic()
+        first = lines[0][0]
+        bucket, _, prefix = capture.destination.removeprefix("s3://").partition("/")
+        # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
+        key = "/".join(p for p in (prefix.strip("/"), hosted.name, hosted.variant, first.strftime("%Y/%m/%d/%H")) if p)
+        key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+        body = "".join(line + "\n" for _, line in lines).encode()
+        self._session_for_region(region).client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+    def flush_all(self) -> None:
+        for (region, _), hosted in list(self._endpoints.items()):
+            self._flush(region, hosted, force=True)
+
+
+def _capture_config(config: dict) -> Capture | None:
+    capture = config.get("DataCaptureConfig") or {}
+    if not capture.get("EnableCapture", False) or not capture.get("DestinationS3Uri"):
+        return None
+    header = capture.get("CaptureContentTypeHeader", {})
+    return Capture(
+        destination=capture["DestinationS3Uri"],
+        sampling_percent=float(capture.get("InitialSamplingPercentage", 100)),
+        csv_types=set(header.get("CsvContentTypes", [])),
+        json_types=set(header.get("JsonContentTypes", [])),
+        modes={o["CaptureMode"] for o in capture.get("CaptureOptions", [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}])},
+    )
+
+
+def _captured(payload: bytes, content_type: str, mode: str, capture: Capture) -> dict:
+    media_type = content_type.split(";")[0].strip()
+    if media_type in capture.csv_types:
+        encoding, data = "CSV", payload.decode("utf-8", errors="replace")
+    elif media_type in capture.json_types:
+        encoding, data = "JSON", payload.decode("utf-8", errors="replace")
+    else:
+        encoding, data = "BASE64", base64.b64encode(payload).decode()
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a container has no caller credentials
+
+
+def _repo_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
