@@ -1,11 +1,15 @@
-"""`python -m localaws lab|serve`: the offline lab in one command, or a local AWS to work against."""
+"""`python -m localaws lab|serve|deploy`: the offline lab in one command, a local AWS to
+work against, and `cdk deploy` into it."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
+
+import boto3
 
 from localaws.deploy import deploy_assembly
 from localaws.offline_lab import ROOT, run_lab
@@ -34,6 +38,22 @@ def serve(port: int) -> int:
     return 0
 
 
+def deploy(context: list[str]) -> int:
+    """`cdk deploy --all` against the running local AWS (AWS_ENDPOINT_URL), with -c key=value."""
+    overrides = {}
+    for item in context:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"-c takes key=value, got {item!r}")
+        overrides[key] = value
+    if "AWS_ENDPOINT_URL" not in os.environ:
+        raise SystemExit("AWS_ENDPOINT_URL is not set: `make local-up` and `source .localaws/env` first")
+    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out", overrides).outdir)
+    for report in deploy_assembly(assembly, boto3.Session()):
+        print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--size", type=int, default=20_000, help="transactions in the lab (default 20000)")
     up = commands.add_parser("serve", help="run a local AWS with the lab's stacks deployed")
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    cdk = commands.add_parser("deploy", help="deploy the stacks into the running local AWS, like cdk deploy --all")
+    cdk.add_argument("-c", "--context", action="append", default=[], help="fraudlab:key=value, as with cdk -c")
     args = parser.parse_args(argv)
+    if args.command == "deploy":
+        return deploy(args.context)
     if args.command == "lab":
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")

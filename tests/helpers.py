@@ -30,3 +30,9 @@ def isolated_env(**overrides: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         **overrides,
     }
+
+
+def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=300
+    )

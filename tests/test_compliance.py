@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
 from localaws.synth import synthesize
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cfn_lint
 
 # Every AwsSolutions finding the lab acknowledges. A new one must be added here on purpose.
 EXPECTED_ACKNOWLEDGEMENTS = {
@@ -72,12 +72,6 @@ def test_cdk_nag_violation_stops_synth(tmp_path):
     report = json.loads((tmp_path / "validation-report.json").read_text())
     rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
     assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
-
-
-def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_cfn_lint_is_clean_on_every_template(assembly):

@@ -1,13 +1,17 @@
-"""Steps 02-04 end to end on the local AWS: features, training, evaluation, registry."""
+"""Steps 01-06 end to end on the local AWS: features, training, registry, endpoint, scoring."""
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
+from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localaws.deploy import deploy_assembly
 from localaws.server import LocalAws
+from localaws.synth import synthesize
 from tests.helpers import ROOT, isolated_env, run_step
 
 
@@ -21,7 +25,7 @@ def load_step(script: str):
 
 @pytest.fixture(scope="module")
 def pipeline(local_aws, tmp_path_factory):
-    """Stream a default-sized lab, then run 02, 03 and 04 as a learner would."""
+    """A default-sized lab run as a learner would: steps 01-04, `cdk deploy FraudLab-Endpoint`, 05, 06."""
     server, _ = local_aws
     env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
     runs = {}
@@ -30,7 +34,13 @@ def pipeline(local_aws, tmp_path_factory):
         ("02_feature_engineering.py", ()),
         ("03_train_model.py", ()),
         ("04_evaluate_and_register.py", ()),
+        ("05_deploy_endpoint.py", ()),
+        ("06_score_transactions.py", ("--count", "600", "--single", "100")),
     ):
+        if script == "05_deploy_endpoint.py":
+            arn = results_of(cwd, "04_evaluate_and_register")["model_package_arn"]
+            app = synthesize(tmp_path_factory.mktemp("endpoint") / "cdk.out", {"fraudlab:modelPackageArn": arn})
+            deploy_assembly(Path(app.outdir), server.session())
         runs[script] = run_step(script, env, *args, cwd=cwd)
         assert runs[script].returncode == 0, runs[script].stdout + runs[script].stderr
     return server, env, cwd, runs
@@ -84,6 +94,61 @@ def test_tuning_trains_children_and_keeps_the_best(pipeline):
     sagemaker = server.session().client("sagemaker")
     names = [j["TrainingJobName"] for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]]
     assert sum("-00" in n for n in names) >= 6
+
+
+def endpoint_name(server) -> str:
+    stack = server.session().client("cloudformation").describe_stacks(StackName="FraudLab-Endpoint")["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["EndpointName"]
+
+
+def test_endpoint_scores_held_out_payments(pipeline):
+    _, _, cwd, runs = pipeline
+    figures = results_of(cwd, "06_score_transactions")
+    # The shared bucket holds other tests' batches too, so only robust bounds here.
+    assert figures["scored"] == 600 and figures["recall"] >= 0.5 and figures["precision"] > 0
+    assert figures["latency_p50_ms"] > 0
+    out = runs["06_score_transactions.py"].stdout
+    assert "ModelError (400)" in out and "the next request is answered normally" in out
+    assert "InService" in runs["05_deploy_endpoint.py"].stdout and "autoscaling: 1-2 instances" in runs["05_deploy_endpoint.py"].stdout
+
+
+def test_invoke_endpoint_through_boto3_returns_real_predictions(pipeline):
+    server, _, _, _ = pipeline
+    runtime = server.session().client("sagemaker-runtime")
+    row = ",".join(["0"] * 25)
+    response = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=f"{row}\n{row}")
+    lines = response["Body"].read().decode().split()
+    assert len(lines) == 2 and all(0 <= float(line.split(",")[0]) <= 1 for line in lines)
+    assert response["ContentType"] == "text/csv" and response["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_malformed_and_unknown_requests_get_aws_shaped_errors(pipeline):
+    server, _, _, _ = pipeline
+    runtime = server.session().client("sagemaker-runtime")
+    with pytest.raises(ClientError) as bad:
+        runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Body="1,2,3")
+    assert bad.value.response["Error"]["Code"] == "ModelError"
+    assert bad.value.response["OriginalStatusCode"] == 400
+    assert "expected 25" in bad.value.response["OriginalMessage"]
+    with pytest.raises(ClientError) as unknown:
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body="1")
+    assert unknown.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_data_capture_lands_in_sagemaker_format_and_layout(pipeline, outputs):
+    server, _, _, _ = pipeline
+    server.endpoints.flush_all()
+    s3, name = server.session().client("s3"), endpoint_name(server)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["LabBucketName"], Prefix=f"capture/{name}/")["Contents"]]
+    pattern = re.compile(rf"^capture/{name}/AllTraffic/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/\d{{2}}-\d{{2}}-\d{{3}}-[0-9a-f-]{{36}}\.jsonl$")
+    assert keys and all(pattern.match(k) for k in keys), keys[:3]
+    lines = [json.loads(line) for k in keys for line in s3.get_object(Bucket=outputs["LabBucketName"], Key=k)["Body"].read().decode().splitlines()]
+    assert len(lines) >= 100 + 5  # the single requests and the batches of step 06
+    record = lines[0]
+    assert record["eventVersion"] == "0" and set(record["eventMetadata"]) == {"eventId", "inferenceTime"}
+    assert record["captureData"]["endpointInput"]["mode"] == "INPUT" and record["captureData"]["endpointInput"]["encoding"] == "CSV"
+    assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT" and record["captureData"]["endpointOutput"]["encoding"] == "JSON"
+    assert "predictions" in json.loads(record["captureData"]["endpointOutput"]["data"])
 
 
 def test_approval_decision_both_ways():
