@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -61,7 +62,10 @@ class HostedEndpoint:
     def connection(self) -> http.client.HTTPConnection:
         """One keep-alive connection per calling thread."""
         if getattr(self.local, "connection", None) is None:
-            self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            connection.connect()
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see model_server
+            self.local.connection = connection
         return self.local.connection
 
 

@@ -1,0 +1,144 @@
+"""Serving figures on the offline model server (the container's stand-in) and its floor.
+
+The model is the lab's own (20k generated payments -> feature job -> built-in XGBoost
+training -> serving artifact), served by `localaws.model_server` in its own process.
+The load comes from threads in this process over keep-alive loopback connections, so
+client and server share the machine's 2 cores: the figures are a floor for the server.
+"""
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "lab_scripts"))
+
+from bench.pipeline import landed_like_firehose, run_feature_job  # noqa: E402
+from labkit.model_artifact import serving_artifact  # noqa: E402
+from localaws import builtin_xgboost  # noqa: E402
+from localaws.model_server import ModelHTTPServer  # noqa: E402
+from localaws.sagemaker_jobs import _tar_gz  # noqa: E402
+
+REQUESTS_PER_LEVEL = 3_000
+CONCURRENCY = (1, 8, 32)
+ARTICLE_AVG_MS, ARTICLE_PER_MINUTE = 23.0, 1_200  # the hands-on article, ml.m5.large
+
+
+def lab_model(directory: Path) -> tuple[Path, np.ndarray]:
+    """Train the lab's model and unpack its serving artifact; returns (model dir, test rows)."""
+    for sub in ("raw", "labels"):
+        (directory / sub).mkdir()
+    landed_like_firehose(20_000, seed=11, directory=directory)
+    run_feature_job(directory)
+    features = directory / "features"
+    params = {"objective": "binary:logistic", "num_round": "100", "max_depth": "5", "eta": "0.1"}
+    builtin_xgboost.train(params, {"train": features / "train"}, directory / "trained", None, lambda line: None)
+    artifact = serving_artifact(_tar_gz(directory / "trained"), threshold=0.5)
+    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
+        archive.extractall(directory / "model", filter="data")
+    test = np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in sorted((features / "test").glob("*.csv"))])
+    return directory / "model", test[:, 1:]
+
+
+class Echo(BaseHTTPRequestHandler):
+    """The floor: the same HTTP stack and socket options as the model server, no model."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """Send every body once from `concurrency` threads; (latencies ms, seconds, errors)."""
+    latencies: list[float] = []
+    errors = [0]
+    cursor = iter(range(len(bodies)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.connect()
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            started = time.perf_counter()
+            connection.request("POST", "/invocations", body=bodies[index], headers={"Content-Type": "text/csv", "Accept": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += response.status != 200
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, errors[0]
+
+
+def measure(port: int, prefix: str, rows: np.ndarray, figures: dict[str, float]) -> None:
+    singles = [",".join(f"{v:.6g}" for v in rows[i % len(rows)]).encode() for i in range(REQUESTS_PER_LEVEL)]
+    load(port, singles[:200], 4)  # warm-up
+    for concurrency in CONCURRENCY:
+        latencies, seconds, errors = load(port, singles, concurrency)
+        figures[f"{prefix}_single_c{concurrency}_p50_ms"] = float(np.percentile(latencies, 50))
+        figures[f"{prefix}_single_c{concurrency}_p99_ms"] = float(np.percentile(latencies, 99))
+        figures[f"{prefix}_single_c{concurrency}_requests_per_s"] = len(latencies) / seconds
+        figures[f"{prefix}_single_c{concurrency}_errors"] = errors
+    batch = "\n".join(",".join(f"{v:.6g}" for v in rows[i % len(rows)]) for i in range(500)).encode()
+    latencies, seconds, errors = load(port, [batch] * 100, 1)
+    figures[f"{prefix}_batch500_rows_per_s"] = 100 * 500 / seconds
+    figures[f"{prefix}_batch500_errors"] = errors
+
+
+def run() -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir, rows = lab_model(Path(scratch))
+        server = subprocess.Popen([sys.executable, "-m", "localaws.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(server.stdout.readline().split()[1])
+            measure(port, "serving", rows, figures)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    echo = ModelHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        measure(echo.server_port, "echo", rows, figures)
+    finally:
+        echo.shutdown()
+    figures["serving_c1_p50_vs_article_avg_ratio"] = figures["serving_single_c1_p50_ms"] / ARTICLE_AVG_MS
+    best = max(figures[f"serving_single_c{c}_requests_per_s"] for c in CONCURRENCY)
+    figures["serving_best_per_minute_vs_article_ratio"] = best * 60 / ARTICLE_PER_MINUTE
+    return figures
