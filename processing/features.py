@@ -50,7 +50,7 @@ DESCRIPTIONS = {
     "time_since_last_txn_hours": "hours since the customer's previous payment",
     **{f"category_{c}": f"1 if merchant_category is {c}" for c in CATEGORIES},
     **{f"customer_txn_count_{w}d": f"customer's payments in the {w} day(s) before this one" for w in WINDOWS_DAYS},
-    **{f"customer_mean_amount_{w}d": f"mean amount of those payments (0 if none)" for w in WINDOWS_DAYS},
+    **{f"customer_mean_amount_{w}d": f"mean amount of the customer's payments in those {w} day(s) (0 if none)" for w in WINDOWS_DAYS},
     "amount_to_customer_mean_30d": "amount / customer's 30-day mean (1 if no history)",
     "device_is_new": "1 if the customer never used this device before",
     **{

@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.layout import RAW_ERRORS_PREFIX, RAW_PREFIX
+from stacks.service_role import service_role
 
 
 @dataclass(frozen=True)
@@ -85,20 +86,14 @@ class DataStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,
         )
 
-        role = iam.Role(
+        role, delivery_policy = service_role(
             self,
             "FirehoseRole",
-            assumed_by=iam.ServicePrincipal(
-                "firehose.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
-            description="Firehose writes the transaction stream into the lab bucket's raw prefixes",
-        )
-        delivery_policy = iam.Policy(
-            self,
             "FirehoseDeliveryPolicy",
+            service="firehose.amazonaws.com",
+            description="Firehose writes the transaction stream into the lab bucket's raw prefixes",
             statements=_firehose_statements(self.bucket, self.key, log_group),
         )
-        role.attach_inline_policy(delivery_policy)
         Validations.of(delivery_policy).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical(self.bucket)}.Arn>/{RAW_PREFIX}*]",

@@ -12,6 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
+from stacks.service_role import service_role
 
 METRICS_NAMESPACE = "FraudLab"
 
@@ -34,18 +35,14 @@ class MlPlatformStack(Stack):
         bucket = s3.Bucket.from_bucket_arn(self, "LabBucket", Fn.import_value(props.bucket_arn_export))
         key = kms.Key.from_key_arn(self, "LabKey", Fn.import_value(props.key_arn_export))
 
-        self.role = iam.Role(
+        self.role, policy = service_role(
             self,
             "SageMakerExecutionRole",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-            ),
+            "SageMakerExecutionPolicy",
+            service="sagemaker.amazonaws.com",
             description="FraudLab processing, training, endpoints and monitoring jobs",
+            statements=_execution_statements(props, bucket, key),
         )
-        policy = iam.Policy(
-            self, "SageMakerExecutionPolicy", statements=_execution_statements(props, bucket, key)
-        )
-        self.role.attach_inline_policy(policy)
         Validations.of(policy).acknowledge(
             *[
                 Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/{prefix}*]", reason=reason)
