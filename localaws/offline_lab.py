@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localaws.deploy import deploy_assembly
+from localaws.deploy import DeployError, deploy_assembly
 from localaws.server import LocalAws
 from localaws.synth import synthesize
 
@@ -65,7 +65,12 @@ def run_steps(local: LocalAws, env: dict[str, str], size: int, steps: list[Path]
         if not ok:
             break
         if path.stem in AFTER_STEP:
-            AFTER_STEP[path.stem](local)
+            started = time.monotonic()
+            try:
+                AFTER_STEP[path.stem](local)
+            except DeployError as error:
+                results.append(StepResult("cdk deploy (endpoint)", False, time.monotonic() - started, str(error)))
+                break
     return results
 
 
