@@ -20,6 +20,7 @@ Errors: 400 malformed body, 413 too large, 415 unsupported content type, 406 uns
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def input_fn(body: bytes | str, content_type: str) -> np.ndarray:
         if len(row) != len(FEATURE_COLUMNS):
             raise InferenceError(400, f"row {index + 1} has {len(row)} values, expected {len(FEATURE_COLUMNS)} (FEATURE_COLUMNS, no label)")
     data = np.array(rows, dtype=float)
-    bad = ~np.isfinite(data)
+    # An empty CSV field or a JSON null is a missing value (NaN), which XGBoost routes down
+    # its learned default branch; only the drift monitor's completeness check notices.
+    bad = np.isinf(data)
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
         raise InferenceError(400, f"row {row + 1} {FEATURE_COLUMNS[column]} is {data[row, column]}: NaN and infinity are not allowed")
@@ -104,10 +107,19 @@ def _csv_rows(raw: bytes) -> list[list[float]]:
         if not line.strip():
             continue
         try:
-            rows.append([float(value) for value in line.split(",")])
+            rows.append([_csv_value(value) for value in line.split(",")])
         except ValueError:
             raise InferenceError(400, f"line {number} is not numeric CSV (no header, no label): {line[:80]!r}") from None
     return rows
+
+
+def _csv_value(text: str) -> float:
+    if not text.strip():
+        return math.nan  # missing
+    value = float(text)
+    if not math.isfinite(value):
+        raise InferenceError(400, f"{text.strip()!r} is not allowed: NaN and infinity are not allowed (leave the field empty for a missing value)")
+    return value
 
 
 def _json_rows(raw: bytes) -> list[list[float]]:
@@ -125,9 +137,11 @@ def _json_rows(raw: bytes) -> list[list[float]]:
             if missing:
                 raise InferenceError(400, f"instance {index} lacks {', '.join(missing[:5])}")
             instance = [instance[name] for name in FEATURE_COLUMNS]
-        if not isinstance(instance, list) or not all(_is_number(v) for v in instance):
-            raise InferenceError(400, f"instance {index} must be a list of numbers or an object of named features")
-        rows.append(instance)
+        if not isinstance(instance, list) or not all(v is None or _is_number(v) for v in instance):
+            raise InferenceError(400, f"instance {index} must be a list of numbers (null for missing) or an object of named features")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in instance):
+            raise InferenceError(400, f"instance {index}: NaN and infinity are not allowed (use null for a missing value)")
+        rows.append([math.nan if v is None else v for v in instance])
     return rows
 
 

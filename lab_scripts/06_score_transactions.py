@@ -18,9 +18,7 @@ MLS-C01 4.2 (recommend and implement ML solutions for production).
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -31,9 +29,8 @@ from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.sagemaker import read_pointer
 from labkit.session import aws_session, client
-from processing.feature_job import validate
+from labkit.traffic import invoke, landed_history
 from processing.features import FEATURE_COLUMNS, build_features
-from processing.records import decode_object
 
 BATCH = 100
 
@@ -46,29 +43,6 @@ def parse_args() -> argparse.Namespace:
     if args.count < 1 or not 0 <= args.single <= args.count:
         parser.error("need --count >= 1 and 0 <= --single <= --count")
     return args
-
-
-def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Every valid landed payment and its label (0/1, NaN if not known)."""
-    lines = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=raw_prefix):
-        for item in page.get("Contents", []):
-            lines.extend(decode_object(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
-    transactions, _ = validate(lines)  # the same validation as the processing job
-    labels = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="labels/"):
-        for item in page.get("Contents", []):
-            labels.append(pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()), dtype={"transaction_id": str}))
-    known = pd.concat(labels).drop_duplicates("transaction_id", keep="last").set_index("transaction_id")["is_fraud"] if labels else pd.Series(dtype=float)
-    return transactions, transactions["transaction_id"].map(known)
-
-
-def invoke(runtime, endpoint: str, rows: np.ndarray) -> tuple[list[dict], float]:
-    body = "\n".join(",".join(f"{v:.6g}" for v in row) for row in rows)
-    started = time.perf_counter()
-    response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=body)
-    reply = json.loads(response["Body"].read())
-    return reply["predictions"], (time.perf_counter() - started) * 1000
 
 
 def main() -> int:

@@ -21,6 +21,10 @@ from moto.kms.models import Key as MotoKmsKey
 from moto.logs.models import logs_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
+from moto.scheduler.models import scheduler_backends
+from moto.sns.models import sns_backends
+
+from localaws.monitoring_api import STORE
 
 
 class _LocalModel(CloudFormationModel):
@@ -198,6 +202,7 @@ class Alarm(_LocalModel):
             namespace=p.get("Namespace"),
             metric_name=p.get("MetricName"),
             comparison_operator=p["ComparisonOperator"],
+            # Metric-math alarms (Metrics) are stored without their queries: not evaluated offline.
             evaluation_periods=int(p["EvaluationPeriods"]),
             period=int(p.get("Period", 60)),
             threshold=float(p["Threshold"]),
@@ -283,6 +288,119 @@ class KmsKey(_LocalModel):
         return MotoKmsKey.create_from_cloudformation_json(
             resource_name, {**cloudformation_json, "Properties": props}, account_id, region_name, **kwargs
         )
+
+
+class TopicPolicy(_LocalModel):
+    """AWS::SNS::TopicPolicy: the policy set on each topic in moto's SNS backend."""
+
+    def __init__(self, topics: list[str]) -> None:
+        self.topics = topics
+        self.physical_resource_id = ",".join(topics)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::TopicPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        for topic in props["Topics"]:
+            sns_backends[account_id][region_name].set_topic_attribute(topic, "Policy", json.dumps(props["PolicyDocument"]))
+        return cls(props["Topics"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        pass  # the policy goes with its topic
+
+
+class Schedule(_LocalModel):
+    """AWS::Scheduler::Schedule in moto's EventBridge Scheduler backend (which never fires it)."""
+
+    ATTRIBUTES = ("Arn",)
+
+    def __init__(self, name: str, group: str, arn: str) -> None:
+        self.physical_resource_id, self.group, self.Arn = name, group, arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Scheduler::Schedule"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        group = p.get("GroupName", "default")
+        schedule = scheduler_backends[account_id][region_name].create_schedule(
+            description=p.get("Description"), end_date=p.get("EndDate"), flexible_time_window=p["FlexibleTimeWindow"],
+            group_name=group, kms_key_arn=p.get("KmsKeyArn"), name=resource_name, schedule_expression=p["ScheduleExpression"],
+            schedule_expression_timezone=p.get("ScheduleExpressionTimezone"), start_date=p.get("StartDate"),
+            state=p.get("State"), target=p["Target"], action_after_completion=None,
+        )
+        return cls(resource_name, group, schedule.arn)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        scheduler_backends[account_id][region_name].delete_schedule(self.group, self.physical_resource_id)
+
+
+class DataQualityJobDefinition(_LocalModel):
+    """AWS::SageMaker::DataQualityJobDefinition, kept by the local Model Monitor API (Ref: the ARN)."""
+
+    ATTRIBUTES = ("JobDefinitionArn", "JobDefinitionName", "CreationTime")
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.physical_resource_id = self.JobDefinitionArn = arn
+        self.JobDefinitionName, self.CreationTime = name, ""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "JobDefinitionName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::DataQualityJobDefinition"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        # The template's properties are the API request: validated against its botocore shape.
+        request = {**cloudformation_json["Properties"], "JobDefinitionName": resource_name}
+        request.pop("EndpointName", None)
+        reply = STORE.handle("CreateDataQualityJobDefinition", request, account_id, region_name)
+        return cls(resource_name, reply["JobDefinitionArn"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        STORE.handle("DeleteDataQualityJobDefinition", {"JobDefinitionName": self.JobDefinitionName}, account_id, region_name)
+
+
+class MonitoringSchedule(_LocalModel):
+    """AWS::SageMaker::MonitoringSchedule, kept by the local Model Monitor API (Ref: the ARN)."""
+
+    ATTRIBUTES = ("MonitoringScheduleArn", "CreationTime", "LastModifiedTime")
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.name, self.physical_resource_id, self.MonitoringScheduleArn = name, arn, arn
+        self.CreationTime = self.LastModifiedTime = ""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "MonitoringScheduleName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::MonitoringSchedule"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        request = {"MonitoringScheduleName": p.get("MonitoringScheduleName", resource_name), "MonitoringScheduleConfig": p["MonitoringScheduleConfig"]}
+        if p.get("Tags"):
+            request["Tags"] = p["Tags"]
+        reply = STORE.handle("CreateMonitoringSchedule", request, account_id, region_name)
+        return cls(request["MonitoringScheduleName"], reply["MonitoringScheduleArn"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        STORE.handle("DeleteMonitoringSchedule", {"MonitoringScheduleName": self.name}, account_id, region_name)
 
 
 def register() -> None:

@@ -38,10 +38,10 @@ def step_arguments(step: str, size: int) -> list[str]:
 def deploy_endpoint_stack(local: LocalAws) -> None:
     """What the learner does after step 04: `cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn=<arn>`."""
     arn = json.loads((RESULTS_DIR / "04_evaluate_and_register.json").read_text())["model_package_arn"]
-    print(f"\n### cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn={arn}", flush=True)
+    print(f"\n### cdk deploy FraudLab-Endpoint FraudLab-Monitoring -c fraudlab:modelPackageArn={arn}", flush=True)
     assembly = Path(synthesize(ROOT / "build" / "local-cdk.out", {"fraudlab:modelPackageArn": arn}).outdir)
     for report in deploy_assembly(assembly, local.session()):
-        if report.name.endswith("-Endpoint"):
+        if report.name.endswith(("-Endpoint", "-Monitoring")):
             print(f"✓ {report.name}: {len(report.created)} resources", flush=True)
 
 

@@ -51,8 +51,14 @@ class JobFailed(Exception):
 class JobRunner:
     """Runs jobs in background threads against the local AWS at `endpoint_url`."""
 
-    def __init__(self, session_factory: Callable[[], boto3.Session], workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: Callable[[], boto3.Session],
+        workdir: Path | None = None,
+        container_environment: Callable[[], dict[str, str]] = dict,
+    ) -> None:
         self._session_factory = session_factory
+        self._container_environment = container_environment
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="localaws-jobs-"))
         self.jobs: dict[str, JobState] = {}
 
@@ -105,10 +111,10 @@ class JobRunner:
             (config / "processingjobconfig.json").write_text(json.dumps(spec, default=str))
             (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
         # Hosts run side by side, as on a cluster.
-        runs = [
-            _start_process(_container_command(command, root), root, spec.get("Environment", {}))
-            for root in roots
-        ]
+        environment = dict(spec.get("Environment", {}))
+        if not spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False):
+            environment.update(self._container_environment())
+        runs = [_start_process(_container_command(command, root), root, environment) for root in roots]
         timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         failures = []
         for host, process in zip(hosts, runs):
@@ -247,7 +253,9 @@ def _container_command(command: list[str], root: Path) -> list[str]:
 
 
 def _start_process(command: list[str], root: Path, environment: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, **environment, "FRAUDLAB_OPT_ML": str(root), "PYTHONUNBUFFERED": "1"}
+    # No caller credentials leak in: a container has only what its job gives it.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {**inherited, **environment, "FRAUDLAB_OPT_ML": str(root), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

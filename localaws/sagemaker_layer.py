@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from localaws.endpoints import EndpointError, EndpointHost
+from localaws.monitoring_api import STORE, MonitoringApiError
 from localaws.sagemaker_jobs import JobRunner
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -50,6 +51,8 @@ class SageMakerLayer:
             return self.app(environ, start_response)
         if operation == "DescribeEndpoint":
             return self._describe_endpoint(environ, start_response)
+        if operation in STORE.OPERATIONS:
+            return self._monitoring(environ, start_response, operation)
         if operation not in CREATE and operation not in DESCRIBE:
             return self.app(environ, start_response)
         body = self._body(environ)
@@ -87,6 +90,16 @@ class SageMakerLayer:
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
         start_response(status, headers)
         return [reply]
+
+    def _monitoring(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
+        """Model Monitor's control plane, which moto lacks (see monitoring_api.py)."""
+        try:
+            reply = STORE.handle(operation, json.loads(self._body(environ) or b"{}"), self.account_id, _region(environ))
+        except MonitoringApiError as error:
+            return _error(start_response, error.status, error.code, {"message": str(error)})
+        body = json.dumps(reply).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON), answered by the endpoint's model server."""

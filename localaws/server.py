@@ -15,6 +15,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import cloudformation_models, moto_fixes
+from localaws.alarms import AlarmEvaluator
 from localaws.endpoints import EndpointHost
 from localaws.sagemaker_jobs import JobRunner
 from localaws.sagemaker_layer import SageMakerLayer
@@ -41,8 +42,10 @@ class LocalAws:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self.jobs = JobRunner(self.session)
+        # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
+        self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
         self.endpoints = EndpointHost(lambda region: self.session(region))
+        self.alarms = AlarmEvaluator()
 
     def start(self) -> "LocalAws":
         cloudformation_models.register()
@@ -52,9 +55,11 @@ class LocalAws:
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
         self._thread.start()
+        self.alarms.start()
         return self
 
     def stop(self) -> None:
+        self.alarms.stop()
         self.endpoints.stop_all()
         if self._server is not None:
             self._server.shutdown()

@@ -30,6 +30,11 @@ LOG_RETENTION = {
 }
 
 
+# kit: the kit's own drift job (works on every account); modelMonitor: SageMaker Model
+# Monitor (closed to new customers since 2025); off: no monitoring stack.
+DRIFT_MONITORS = ("kit", "modelMonitor", "off")
+
+
 class ConfigError(ValueError):
     """A context value is missing or malformed; the message names the key and the fix."""
 
@@ -52,6 +57,11 @@ class LabConfig:
     capture_sampling_percent: int
     serverless: bool
     latency_alarm_ms: int
+    drift_monitor: str  # "kit" (own Processing job), "modelMonitor" (SageMaker Model Monitor) or "off"
+    drift_schedule_hours: int
+    drift_threshold: float
+    monitor_instance_type: str
+    alert_email: str
 
     def __post_init__(self) -> None:
         if self.endpoint_min_instances > self.endpoint_max_instances:
@@ -91,6 +101,11 @@ class LabConfig:
             capture_sampling_percent=_int(get("captureSamplingPercent"), "captureSamplingPercent", 0, 100),
             serverless=_bool(get("serverless"), "serverless"),
             latency_alarm_ms=_int(get("latencyAlarmMs"), "latencyAlarmMs", 1, 60_000),
+            drift_monitor=_choice(get("driftMonitor"), "driftMonitor", DRIFT_MONITORS),
+            drift_schedule_hours=_int(get("driftScheduleHours"), "driftScheduleHours", 1, 24),
+            drift_threshold=_fraction(get("driftThreshold"), "driftThreshold"),
+            monitor_instance_type=_name(get("monitorInstanceType"), "monitorInstanceType", r"ml\.[a-z0-9]+\.[a-z0-9]+"),
+            alert_email=_name(get("alertEmail"), "alertEmail", r"|[^@\s]+@[^@\s]+\.[^@\s]+"),
         )
 
 
@@ -120,10 +135,22 @@ def _int(value: Any, key: str, low: int, high: int) -> int:
     return number
 
 
-def _choice(value: Any, key: str, allowed) -> int:
-    number = _parse(value, key, "a whole number", lambda v: int(str(v), 10))
-    if number not in allowed:
-        raise ConfigError(f"context key {NAMESPACE}{key}={number} must be one of {sorted(allowed)}")
+def _choice(value: Any, key: str, allowed) -> Any:
+    if all(isinstance(a, str) for a in allowed):
+        choice = str(_required(value, key))
+    else:
+        choice = _parse(value, key, "a whole number", lambda v: int(str(v), 10))
+    if choice not in allowed:
+        raise ConfigError(f"context key {NAMESPACE}{key}={choice!r} must be one of {sorted(allowed)}")
+    return choice
+
+
+def _fraction(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        value = "not-a-number"
+    number = _parse(value, key, "a number", lambda v: float(str(v)))
+    if not 0 < number < 1:
+        raise ConfigError(f"context key {NAMESPACE}{key}={number} must be between 0 and 1 (exclusive)")
     return number
 
 

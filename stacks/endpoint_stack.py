@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -31,6 +33,7 @@ class EndpointProps:
     capture_sampling_percent: int
     serverless: bool
     latency_alarm_ms: int
+    alerts_topic_export: str
 
 
 class EndpointStack(Stack):
@@ -119,7 +122,8 @@ class EndpointStack(Stack):
             )
 
         dimensions = {"EndpointName": endpoint.attr_endpoint_name, "VariantName": VARIANT}
-        cloudwatch.Alarm(
+        notify = cloudwatch_actions.SnsAction(sns.Topic.from_topic_arn(self, "Alerts", Fn.import_value(props.alerts_topic_export)))
+        errors = cloudwatch.Alarm(
             self,
             "ServerErrors",
             alarm_description="FraudLab endpoint returned 5xx errors",
@@ -132,7 +136,7 @@ class EndpointStack(Stack):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        cloudwatch.Alarm(
+        latency = cloudwatch.Alarm(
             self,
             "ModelLatency",
             alarm_description=f"FraudLab model latency p99 above {props.latency_alarm_ms} ms",
@@ -147,6 +151,12 @@ class EndpointStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-        CfnOutput(self, "EndpointName", value=endpoint.attr_endpoint_name)
+        for alarm in (errors, latency):
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+
+        # Named export: the monitoring stack watches this endpoint.
+        self.endpoint_name_export = f"{self.stack_name}-EndpointName"
+        CfnOutput(self, "EndpointName", value=endpoint.attr_endpoint_name, export_name=self.endpoint_name_export)
         CfnOutput(self, "VariantName", value=VARIANT)
         CfnOutput(self, "ModelPackageArn", value=props.model_package_arn)

@@ -8,10 +8,12 @@ from typing import Any
 from aws_cdk import App, CfnResource, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from processing.features import FEATURE_COLUMNS
 from stacks.config import LabConfig
 from stacks.data_stack import DataProps, DataStack
 from stacks.endpoint_stack import EndpointProps, EndpointStack
 from stacks.ml_platform_stack import MlPlatformProps, MlPlatformStack
+from stacks.monitoring_stack import MonitoringProps, MonitoringStack
 from stacks.network_stack import NetworkProps, NetworkStack
 
 PROJECT_TAG = ("project", "fraudlab")
@@ -43,6 +45,7 @@ def build_lab(app: App) -> dict[str, object]:
         props=NetworkProps(
             max_azs=config.max_azs,
             interface_endpoints=config.interface_endpoints,
+            metrics_endpoint=config.drift_monitor == "kit",
             log_retention=config.log_retention,
         ),
     )
@@ -70,6 +73,7 @@ def build_lab(app: App) -> dict[str, object]:
             bucket_arn_export=data.bucket_arn_export,
             key_arn_export=data.key_arn_export,
             model_package_group_name=config.model_package_group_name,
+            alert_email=config.alert_email,
         ),
     )
 
@@ -97,9 +101,35 @@ def build_lab(app: App) -> dict[str, object]:
                 capture_sampling_percent=config.capture_sampling_percent,
                 serverless=config.serverless,
                 latency_alarm_ms=config.latency_alarm_ms,
+                alerts_topic_export=ml.alerts_topic_export,
             ),
         )
         stacks["endpoint"].add_stack_dependency(ml, "imports the execution role, bucket and key by export name")
+
+        # Drift monitoring watches the endpoint's captured traffic (none on serverless).
+        if config.drift_monitor != "off" and not config.serverless:
+            stacks["monitoring"] = MonitoringStack(
+                app,
+                f"{prefix}-Monitoring",
+                description="FraudLab: scheduled data-quality drift monitoring of the endpoint",
+                tags=stack_tags,
+                props=MonitoringProps(
+                    mode=config.drift_monitor,
+                    schedule_hours=config.drift_schedule_hours,
+                    drift_threshold=config.drift_threshold,
+                    instance_type=config.monitor_instance_type,
+                    stack_prefix=prefix,
+                    feature_count=len(FEATURE_COLUMNS),
+                    role_arn_export=ml.role_arn_export,
+                    bucket_arn_export=data.bucket_arn_export,
+                    key_arn_export=data.key_arn_export,
+                    alerts_topic_export=ml.alerts_topic_export,
+                    endpoint_name_export=stacks["endpoint"].endpoint_name_export,
+                    subnet_ids=network.isolated_subnet_ids,
+                    security_group_id=network.sagemaker_sg.security_group_id,
+                ),
+            )
+            stacks["monitoring"].add_stack_dependency(stacks["endpoint"], "imports the endpoint name by export name")
 
     _drop_redundant_provider_depends_on(app)
     Tags.of(app).add(*PROJECT_TAG)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
@@ -25,6 +27,7 @@ class MlPlatformProps:
     bucket_arn_export: str
     key_arn_export: str
     model_package_group_name: str
+    alert_email: str  # "" for none: alarms still change state, nobody is emailed
 
 
 class MlPlatformStack(Stack):
@@ -83,10 +86,37 @@ class MlPlatformStack(Stack):
         )
         self.model_package_group.apply_removal_policy(RemovalPolicy.DESTROY)
 
+        # Alarms of the endpoint and the drift monitor notify this topic. Its own key: CloudWatch
+        # must be allowed to encrypt to it, and that should not widen the lab data key.
+        alerts_key = kms.Key(
+            self,
+            "AlertsKey",
+            description="FraudLab alerts topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        alerts_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        self.alerts_topic = sns.Topic(
+            self, "AlertsTopic", display_name="FraudLab alerts", master_key=alerts_key, enforce_ssl=True
+        )
+        if props.alert_email:
+            self.alerts_topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
+
         # Named export: the endpoint stack imports it, so adding that stack later does not
         # change this one (a CDK-generated export would appear only then).
         self.role_arn_export = f"{self.stack_name}-SageMakerRoleArn"
         CfnOutput(self, "SageMakerRoleArn", value=self.role.role_arn, export_name=self.role_arn_export)
+        self.alerts_topic_export = f"{self.stack_name}-AlertsTopicArn"
+        CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn, export_name=self.alerts_topic_export)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
 

@@ -21,12 +21,15 @@ INTERFACE_ENDPOINTS = {
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
 }
 INTERFACE_ENDPOINT_USD_PER_HOUR_PER_AZ = 0.01
+# The kit's drift job publishes its metrics from inside the VPC: CloudWatch's endpoint only.
+METRICS_ENDPOINT = {"CloudWatchMetrics": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING}
 
 
 @dataclass(frozen=True)
 class NetworkProps:
     max_azs: int
     interface_endpoints: bool
+    metrics_endpoint: bool
     log_retention: logs.RetentionDays
 
 
@@ -72,7 +75,8 @@ class NetworkStack(Stack):
             self.sagemaker_sg, ec2.Port.all_traffic(), "SageMaker hosts talk to each other"
         )
 
-        if props.interface_endpoints:
+        endpoints = {**(INTERFACE_ENDPOINTS if props.interface_endpoints else {}), **(METRICS_ENDPOINT if props.metrics_endpoint else {})}
+        if endpoints:
             endpoint_sg = ec2.SecurityGroup(
                 self,
                 "EndpointSecurityGroup",
@@ -81,7 +85,7 @@ class NetworkStack(Stack):
                 allow_all_outbound=False,
             )
             endpoint_sg.add_ingress_rule(self.sagemaker_sg, ec2.Port.tcp(443), "HTTPS from SageMaker")
-            for name, service in INTERFACE_ENDPOINTS.items():
+            for name, service in endpoints.items():
                 # open=False: reachable from the SageMaker group only, not the whole VPC CIDR.
                 self.vpc.add_interface_endpoint(
                     name, service=service, security_groups=[endpoint_sg], private_dns_enabled=True, open=False

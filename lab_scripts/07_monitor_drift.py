@@ -1,0 +1,288 @@
+"""Step 07 — Drift monitoring: a baseline, a clean window, an injected drift, the alarm.
+
+What you do: run `python lab_scripts/07_monitor_drift.py [--requests 10] [--drift amount_x3,new_category,missing_feature]`.
+What you see: the baseline (statistics.json and constraints.json, Model Monitor's formats)
+computed from the training features by a Processing job; normal traffic sent to the
+endpoint and the drift monitor run on it at once (no waiting for the hourly schedule):
+no violations, the alarm OK. Then payments with injected drift -- amounts x3, a merchant
+category never seen in training, a feature sent empty -- and the monitor names each one
+(baseline_drift_check, categorical_values_check, completeness_check), the violation
+metric crosses the alarm threshold and the alarm goes to ALARM (its SNS topic notifies).
+
+Normal traffic is a random sample of training-period payments. Try `--traffic recent`
+(the newest payments) to see a real drift the monitor flags too: customer-history features
+are larger late in the data, when 30-day windows have filled up -- a baseline from the
+first weeks of a data set describes a warm-up that production never sees again.
+
+Model Monitor path (-c fraudlab:driftMonitor=modelMonitor, for accounts that still have
+Model Monitor): the same baseline (model-monitor/ variant) is used by AWS's schedule at the
+top of each hour; this step shows that schedule and does not run the kit's job.
+
+Where to look: S3 monitoring/baseline/ and monitoring/reports/<endpoint>/yyyy/mm/dd/hh/<job>/;
+CloudWatch > Metrics > FraudLab (constraint_violations, feature_baseline_drift_*);
+CloudWatch > Alarms > the DriftAlarmName output; EventBridge > Scheduler > FraudLab-DriftMonitor.
+
+Exam task statements: MLA-C01 4.1 (monitor model inference: data capture, drift, baselines),
+4.2 (monitor and optimize infrastructure: CloudWatch metrics and alarms), 4.3 (secure:
+VPC, KMS-encrypted topic); MLS-C01 4.1 (build ML solutions for availability: monitoring),
+4.4 (operationalize: monitoring deployed models).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+from labkit import console, drift, results
+from labkit.errors import LabError, run_step
+from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
+from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, upload_code, wait_for_job, write_pointer, xgboost_image
+from labkit.session import aws_session, client
+from labkit.traffic import landed_history, send
+from processing import drift_monitor
+from processing.features import FEATURE_COLUMNS, build_features
+
+CONTAINER = "/opt/ml/processing"
+BASELINE_POINTER = "monitoring/baseline/source.json"
+# An hourly window holds one hour of the day and one kind of day: these features drift
+# by the clock, not because the data changed, so their distributions are not compared.
+CLOCK_FEATURES = ("hour_of_day", "is_weekend", "is_night")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10, help="requests of 100 payments per window")
+    parser.add_argument("--drift", default=",".join(drift.KINDS), help=f"comma-separated: {', '.join(drift.KINDS)}")
+    parser.add_argument("--traffic", choices=("training", "recent"), default="training", help="what normal traffic is")
+    parser.add_argument("--rerun", action="store_true", help="recompute the baseline even if it is current")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for capture and the alarm")
+    args = parser.parse_args()
+    args.drift = [k for k in args.drift.split(",") if k]
+    unknown = set(args.drift) - set(drift.KINDS)
+    if unknown or not args.drift:
+        parser.error(f"--drift takes {', '.join(drift.KINDS)}")
+    if not 1 <= args.requests <= 200:
+        parser.error("--requests must be 1-200")
+    return args
+
+
+def baseline_request(name: str, outputs: dict, monitoring: dict, features_job: str, code_uri: str, image: str) -> dict:
+    bucket = outputs["LabBucketName"]
+
+    def s3_input(input_name: str, uri: str, local: str) -> dict:
+        return {"InputName": input_name, "S3Input": {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": outputs["SageMakerRoleArn"],
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/drift_monitor.py"],
+            "ContainerArguments": [
+                "--mode", "baseline", "--reference", f"{CONTAINER}/input/reference", "--output", f"{CONTAINER}/output",
+                "--comparison-threshold", monitoring["DriftThreshold"], "--uncompared", ",".join(CLOCK_FEATURES),
+                "--uncompared-reason", "an hourly window holds one hour of the day: it drifts by the clock, not the data",
+            ],
+        },
+        "ProcessingInputs": [
+            s3_input("code", code_uri, f"{CONTAINER}/input/code"),
+            s3_input("reference", f"s3://{bucket}/features/{features_job}/baseline/", f"{CONTAINER}/input/reference"),
+        ],
+        "ProcessingOutputConfig": {
+            "KmsKeyId": outputs["KeyArn"],
+            "Outputs": [{"OutputName": "baseline", "S3Output": {"S3Uri": f"s3://{bucket}/{monitoring['BaselinePrefix']}", "LocalPath": f"{CONTAINER}/output", "S3UploadMode": "EndOfJob"}}],
+        },
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10, "VolumeKmsKeyId": outputs["KeyArn"]}},
+        "NetworkConfig": {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": {"SecurityGroupIds": [outputs["SecurityGroupId"]], "Subnets": outputs["SubnetIds"].split(",")},
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 1800},
+        "Tags": TAGS,
+    }
+
+
+def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> dict:
+    s3, sagemaker = client(session, "s3"), client(session, "sagemaker")
+    bucket = outputs["LabBucketName"]
+    features = read_pointer(s3, bucket, "features/latest.json")
+    if features is None:
+        raise LabError("no features yet: run lab_scripts/02_feature_engineering.py first")
+    current = read_pointer(s3, bucket, BASELINE_POINTER)
+    if current and current["features_job"] == features["job"] and current["threshold"] == monitoring["DriftThreshold"] and not rerun:
+        console.heading(f"Baseline: reusing {current['job']} (from {features['job']}; --rerun for a new one)")
+    else:
+        name = job_name("fraudlab-baseline")
+        console.heading(f"Baseline job {name}: statistics and constraints of {features['job']}'s training features")
+        code_uri = upload_code(s3, bucket, ROOT / "processing", ("drift_monitor.py",))
+        sagemaker.create_processing_job(**baseline_request(name, outputs, monitoring, features["job"], code_uri, xgboost_image(session.region_name)))
+        wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
+        current = {"job": name, "features_job": features["job"], "threshold": monitoring["DriftThreshold"]}
+        write_pointer(s3, bucket, BASELINE_POINTER, current)
+    prefix = monitoring["BaselinePrefix"]
+    constraints = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}constraints.json")["Body"].read())
+    statistics = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}statistics.json")["Body"].read())
+    compared = [f for f in constraints["features"] if f.get("monitoringConfigOverrides", {}).get("perform_comparison") != "Disabled"]
+    console.done(
+        f"{statistics['dataset']['item_count']:,} training rows, {len(constraints['features'])} features "
+        f"({len(compared)} compared), drift threshold {constraints['monitoring_config']['distribution_constraints']['comparison_threshold']}"
+    )
+    console.table(
+        [(f["name"], f["inferred_type"], f"{f['completeness']:.2f}", "no (clock)" if f not in compared else "yes") for f in constraints["features"][:8]]
+        + [("...", "", "", "")],
+        ("feature", "type", "completeness", "drift compared"),
+    )
+    console.note(f"s3://{bucket}/{prefix}: statistics.json, constraints.json, reference.csv, model-monitor/ (columns as _c0.._c{len(FEATURE_COLUMNS) - 1})")
+    return current
+
+
+def wait_for_capture(s3, bucket: str, prefix: str, start: datetime, end: datetime, expected: int, timeout: float) -> None:
+    """Data capture lands in S3 in batches (minutes on AWS): wait until every request is there."""
+    started = time.monotonic()
+    while True:
+        lines = drift_monitor.read_s3_capture(s3, bucket, prefix, start, end)
+        _, _, captured = drift_monitor.parse_capture(lines, start, end, FEATURE_COLUMNS)
+        if captured >= expected:
+            console.done(f"{captured} captured requests in S3 after {time.monotonic() - started:.0f} s")
+            return
+        if time.monotonic() - started > timeout:
+            raise LabError(f"only {captured} of {expected} requests captured after {timeout:.0f} s: is data capture on (captureSamplingPercent)?")
+        time.sleep(2)
+
+
+def run_monitor_now(session, monitoring: dict, start: datetime, end: datetime) -> str:
+    """Start the schedule's own job request for [start, end), as the schedule would."""
+    scheduler, sagemaker = client(session, "scheduler"), client(session, "sagemaker")
+    schedule = scheduler.get_schedule(Name=monitoring["ScheduleName"])
+    name = job_name("fraudlab-drift-now")
+    text = schedule["Target"]["Input"].replace("<aws.scheduler.scheduled-time>", end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    request = json.loads(text)
+    request["ProcessingJobName"] = name
+    request["AppSpecification"]["ContainerArguments"] += ["--window-start", start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
+    sagemaker.create_processing_job(**request)
+    wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
+    return name
+
+
+def report(s3, bucket: str, reports_prefix: str, endpoint: str, job: str, end: datetime) -> tuple[str, dict]:
+    folder = f"{reports_prefix}{endpoint}/{end:%Y/%m/%d/%H}/{job}/"
+    read = lambda name: json.loads(s3.get_object(Bucket=bucket, Key=folder + name)["Body"].read())  # noqa: E731
+    found = {"result": read("result.json"), "metrics": read("metrics.json")}
+    if found["result"]["outcome"] != "NoData":
+        found["violations"] = read("constraint_violations.json")["violations"]
+    return f"s3://{bucket}/{folder}", found
+
+
+def show(found: dict, threshold: float) -> None:
+    result = found["result"]
+    if result["outcome"] == "NoData":
+        console.failed(result["message"])
+        return
+    console.done(f"{result['outcome']}: {result['rows']:,} payments in {result['captured_requests']} requests, {result['violations']} violations")
+    if found["violations"]:
+        console.table([(v["feature_name"], v["constraint_check_type"], v["description"][:90]) for v in found["violations"]], ("feature", "check", "description"))
+    drifts = sorted(
+        ((m["MetricName"].removeprefix(drift_monitor.METRIC_PREFIX), m["Value"]) for m in found["metrics"] if m["MetricName"].startswith(drift_monitor.METRIC_PREFIX)),
+        key=lambda item: -item[1],
+    )
+    console.table([(f, f"{v:.3f}", "over" if v > threshold else "") for f, v in drifts[:5]], ("feature", "drift distance", f"threshold {threshold}"))
+
+
+def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
+    """CloudWatch evaluates alarms about once a minute: poll until it reaches `state`."""
+    started, last = time.monotonic(), None
+    while True:
+        alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        if alarm["StateValue"] != last:
+            console.note(f"alarm {name}: {alarm['StateValue']} ({alarm.get('StateReason', '')[:90]})")
+            last = alarm["StateValue"]
+        if last == state:
+            return alarm
+        if time.monotonic() - started > timeout:
+            raise LabError(f"alarm {name} still {last} after {timeout:.0f} s (expected {state}): see CloudWatch > Alarms")
+        time.sleep(2)
+
+
+def main() -> int:
+    args = parse_args()
+    session = aws_session()
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId")
+    bucket, s3 = outputs["LabBucketName"], client(session, "s3")
+    endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
+    if endpoint is None:
+        raise LabError("no endpoint yet: run lab_scripts/05_deploy_endpoint.py first")
+    monitoring = stack_outputs(session, f"{stack_prefix()}-Monitoring")
+    if not monitoring:
+        raise LabError(f"no {stack_prefix()}-Monitoring stack: it deploys with the endpoint (cdk deploy --all -c fraudlab:modelPackageArn=<arn>) unless fraudlab:driftMonitor=off or serverless")
+    threshold = float(monitoring["DriftThreshold"])
+
+    ensure_baseline(session, outputs, monitoring, args.rerun)
+
+    if monitoring["MonitorMode"] == "modelMonitor":
+        described = client(session, "sagemaker").describe_monitoring_schedule(MonitoringScheduleName=monitoring["ScheduleName"])
+        console.heading(f"Model Monitor schedule {described['MonitoringScheduleName']}: {described['MonitoringScheduleStatus']}")
+        console.note(f"runs {described['MonitoringScheduleConfig']['ScheduleConfig']['ScheduleExpression']}; reports under s3://{bucket}/{monitoring['ReportsPrefix']}")
+        results.record(f"Model Monitor schedule {described['MonitoringScheduleStatus']}", mode="modelMonitor")
+        return 0
+
+    console.heading("Payments to send: features computed client-side, as in step 06")
+    history, labels = landed_history(s3, bucket, outputs["RawPrefix"])
+    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
+    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
+    rng = np.random.default_rng(7)
+    count = args.requests * 100
+    if args.traffic == "training":
+        pool = history.index[history["timestamp"] < pd.Timestamp(schema["split"]["validation_from"])]
+        clean_rows, drift_rows = (pd.Index(np.sort(rng.choice(pool, size=min(count, len(pool) // 2), replace=False))) for _ in range(2))
+    else:
+        clean_rows = drift_rows = history.index[-count:]
+    features = build_features(history, labels.fillna(0))
+    console.done(f"{len(history):,} payments of history; {len(clean_rows):,} per window ({args.traffic} traffic)")
+
+    runtime, cloudwatch = client(session, "sagemaker-runtime"), client(session, "cloudwatch")
+    capture_prefix = f"capture/{endpoint}/AllTraffic"
+    figures = {}
+    windows = [("clean", clean_rows, []), ("drifted", drift_rows, args.drift)]
+    for label, rows, kinds in windows:
+        if kinds:
+            console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}")
+            values = drift.features_for(history, labels, rows, kinds)
+        else:
+            console.heading("Normal traffic")
+            values = features.loc[rows, FEATURE_COLUMNS].to_numpy(float)
+        start = datetime.now(timezone.utc) - timedelta(seconds=1)
+        requests = send(runtime, endpoint, values)
+        end = datetime.now(timezone.utc) + timedelta(seconds=1)
+        console.done(f"{len(values):,} payments sent in {requests} requests to {endpoint}")
+        wait_for_capture(s3, bucket, capture_prefix, start, end, requests, args.timeout)
+
+        console.heading(f"Run the drift monitor now on {start:%H:%M:%S}-{end:%H:%M:%S} UTC (the schedule's own job request)")
+        job = run_monitor_now(session, monitoring, start, end)
+        where, found = report(s3, bucket, monitoring["ReportsPrefix"], endpoint, job, end)
+        show(found, threshold)
+        console.note(f"reports: {where}")
+        expected_state = "ALARM" if found["result"].get("violations") else "OK"
+        alarm = wait_for_alarm(cloudwatch, monitoring["DriftAlarmName"], expected_state, args.timeout)
+        figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"],
+                          "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
+
+    if figures["clean"]["violations"] and args.traffic == "training":
+        raise LabError(f"clean traffic raised {figures['clean']['violations']} violations: see its constraint_violations.json")
+    missed = [k for k in args.drift if drift.EXPECTED[k] not in set(map(tuple, figures["drifted"]["checks"]))]
+    if missed:
+        raise LabError(f"injected drift not detected: {', '.join(missed)}")
+    console.done(f"every injected drift named; alarm {figures['clean']['alarm']} -> {figures['drifted']['alarm']}")
+    results.record(
+        f"clean: {figures['clean']['violations']} violations; drift: {figures['drifted']['violations']} violations, alarm {figures['drifted']['alarm']}",
+        clean_violations=figures["clean"]["violations"], drift_violations=figures["drifted"]["violations"],
+        alarm_state=figures["drifted"]["alarm"], detected=",".join(f"{f}:{c}" for f, c in figures["drifted"]["checks"]),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_step(main)

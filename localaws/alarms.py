@@ -1,0 +1,108 @@
+"""CloudWatch alarm evaluation, offline: moto stores alarms and metrics but never compares them.
+
+Every `interval` seconds each single-metric alarm is evaluated as CloudWatch does: the
+statistic per period over the last EvaluationPeriods periods, compared with the threshold,
+M of N datapoints to alarm, missing data treated as the alarm says. A state change is
+recorded in moto (so DescribeAlarms and the alarm history show it) and published to the
+alarm's SNS actions with CloudWatch's notification fields.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.sns.models import sns_backends
+
+COMPARE = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+STATISTICS = {
+    "Maximum": np.max, "Minimum": np.min, "Sum": np.sum, "Average": np.mean, "SampleCount": len,
+}
+
+
+def statistic(values: list[float], alarm) -> float:
+    if alarm.statistic:
+        return float(STATISTICS[alarm.statistic](values))
+    percentile = float(alarm.extended_statistic.removeprefix("p"))  # e.g. p99
+    return float(np.percentile(values, percentile))
+
+
+def evaluate(backend, alarm, now: datetime) -> tuple[str, str] | None:
+    """(new state, reason) for `alarm`, or None to keep its state."""
+    if not alarm.metric_name or alarm.comparison_operator not in COMPARE:
+        return None  # metric-math and anomaly-detection alarms are not evaluated offline
+    wanted = {(d.name, d.value) for d in alarm.dimensions}
+    periods: dict[int, list[float]] = {}
+    oldest = now - timedelta(seconds=alarm.period * alarm.evaluation_periods)
+    for datum in backend.metric_data:
+        when = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=timezone.utc)
+        if (
+            datum.namespace == alarm.namespace and datum.name == alarm.metric_name and oldest < when <= now
+            and {(d.name, d.value) for d in datum.dimensions} == wanted
+        ):
+            periods.setdefault(int(when.timestamp()) // alarm.period, []).append(datum.value)
+    if not periods:
+        treat = alarm.treat_missing_data or "missing"
+        return {"ignore": None, "notBreaching": ("OK", "no datapoints: treated as not breaching"),
+                "breaching": ("ALARM", "no datapoints: treated as breaching"),
+                "missing": ("INSUFFICIENT_DATA", "no datapoints")}[treat]
+    values = [statistic(v, alarm) for _, v in sorted(periods.items())]
+    breaching = [v for v in values if COMPARE[alarm.comparison_operator](v, alarm.threshold)]
+    needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods)
+    shown = ", ".join(f"{v:g}" for v in values)
+    if len(breaching) >= min(needed, len(values)):
+        return "ALARM", f"Threshold Crossed: {len(breaching)} datapoint(s) [{shown}] {alarm.comparison_operator} {alarm.threshold:g}"
+    return "OK", f"Threshold not crossed: datapoint(s) [{shown}] vs {alarm.comparison_operator} {alarm.threshold:g}"
+
+
+class AlarmEvaluator:
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alarm-evaluator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.evaluate_all()
+
+    def evaluate_all(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(timezone.utc)
+        for account, region, backend in list(cloudwatch_backends.iter_backends()):
+            for alarm in list(backend.alarms.values()):
+                outcome = evaluate(backend, alarm, now)
+                if outcome is None or outcome[0] == alarm.state_value:
+                    continue
+                old, (state, reason) = alarm.state_value, outcome
+                backend.set_alarm_state(alarm.name, reason, json.dumps({"evaluated": now.isoformat()}), state)
+                actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions}.get(state) or []
+                if alarm.actions_enabled:
+                    for arn in actions:
+                        _notify(account, region, arn, alarm, old, state, reason, now)
+
+
+def _notify(account: str, region: str, arn: str, alarm, old: str, state: str, reason: str, now: datetime) -> None:
+    if ":sns:" not in arn:
+        return
+    message = {
+        "AlarmName": alarm.name, "AlarmDescription": alarm.description, "AWSAccountId": account, "Region": region,
+        "NewStateValue": state, "NewStateReason": reason, "OldStateValue": old, "StateChangeTime": now.isoformat(),
+        "AlarmArn": alarm.alarm_arn,
+    }
+    topic_region = arn.split(":")[3]
+    sns_backends[account][topic_region].publish(json.dumps(message), arn=arn, subject=f'{state}: "{alarm.name}" in {region}')
