@@ -215,6 +215,8 @@ class Alarm(_LocalModel):
             datapoints_to_alarm=p.get("DatapointsToAlarm"),
             treat_missing_data=p.get("TreatMissingData"),
         )
+        # AWS starts every alarm in INSUFFICIENT_DATA (moto says OK); the evaluator moves it on.
+        cloudwatch_backends[account_id][region_name].set_alarm_state(resource_name, "Unchecked: Initial alarm creation", None, "INSUFFICIENT_DATA")
         return cls(resource_name, alarm.alarm_arn)
 
     def delete(self, account_id: str, region_name: str) -> None:

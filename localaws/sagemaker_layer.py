@@ -96,7 +96,7 @@ class SageMakerLayer:
         try:
             reply = STORE.handle(operation, json.loads(self._body(environ) or b"{}"), self.account_id, _region(environ))
         except MonitoringApiError as error:
-            return _error(start_response, error.status, error.code, {"message": str(error)})
+            return _error(start_response, error.status, error.code, {"__type": error.code, "message": str(error)})
         body = json.dumps(reply).encode()
         start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
         return [body]

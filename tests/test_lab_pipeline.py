@@ -1,4 +1,4 @@
-"""Steps 01-06 end to end on the local AWS: features, training, registry, endpoint, scoring."""
+"""Steps 01-07 end to end on the local AWS: features, training, registry, endpoint, scoring, drift."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from labkit import drift
 from localaws.deploy import deploy_assembly
-from localaws.server import LocalAws
+from localaws.server import ACCOUNT_ID, LocalAws
+from moto.sns.models import sns_backends
 from localaws.synth import synthesize
 from tests.helpers import ROOT, isolated_env, run_step
 
@@ -25,7 +27,7 @@ def load_step(script: str):
 
 @pytest.fixture(scope="module")
 def pipeline(local_aws, tmp_path_factory):
-    """A default-sized lab run as a learner would: steps 01-04, `cdk deploy FraudLab-Endpoint`, 05, 06."""
+    """A default-sized lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-07."""
     server, _ = local_aws
     env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
     runs = {}
@@ -36,6 +38,7 @@ def pipeline(local_aws, tmp_path_factory):
         ("04_evaluate_and_register.py", ()),
         ("05_deploy_endpoint.py", ()),
         ("06_score_transactions.py", ("--count", "600", "--single", "100")),
+        ("07_monitor_drift.py", ("--requests", "5")),
     ):
         if script == "05_deploy_endpoint.py":
             arn = results_of(cwd, "04_evaluate_and_register")["model_package_arn"]
@@ -166,3 +169,23 @@ def test_training_needs_features_first(assembly, tmp_path):
         result = run_step("03_train_model.py", isolated_env(**server.environment()), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "✗ no features yet: run lab_scripts/02_feature_engineering.py first"
+
+
+def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, outputs):
+    server, _, cwd, runs = pipeline
+    figures = results_of(cwd, "07_monitor_drift")
+    assert figures["clean_violations"] == 0 and figures["alarm_state"] == "ALARM"
+    for feature, check in drift.EXPECTED.values():
+        assert f"{feature}:{check}" in figures["detected"]
+    # The alarm's state change reached the (KMS-encrypted) alerts topic.
+    topic = sns_backends[ACCOUNT_ID][server.region].topics[outputs["AlertsTopicArn"]]
+    alarm = server.session().client("cloudformation").describe_stacks(StackName="FraudLab-Monitoring")["Stacks"][0]["Outputs"]
+    alarm_name = next(o["OutputValue"] for o in alarm if o["OutputKey"] == "DriftAlarmName")
+    notes = [json.loads(message) for _, message, *_ in topic.sent_notifications]
+    states = [n["NewStateValue"] for n in notes if n["AlarmName"] == alarm_name]
+    assert states[-1] == "ALARM" and "OK" in states
+    # The report files are where the step said.
+    s3 = server.session().client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["LabBucketName"], Prefix="monitoring/reports/")["Contents"]]
+    assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
+    assert "No data" not in runs["07_monitor_drift.py"].stdout
