@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup lab test synth local-up local-down bench clean
+.PHONY: setup lab test synth cost local-up local-down bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -31,6 +31,10 @@ lab: setup
 
 test: setup
 	$(PY) -m pytest
+
+# What the stacks and steps cost in a region (REGION=eu-west-1), before you deploy.
+cost: setup
+	PYTHONPATH=lab_scripts $(PY) -m labkit.cost $(if $(REGION),--region $(REGION))
 
 synth: setup
 	npx cdk synth --quiet --no-notices

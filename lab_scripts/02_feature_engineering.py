@@ -32,7 +32,6 @@ from labkit.sagemaker import (
     upload_code,
     wait_for_job,
     write_pointer,
-    xgboost_image,
 )
 from labkit.session import aws_session, client
 
@@ -123,7 +122,7 @@ def show_results(s3, bucket: str, name: str) -> dict:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId")
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
 
     previous = read_pointer(s3, bucket, POINTER)
@@ -136,7 +135,7 @@ def main() -> int:
         console.done(code_uri)
         name = job_name("fraudlab-features")
         console.heading(f"Processing job {name} ({args.instances} x {args.instance_type}, network isolation on)")
-        sagemaker.create_processing_job(**processing_request(name, args, outputs, code_uri, xgboost_image(session.region_name)))
+        sagemaker.create_processing_job(**processing_request(name, args, outputs, code_uri, outputs["XgboostImageUri"]))
         wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
         write_pointer(s3, bucket, POINTER, {"job": name, "uri": f"s3://{bucket}/features/{name}"})
 

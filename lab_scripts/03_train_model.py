@@ -25,7 +25,7 @@ import json
 from labkit import console, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
-from labkit.sagemaker import TAGS, job_name, read_pointer, wait_for_job, write_pointer, xgboost_image
+from labkit.sagemaker import TAGS, job_name, read_pointer, wait_for_job, write_pointer
 from labkit.session import aws_session, client
 
 POINTER = "models/latest.json"
@@ -122,7 +122,7 @@ def tune(sagemaker, name: str, definition: dict, hyperparameters: dict) -> dict:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId")
+    outputs = lab_outputs(session, "LabBucketName", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
     features = read_pointer(s3, bucket, "features/latest.json")
     if features is None:
@@ -139,7 +139,7 @@ def main() -> int:
             raise LabError("the training set has no fraud: stream more transactions (step 01 --count)")
         # Weight the rare class up so both classes carry equal total weight.
         scale_pos_weight = (train_counts["rows"] - train_counts["fraud"]) / train_counts["fraud"]
-        image = xgboost_image(session.region_name)
+        image = outputs["XgboostImageUri"]
         definition, hyperparameters = training_definition(args, outputs, features["uri"], image, scale_pos_weight)
         name = job_name("fraudlab-xgb")
         console.heading(f"{'Tuning' if args.tune else 'Training'} {name} on {image.split('/')[-1]}")

@@ -48,7 +48,7 @@ def main() -> int:
     console.heading(f"Endpoint {name}")
     endpoint = wait_for_job(
         lambda n: sagemaker.describe_endpoint(EndpointName=n), name, "EndpointStatus",
-        poll_seconds=15, timeout_seconds=1800, done=("InService", "Failed"), success="InService",
+        timeout_seconds=1800, done=("InService", "Failed"), success="InService",
     )
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     variant = config["ProductionVariants"][0]

@@ -37,10 +37,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
-from labkit import console, drift, results
+from labkit import console, drift, polling, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
-from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, upload_code, wait_for_job, write_pointer, xgboost_image
+from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client
 from labkit.traffic import landed_history, send
 from processing import drift_monitor
@@ -119,7 +119,7 @@ def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> di
         name = job_name("fraudlab-baseline")
         console.heading(f"Baseline job {name}: statistics and constraints of {features['job']}'s training features")
         code_uri = upload_code(s3, bucket, ROOT / "processing", ("drift_monitor.py",))
-        sagemaker.create_processing_job(**baseline_request(name, outputs, monitoring, features["job"], code_uri, xgboost_image(session.region_name)))
+        sagemaker.create_processing_job(**baseline_request(name, outputs, monitoring, features["job"], code_uri, outputs["XgboostImageUri"]))
         wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
         current = {"job": name, "features_job": features["job"], "threshold": monitoring["DriftThreshold"]}
         write_pointer(s3, bucket, BASELINE_POINTER, current)
@@ -142,7 +142,7 @@ def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> di
 
 def wait_for_capture(s3, bucket: str, prefix: str, start: datetime, end: datetime, expected: int, timeout: float) -> None:
     """Data capture lands in S3 in batches (minutes on AWS): wait until every request is there."""
-    started = time.monotonic()
+    started, waits = time.monotonic(), polling.intervals()
     while True:
         lines = drift_monitor.read_s3_capture(s3, bucket, prefix, start, end)
         _, _, captured = drift_monitor.parse_capture(lines, start, end, FEATURE_COLUMNS)
@@ -151,7 +151,7 @@ def wait_for_capture(s3, bucket: str, prefix: str, start: datetime, end: datetim
             return
         if time.monotonic() - started > timeout:
             raise LabError(f"only {captured} of {expected} requests captured after {timeout:.0f} s: is data capture on (captureSamplingPercent)?")
-        time.sleep(2)
+        time.sleep(next(waits))
 
 
 def run_monitor_now(session, monitoring: dict, start: datetime, end: datetime) -> str:
@@ -194,7 +194,7 @@ def show(found: dict, threshold: float) -> None:
 
 def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
     """CloudWatch evaluates alarms about once a minute: poll until it reaches `state`."""
-    started, last = time.monotonic(), None
+    started, last, waits = time.monotonic(), None, polling.intervals()
     while True:
         alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
         if alarm["StateValue"] != last:
@@ -204,13 +204,13 @@ def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
             return alarm
         if time.monotonic() - started > timeout:
             raise LabError(f"alarm {name} still {last} after {timeout:.0f} s (expected {state}): see CloudWatch > Alarms")
-        time.sleep(2)
+        time.sleep(next(waits))
 
 
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId")
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3 = outputs["LabBucketName"], client(session, "s3")
     endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if endpoint is None:

@@ -3,24 +3,23 @@ work against, and `cdk deploy` into it."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-import boto3
-
-from localaws.deploy import deploy_assembly
-from localaws.offline_lab import ROOT, run_lab
-from localaws.server import LocalAws
-from localaws.synth import synthesize
-
+ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".localaws"
 
 
 def serve(port: int) -> int:
     """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
+    from localaws.deploy import deploy_assembly
+    from localaws.server import LocalAws
+    from localaws.synth import synthesize
+
     assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
     local = LocalAws(port=port).start()
     for report in deploy_assembly(assembly, local.session()):
@@ -40,6 +39,11 @@ def serve(port: int) -> int:
 
 def deploy(context: list[str]) -> int:
     """`cdk deploy --all` against the running local AWS (AWS_ENDPOINT_URL), with -c key=value."""
+    import boto3
+
+    from localaws.deploy import deploy_assembly
+    from localaws.synth import synthesize
+
     overrides = {}
     for item in context:
         key, separator, value = item.partition("=")
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="run every lab step offline and print a summary")
     lab.add_argument("--size", type=int, default=20_000, help="transactions in the lab (default 20000)")
+    lab.add_argument("--workdir", type=Path, default=ROOT, help="where build/ (results, report) goes (default: the repo)")
     up = commands.add_parser("serve", help="run a local AWS with the lab's stacks deployed")
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     cdk = commands.add_parser("deploy", help="deploy the stacks into the running local AWS, like cdk deploy --all")
@@ -69,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")
-        return run_lab(args.size)
+        # Importing the CDK (4 s, mostly node starting) overlaps with importing moto here.
+        threading.Thread(target=importlib.import_module, args=("localaws.synth",), daemon=True).start()
+        from localaws.offline_lab import run_lab
+
+        return run_lab(args.size, args.workdir.resolve())
     return serve(args.port)
 
 

@@ -63,7 +63,7 @@ def evaluate(backend, alarm, now: datetime) -> tuple[str, str] | None:
 
 
 class AlarmEvaluator:
-    def __init__(self, interval: float = 1.0) -> None:
+    def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

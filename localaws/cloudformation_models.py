@@ -116,7 +116,9 @@ class BucketPolicy(_LocalModel):
         return cls(props["Bucket"])
 
     def delete(self, account_id: str, region_name: str) -> None:
-        s3_backends[account_id]["global"].delete_bucket_policy(self.bucket)
+        backend = s3_backends[account_id]["global"]
+        if self.bucket in backend.buckets:  # gone already if the bucket was deleted first
+            backend.delete_bucket_policy(self.bucket)
 
 
 class LogStream(_LocalModel):
@@ -141,7 +143,9 @@ class LogStream(_LocalModel):
         return cls(group, resource_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        logs_backends[account_id][region_name].delete_log_stream(self.group, self.physical_resource_id)
+        backend = logs_backends[account_id][region_name]
+        if self.group in backend.groups:  # gone already if the group was deleted first
+            backend.delete_log_stream(self.group, self.physical_resource_id)
 
 
 class ModelPackageGroup(_LocalModel):
@@ -175,7 +179,8 @@ class ModelPackageGroup(_LocalModel):
         return cls(resource_name, arn)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        sagemaker_backends[account_id][region_name].delete_model_package_group(self.name)
+        # moto has no delete for groups: drop it from the backend (its versions are gone by now).
+        sagemaker_backends[account_id][region_name].model_package_groups.pop(self.name, None)
 
 
 class Alarm(_LocalModel):
@@ -287,6 +292,9 @@ class KmsKey(_LocalModel):
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
         props = dict(cloudformation_json["Properties"])
         props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        # moto keeps the template's policy object; its own API expects the JSON text.
+        if isinstance(props.get("KeyPolicy"), dict):
+            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
         return MotoKmsKey.create_from_cloudformation_json(
             resource_name, {**cloudformation_json, "Properties": props}, account_id, region_name, **kwargs
         )

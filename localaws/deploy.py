@@ -35,11 +35,11 @@ class StackReport:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def deploy_assembly(assembly_dir: Path | str, session: boto3.Session) -> list[StackReport]:
-    """Create every stack of the cloud assembly in the local AWS behind `session`."""
+def deploy_assembly(assembly_dir: Path | str, session: boto3.Session, only: set[str] | None = None) -> list[StackReport]:
+    """Create every stack of the cloud assembly (or those named in `only`) in the local AWS."""
     assembly_dir = Path(assembly_dir)
     manifest = json.loads((assembly_dir / "manifest.json").read_text())
-    stacks = _stacks_in_dependency_order(manifest)
+    stacks = [(name, props) for name, props in _stacks_in_dependency_order(manifest) if only is None or name in only]
     account = session.client("sts").get_caller_identity()["Account"]
     _bootstrap(session, account)
     _publish_assets(assembly_dir, session, account)

@@ -30,7 +30,7 @@ from typing import Callable
 
 import boto3
 
-CAPTURE_FLUSH_SECONDS = 1.0
+CAPTURE_FLUSH_SECONDS = 0.5
 CAPTURE_FLUSH_LINES = 500
 
 

@@ -12,7 +12,10 @@ from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
+from moto.core.responses import ActionResult
+from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
 
 _moto_update_model_package = SageMakerModelBackend.update_model_package
 
@@ -61,7 +64,24 @@ def _update_model_package_keeping_metadata(self: SageMakerModelBackend, **update
     return _moto_update_model_package(self, **update)
 
 
+def _delete_model_package(self: SageMakerModelBackend, model_package_name: str) -> None:
+    """moto has no DeleteModelPackage; teardown needs it (a group with versions cannot go)."""
+    key = self.model_package_name_mapping.get(model_package_name, model_package_name)
+    if self.model_packages.pop(key, None) is None:
+        raise ValidationError(f"Model package {model_package_name} not found")
+    for name, mapped in list(self.model_package_name_mapping.items()):
+        if mapped == key:
+            del self.model_package_name_mapping[name]
+
+
+def _delete_model_package_response(self: SageMakerResponse) -> ActionResult:
+    self.sagemaker_backend.delete_model_package(model_package_name=self._get_param("ModelPackageName"))
+    return ActionResult({})
+
+
 def apply() -> None:
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed
     SageMakerModelBackend.update_model_package = _update_model_package_keeping_metadata
+    SageMakerModelBackend.delete_model_package = _delete_model_package
+    SageMakerResponse.delete_model_package = _delete_model_package_response

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localaws.deploy import DeployError, deploy_assembly
-from localaws.server import LocalAws
+from localaws.destroy import DestroyError, destroy_stacks
+from localaws.server import ACCOUNT_ID, LocalAws
 from localaws.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR = ROOT / "lab_scripts"
-RESULTS_DIR = ROOT / "build" / "lab-results"
+RESULTS = Path("build") / "lab-results"  # under the run's work directory, as the steps write it
+sys.path.insert(0, str(STEPS_DIR))
+from labkit import report as lab_report  # noqa: E402  (the lab scripts' package)
 
 
 @dataclass
@@ -30,64 +33,147 @@ class StepResult:
     key_figure: str
 
 
+@dataclass
+class LabRun:
+    """One offline run: the local AWS, the steps' environment, where they work, what was synthesized."""
+
+    local: LocalAws
+    env: dict[str, str]
+    workdir: Path
+    assembly: Path  # every stack, the endpoint's for the predicted model package
+
+    def recorded(self, step: str) -> dict:
+        path = self.workdir / RESULTS / f"{step}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+class AfterStepError(Exception):
+    """A command between steps failed; str() says which and why."""
+
+
 def step_arguments(step: str, size: int) -> list[str]:
     """How the lab size reaches the steps that take one."""
-    return {"01_stream_transactions": ["--count", str(size)]}.get(step, [])
+    return {
+        "01_stream_transactions": ["--count", str(size)],
+        "07_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
+    }.get(step, [])
 
 
-def deploy_endpoint_stack(local: LocalAws) -> None:
-    """What the learner does after step 04: `cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn=<arn>`."""
-    arn = json.loads((RESULTS_DIR / "04_evaluate_and_register.json").read_text())["model_package_arn"]
-    print(f"\n### cdk deploy FraudLab-Endpoint FraudLab-Monitoring -c fraudlab:modelPackageArn={arn}", flush=True)
-    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out", {"fraudlab:modelPackageArn": arn}).outdir)
-    for report in deploy_assembly(assembly, local.session()):
-        if report.name.endswith(("-Endpoint", "-Monitoring")):
-            print(f"✓ {report.name}: {len(report.created)} resources", flush=True)
+def _context(key: str) -> str:
+    return json.loads((ROOT / "cdk.json").read_text())["context"][f"fraudlab:{key}"]
 
 
-# Between some steps a learner runs a command that is not a lab script.
-AFTER_STEP = {"04_evaluate_and_register": deploy_endpoint_stack}
+def predicted_package_arn(region: str) -> str:
+    """On a fresh local AWS the model step 04 approves is version 1 of the group."""
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model-package/{_context('modelPackageGroupName')}/1"
 
 
-def run_steps(local: LocalAws, env: dict[str, str], size: int, steps: list[Path] | None = None) -> list[StepResult]:
+def deploy_endpoint_stack(run: LabRun) -> str:
+    """What the learner does after step 04: `cdk deploy --all -c fraudlab:modelPackageArn=<arn>`."""
+    arn = run.recorded("04_evaluate_and_register")["model_package_arn"]
+    print(f"\n### cdk deploy --all -c fraudlab:modelPackageArn={arn}", flush=True)
+    assembly = run.assembly
+    if arn != predicted_package_arn(run.local.region):
+        assembly = Path(synthesize(run.workdir / "build" / "local-cdk.out", {"fraudlab:modelPackageArn": arn}).outdir)
+    created = []
+    try:
+        for deployed in deploy_assembly(assembly, run.local.session()):
+            if deployed.name.endswith(("-Endpoint", "-Monitoring")):  # the others exist already
+                print(f"✓ {deployed.name}: {len(deployed.created)} resources", flush=True)
+                created.append(f"{deployed.name.split('-', 1)[1]} {len(deployed.created)}")
+    except DeployError as error:
+        raise AfterStepError(str(error)) from None
+    return "resources: " + ", ".join(created)
+
+
+def destroy_and_audit(run: LabRun) -> str:
+    """After the teardown step: `cdk destroy --all`, then the audit again, which must find nothing."""
+    print("\n### cdk destroy --all", flush=True)
+    try:
+        destroyed = destroy_stacks(run.local.session(), run.env.get("FRAUDLAB_STACK_PREFIX") or _context("stackPrefix"))
+    except DestroyError as error:
+        raise AfterStepError(f"cdk destroy: {error}") from None
+    print(f"✓ destroyed {', '.join(destroyed)}", flush=True)
+    print("\n### 08_teardown --audit-only", flush=True)
+    completed = _run(STEPS_DIR / "08_teardown.py", ["--audit-only"], run)
+    if completed.returncode != 0:
+        raise AfterStepError(f"audit after destroy: {_reason(completed)}")
+    return f"{len(destroyed)} stacks destroyed; " + run.recorded("08_teardown")["key_figure"]
+
+
+# Between some steps a learner runs a command that is not a lab script: (label, command).
+AFTER_STEP = {
+    "04_evaluate_and_register": ("cdk deploy (endpoint, monitoring)", deploy_endpoint_stack),
+    "08_teardown": ("cdk destroy + audit", destroy_and_audit),
+}
+
+
+def _run(path: Path, arguments: list[str], run: LabRun) -> subprocess.CompletedProcess:
+    """Run a step; its output shows as it runs, its error output after it (kept for the summary)."""
+    completed = subprocess.run(
+        [sys.executable, str(path), *arguments], cwd=run.workdir, env=run.env, check=False, stderr=subprocess.PIPE, text=True
+    )
+    if completed.stderr:
+        print(completed.stderr, end="", file=sys.stderr, flush=True)
+    return completed
+
+
+def _reason(completed: subprocess.CompletedProcess) -> str:
+    lines = [line.strip() for line in (completed.stderr or "").splitlines() if line.strip()]
+    return f"exit code {completed.returncode}: {lines[-1][:160]}" if lines else f"exit code {completed.returncode}"
+
+
+def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[StepResult]:
     """Run the numbered steps in order; stop at the first failure (later steps need it)."""
     results = []
     for path in steps or sorted(STEPS_DIR.glob("[0-9][0-9]_*.py")):
         started = time.monotonic()
         print(f"\n### {path.stem}", flush=True)
-        completed = subprocess.run(
-            [sys.executable, str(path), *step_arguments(path.stem, size)], cwd=ROOT, env=env, check=False
-        )
-        result_file = RESULTS_DIR / f"{path.stem}.json"
-        key_figure = json.loads(result_file.read_text())["key_figure"] if result_file.exists() else ""
+        completed = _run(path, step_arguments(path.stem, size), run)
         ok = completed.returncode == 0
-        results.append(StepResult(path.stem, ok, time.monotonic() - started, key_figure or f"exit code {completed.returncode}"))
+        # A step that fails may still have recorded what it found (the audit does).
+        recorded = run.recorded(path.stem).get("key_figure", "")
+        key_figure = recorded if ok else "; ".join(filter(None, (_reason(completed), recorded)))
+        results.append(StepResult(path.stem, ok, time.monotonic() - started, key_figure))
         if not ok:
             break
         if path.stem in AFTER_STEP:
+            label, command = AFTER_STEP[path.stem]
             started = time.monotonic()
             try:
-                AFTER_STEP[path.stem](local)
-            except DeployError as error:
-                results.append(StepResult("cdk deploy (endpoint)", False, time.monotonic() - started, str(error)))
+                figure = command(run)
+            except AfterStepError as error:
+                results.append(StepResult(label, False, time.monotonic() - started, str(error)))
                 break
+            results.append(StepResult(label, True, time.monotonic() - started, figure))
     return results
 
 
-def run_lab(size: int) -> int:
+def run_lab(size: int, workdir: Path = ROOT) -> int:
     started = time.monotonic()
-    for stale in RESULTS_DIR.glob("*.json"):
+    for stale in (workdir / RESULTS).glob("*.json"):
         stale.unlink()
     print("== Synthesize the CDK app (cdk-nag enforced)", flush=True)
-    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
     with LocalAws() as local:
-        env = {**os.environ, **local.environment()}
+        # One synthesis for the whole lab: the endpoint and monitoring stacks for the model
+        # step 04 will approve (predictable offline) are in it, deployed only after step 04.
+        # The other stacks' templates do not depend on that ARN (tested).
+        overrides = {"fraudlab:modelPackageArn": predicted_package_arn(local.region)}
+        run = LabRun(local, {**os.environ, **local.environment()}, workdir, Path(synthesize(workdir / "build" / "local-cdk.out", overrides).outdir))
+        base = {f"{_context('stackPrefix')}-{name}" for name in ("Network", "Data", "MLPlatform")}
         print(f"== Local AWS at {local.endpoint_url}: deploying the stacks", flush=True)
-        for report in deploy_assembly(assembly, local.session()):
-            skipped = f", {len(report.not_emulated)} not emulated" if report.not_emulated else ""
-            print(f"✓ {report.name}: {len(report.created)} resources{skipped}", flush=True)
-        results = run_steps(local, env, size)
-    print_summary(results, time.monotonic() - started)
+        for deployed in deploy_assembly(run.assembly, local.session(), only=base):
+            skipped = f", {len(deployed.not_emulated)} not emulated" if deployed.not_emulated else ""
+            print(f"✓ {deployed.name}: {len(deployed.created)} resources{skipped}", flush=True)
+        results = run_steps(run, size)
+    total = time.monotonic() - started
+    print_summary(results, total)
+    page = lab_report.build(
+        [(r.step, r.ok, r.seconds, r.key_figure) for r in results],
+        title=f"FraudLab offline lab ({size:,} transactions, {total:.0f} s)",
+        root=workdir,
+    )
+    print(f"\n  report: {page} (open it in a browser)")
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n✗ lab stopped at {failed[0].step}: {failed[0].key_figure} (its output is above)")

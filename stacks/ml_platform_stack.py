@@ -13,6 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.images import XGBOOST, image_map
 from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
 from stacks.service_role import service_role
 
@@ -118,6 +119,7 @@ class MlPlatformStack(Stack):
         self.alerts_topic_export = f"{self.stack_name}-AlertsTopicArn"
         CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn, export_name=self.alerts_topic_export)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
+        CfnOutput(self, "XgboostImageUri", value=image_map(self, "XgboostImage", *XGBOOST).find_in_map(Aws.REGION, "uri"))
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Aws, CfnMapping, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -22,9 +22,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from sagemaker.core import image_uris
 
 from stacks.endpoint_stack import CAPTURE_PREFIX, VARIANT
+from stacks.images import MODEL_MONITOR, XGBOOST, image_map
 from stacks.ml_platform_stack import METRICS_NAMESPACE
 from stacks.service_role import service_role
 
@@ -32,9 +32,6 @@ MONITOR_CODE = Path(__file__).resolve().parent.parent / "processing" / "drift_mo
 PROCESSING = "/opt/ml/processing"
 BASELINE_PREFIX = "monitoring/baseline/"
 REPORTS_PREFIX = "monitoring/reports/"
-# The kit's job runs in the built-in XGBoost image (pandas, numpy, boto3), as the features job does.
-KIT_IMAGE = ("xgboost", "3.2-0")
-MODEL_MONITOR_IMAGE = ("model-monitor", None)
 MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 ALARM_MAX_METRICS = 10  # a metric-math alarm takes at most 10 metrics
 
@@ -54,18 +51,6 @@ class MonitoringProps:
     endpoint_name_export: str
     subnet_ids: list[str]
     security_group_id: str
-
-
-def image_map(scope: Construct, construct_id: str, framework: str, version: str | None) -> CfnMapping:
-    """Region -> image URI for every region sagemaker-core knows: the right one wherever it deploys."""
-    regions = image_uris.config_for_framework("model-monitor")["versions"][""]["registries"]
-    mapping = {}
-    for region in regions:
-        try:
-            mapping[region] = {"uri": image_uris.retrieve(framework, region=region, version=version)}
-        except ValueError:
-            continue  # the image is not published in that region
-    return CfnMapping(scope, construct_id, mapping=mapping)
 
 
 class MonitoringStack(Stack):
@@ -119,7 +104,7 @@ class MonitoringStack(Stack):
         )
 
         job_prefix = f"{props.stack_prefix.lower()}-drift"
-        image = image_map(self, "KitImage", *KIT_IMAGE).find_in_map(Aws.REGION, "uri")
+        image = image_map(self, "KitImage", *XGBOOST).find_in_map(Aws.REGION, "uri")
         request = {
             "ProcessingJobName": f"{job_prefix}-{scheduler.ContextAttribute.execution_id}",
             "RoleArn": self.role_arn,
@@ -227,7 +212,7 @@ class MonitoringStack(Stack):
     def _model_monitor(self) -> cloudwatch.Alarm:
         props = self.props
         baseline = Fn.join("", ["s3://", self.bucket_name, f"/{BASELINE_PREFIX}model-monitor/"])
-        image = image_map(self, "ModelMonitorImage", *MODEL_MONITOR_IMAGE).find_in_map(Aws.REGION, "uri")
+        image = image_map(self, "ModelMonitorImage", *MODEL_MONITOR).find_in_map(Aws.REGION, "uri")
         definition = sagemaker.CfnDataQualityJobDefinition(
             self,
             "DataQualityJob",

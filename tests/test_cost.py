@@ -89,7 +89,7 @@ def test_model_monitor_runs_its_own_hourly_job_without_the_kit_endpoint(settings
 
     assert "monitoring-endpoint" not in items and "drift-step" not in items
     assert items["drift-schedule"].hourly == pytest.approx(0.23 * 5 / 60)
-    assert items["drift-metrics"].hourly == pytest.approx(26 * 0.30 / 730)
+    assert items["drift-metrics"].hourly == pytest.approx(cost.DRIFT_METRICS * 0.30 / 730)
 
 
 def test_drift_schedule_hours_spreads_the_job_cost(settings, prices):

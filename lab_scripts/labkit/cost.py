@@ -55,7 +55,10 @@ DRIFT_MONITORS = ("kit", "modelMonitor", "off")
 DRIFT_JOB = ("ml.m5.large", 4)  # instance, billed minutes per run
 DRIFT_STEP_JOBS = 3  # step 07: baseline + 2 checks
 MODEL_MONITOR_JOB = ("ml.m5.xlarge", 5)
-DRIFT_METRICS = 26  # 25 per-feature drift scores + 1 violation count
+# What processing/drift_monitor.py publishes per run: a drift distance per model feature
+# (25) and for the one-hot category read back as one feature, the violation count and
+# the captured row count.
+DRIFT_METRICS = 25 + 1 + 2
 DRIFT_ALARMS = 1
 
 
@@ -289,7 +292,7 @@ def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
     where = f"{cfg.stack_prefix}-Monitoring"
     every = cfg.drift_schedule_hours
     schedule = "hourly" if every == 1 else f"every {every} h"
-    metrics = _persistent("drift-metrics", f"{DRIFT_METRICS} custom metrics (drift per feature + violations)", where,
+    metrics = _persistent("drift-metrics", f"{DRIFT_METRICS} custom metrics (drift per feature, violations, rows)", where,
                           DRIFT_METRICS * prices.usd("cloudwatch", "metric_month") / HOURS_PER_MONTH, ENDPOINT_HOURS)
     alarm = _persistent("drift-alarm", f"{DRIFT_ALARMS} CloudWatch alarm", where,
                         DRIFT_ALARMS * prices.usd("cloudwatch", "alarm_month") / HOURS_PER_MONTH, ENDPOINT_HOURS)

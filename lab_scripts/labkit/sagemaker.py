@@ -1,4 +1,4 @@
-"""What the SageMaker steps share: images, code upload, job names, waiting, pointers in S3."""
+"""What the SageMaker steps share: tags, code upload, job names, waiting, pointers in S3."""
 from __future__ import annotations
 
 import hashlib
@@ -7,21 +7,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sagemaker.core import image_uris
-
-from labkit import console
+from labkit import console, polling
 from labkit.errors import LabError
 
-# Built-in XGBoost 3.2-0 runs xgboost 3.2, the line pinned in requirements.txt; it also has
-# pandas and numpy, so the feature job runs in the same image (one image to trust).
-XGBOOST_VERSION = "3.2-0"
 TAGS = [{"Key": "project", "Value": "fraudlab"}]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def xgboost_image(region: str) -> str:
-    """The built-in XGBoost image URI for `region` (resolved offline by sagemaker-core)."""
-    return image_uris.retrieve("xgboost", region=region, version=XGBOOST_VERSION)
 
 
 def job_name(prefix: str) -> str:
@@ -42,13 +32,12 @@ def wait_for_job(
     describe,
     name: str,
     status_key: str,
-    poll_seconds: float = 2.0,
     timeout_seconds: float = 3600,
     done: tuple[str, ...] = ("Completed", "Failed", "Stopped"),
     success: str = "Completed",
 ) -> dict:
     """Poll a Describe* call until the resource settles; a failure is a LabError with its reason."""
-    started, last = time.monotonic(), None
+    started, last, waits = time.monotonic(), None, polling.intervals()
     while True:
         job = describe(name)
         status = job[status_key]
@@ -59,7 +48,7 @@ def wait_for_job(
             break
         if time.monotonic() - started > timeout_seconds:
             raise LabError(f"{name} still {status} after {timeout_seconds:.0f} s: see it in the SageMaker console")
-        time.sleep(poll_seconds)
+        time.sleep(next(waits))
     if status != success:
         raise LabError(f"{name} {status}: {job.get('FailureReason', 'no reason given')}")
     return job

@@ -1,0 +1,28 @@
+"""SageMaker image URIs for every region, resolved at synth by sagemaker-core.
+
+A CfnMapping keyed by region lets CloudFormation pick the right account's image wherever
+the stacks deploy; the lab steps read the result from stack outputs instead of importing
+sagemaker-core themselves (3 s per step).
+"""
+from __future__ import annotations
+
+from aws_cdk import CfnMapping
+from constructs import Construct
+from sagemaker.core import image_uris
+
+# Built-in XGBoost 3.2-0 runs xgboost 3.2, the line pinned in requirements.txt; it also has
+# pandas, numpy and boto3, so the processing jobs run in the same image (one image to trust).
+XGBOOST = ("xgboost", "3.2-0")
+MODEL_MONITOR = ("model-monitor", None)
+
+
+def image_map(scope: Construct, construct_id: str, framework: str, version: str | None) -> CfnMapping:
+    """Region -> {"uri": image URI} for every region sagemaker-core knows that has the image."""
+    regions = image_uris.config_for_framework("model-monitor")["versions"][""]["registries"]
+    mapping = {}
+    for region in regions:
+        try:
+            mapping[region] = {"uri": image_uris.retrieve(framework, region=region, version=version)}
+        except ValueError:
+            continue  # not published in that region
+    return CfnMapping(scope, construct_id, mapping=mapping)
