@@ -14,7 +14,7 @@ CloudWatch Logs /aws/sagemaker/ProcessingJobs; S3 features/ and quarantine/.
 Exam task statements: MLA-C01 1.2 (transform data and perform feature engineering),
 1.3 (data quality: validate, handle corrupt records, avoid leakage with a time split),
 MLS-C01 1.3 (data transformation jobs), 2.1 (sanitize and prepare data), 2.2 (feature
-engineering: scaling, one-hot encoding, aggregates over time windows).
+engineering: log transform, one-hot encoding, aggregates over time windows).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ What you see: a training job on the built-in XGBoost image (URI resolved for you
 with objective binary:logistic, eval_metric aucpr and early stopping on the validation
 set; the class imbalance handled with scale_pos_weight = legitimate / fraud in the
 training set; the job in the isolated VPC with network isolation; its final metrics and
-where model.tar.gz landed. --spot uses managed spot training (up to ~70 % cheaper) with
+where model.tar.gz landed. --spot uses managed spot training (up to 90 % cheaper) with
 checkpoints in S3 so an interruption resumes; --tune runs a small Bayesian hyperparameter
 tuning job (6 trainings, 2 at a time) and keeps its best model.
 

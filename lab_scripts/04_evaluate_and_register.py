@@ -14,9 +14,10 @@ to S3 and build/evaluation/.
 Where to look: SageMaker console > Inference > Model registry (Studio: Models) >
 fraudlab-fraud-detector; S3 evaluation/.
 
-Exam task statements: MLA-C01 2.3 (analyze model performance: metrics, baselines,
-confusion matrix), 3.1 / 4.1 (model registry, approval before deployment),
-MLS-C01 3.5 (evaluate ML models: PR-AUC vs accuracy on imbalanced data).
+Exam task statements: MLA-C01 2.2 (manage model versions: the model registry, approval
+before deployment), 2.3 (analyze model performance: metrics, baselines, confusion
+matrix), 3.1 (deployment best practices: versioning); MLS-C01 3.5 (evaluate ML models:
+PR-AUC vs accuracy on imbalanced data).
 """
 from __future__ import annotations
 

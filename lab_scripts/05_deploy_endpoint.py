@@ -14,7 +14,8 @@ the metrics); CloudWatch > Alarms; S3 capture/.
 Exam task statements: MLA-C01 3.1 (select deployment infrastructure: real-time vs
 serverless vs batch), 3.2 (create and script infrastructure: IaC, autoscaling policies),
 4.1 (monitor model inference: data capture), 4.3 (secure: VPC, network isolation, KMS);
-MLS-C01 4.1 / 4.3 (deploy and operationalize ML solutions).
+MLS-C01 4.1 (availability and scalability: autoscaling, alarms), 4.3 (security: VPC,
+KMS), 4.4 (deploy and operationalize ML solutions).
 """
 from __future__ import annotations
 

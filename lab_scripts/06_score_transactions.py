@@ -13,7 +13,7 @@ S3 capture/<endpoint>/AllTraffic/yyyy/mm/dd/hh/ for the captured requests.
 
 Exam task statements: MLA-C01 3.1 (invoke endpoints: payloads, content types),
 4.1 (monitor inference: latency, data capture), 2.3 (precision/recall in production);
-MLS-C01 4.2 (recommend and implement ML solutions for production).
+MLS-C01 4.4 (expose endpoints and interact with them).
 """
 from __future__ import annotations
 

@@ -1,0 +1,71 @@
+"""The teardown step: deletes what the steps create outside CloudFormation, audits the rest."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from localaws.deploy import deploy_assembly
+from localaws.destroy import destroy_stacks
+from localaws.server import LocalAws
+from tests.helpers import isolated_env, run_step
+
+REGION = "ap-southeast-2"  # its own region: the shared local AWS of other tests stays as it is
+TAGS = [{"Key": "project", "Value": "fraudlab"}]
+
+
+@pytest.fixture(scope="module")
+def deployed(assembly):
+    with LocalAws(region=REGION) as server:
+        deploy_assembly(assembly, server.session())
+        yield server
+
+
+def outputs_of(server) -> dict[str, str]:
+    merged = {}
+    for stack in server.session().client("cloudformation").describe_stacks()["Stacks"]:
+        merged.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+    return merged
+
+
+def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(deployed, tmp_path):
+    server = deployed
+    session, outputs = server.session(), outputs_of(server)
+    sagemaker, sns = session.client("sagemaker"), session.client("sns")
+    env = isolated_env(**server.environment())
+    # What steps (or a learner trying variations) leave outside the stacks:
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName=outputs["ModelPackageGroupName"], ModelPackageDescription="left by step 04",
+        InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/k"}], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+    sagemaker.create_model(ModelName="fraudlab-try-serverless", ExecutionRoleArn=outputs["SageMakerRoleArn"], PrimaryContainer={"Image": "img"}, Tags=TAGS)
+    # ...and one thing teardown does not delete by itself: the audit must name it.
+    stray = sns.create_topic(Name="fraudlab-stray-topic", Tags=TAGS)["TopicArn"]
+
+    first = run_step("08_teardown.py", env, cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "deleted model package" in first.stdout and "deleted model fraudlab-try-serverless" in first.stdout
+    assert "fraudlab-stray-topic" in first.stdout and "1 leftovers outside any stack" in first.stdout
+    assert "next: npx cdk destroy --all" in first.stdout
+    with pytest.raises(sagemaker.exceptions.ClientError):
+        sagemaker.describe_model_package(ModelPackageName=package)
+
+    sns.delete_topic(TopicArn=stray)
+    second = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "no leftovers outside the stacks" in second.stdout
+    recorded = json.loads((tmp_path / "build/lab-results/08_teardown.json").read_text())
+    assert recorded["leftovers"] == 0 and recorded["in_stacks"] > 0
+
+    # `cdk destroy --all` (offline), then the audit finds nothing at all.
+    assert destroy_stacks(session, "FraudLab") == ["FraudLab-MLPlatform", "FraudLab-Data", "FraudLab-Network"]
+    final = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)
+    assert final.returncode == 0 and "the lab is gone" in final.stdout, final.stdout + final.stderr
+
+
+def test_teardown_without_credentials_says_what_to_do(tmp_path):
+    env = isolated_env(AWS_REGION="us-east-1")
+    completed = run_step("08_teardown.py", env, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().count("\n") == 0 and "credentials" in completed.stderr
