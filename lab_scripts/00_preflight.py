@@ -13,7 +13,7 @@ from __future__ import annotations
 import boto3
 from botocore.exceptions import ClientError
 
-from labkit import console, results
+from labkit import console, cost, results
 from labkit.errors import LabError, explain, run_step
 from labkit.outputs import lab_outputs, stack_names, stack_status
 from labkit.session import aws_session, backend_description, client
@@ -58,6 +58,20 @@ def check_stream(session: boto3.Session, stream: str) -> None:
     console.done(f"Firehose stream {stream} ACTIVE")
 
 
+def show_cost(region: str) -> None:
+    """What the lab costs here (list prices in labkit/prices.json; `make cost` for the table)."""
+    try:
+        items = cost.estimate(cost.load_settings(), cost.load_prices(region))
+    except cost.CostError as error:
+        console.note(f"cost estimate unavailable: {error}")
+        return
+    total = cost.totals(items, hours_forgotten=24)
+    console.note(
+        f"cost in {region}: about USD {total.lab_run:.2f} for one full lab run; USD {total.forgotten:.2f} per day "
+        "if you forget teardown (step 08). `make cost` shows every line."
+    )
+
+
 def main() -> int:
     console.heading("Preflight")
     session = aws_session()
@@ -79,6 +93,7 @@ def main() -> int:
     if failures:
         return 1
     console.done(f"ready: SageMaker jobs will run as {outputs['SageMakerRoleArn'].split('/')[-1]}")
+    show_cost(session.region_name)
     results.record(f"{len(stack_names())} stacks ready in {session.region_name}")
     return 0
 
