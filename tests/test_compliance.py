@@ -88,11 +88,12 @@ def endpoints_assembly(tmp_path_factory) -> Path:
 
 
 def test_interface_endpoints_flag_adds_the_six_endpoints_sagemaker_needs(endpoints_assembly):
+    """Six for SageMaker code that calls AWS APIs, beside the drift job's CloudWatch one."""
     network = json.loads((endpoints_assembly / "FraudLab-Network.template.json").read_text())
     endpoints = [r["Properties"] for r in network["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
     interface = [e for e in endpoints if e.get("VpcEndpointType") == "Interface"]
     services = sorted(json.dumps(e["ServiceName"]).split(".")[-1].strip('"]}') for e in interface)
-    assert services == sorted(["api", "runtime", "sts", "logs", "api", "dkr"])
+    assert services == sorted(["api", "runtime", "sts", "logs", "api", "dkr", "monitoring"])
     assert all(e["PrivateDnsEnabled"] for e in interface)
     ingress = [
         r["Properties"]

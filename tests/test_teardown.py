@@ -9,16 +9,21 @@ import pytest
 from localaws.deploy import deploy_assembly
 from localaws.destroy import destroy_stacks
 from localaws.server import LocalAws
+from localaws.synth import synthesize
 from tests.helpers import isolated_env, run_step
 
-REGION = "ap-southeast-2"  # its own region: the shared local AWS of other tests stays as it is
+# Its own region and stack prefix: the other tests' resources share this process's moto,
+# and S3 buckets and IAM roles are global, as on AWS.
+REGION = "ap-southeast-2"
+PREFIX = "TeardownLab"
 TAGS = [{"Key": "project", "Value": "fraudlab"}]
 
 
 @pytest.fixture(scope="module")
-def deployed(assembly):
+def deployed(tmp_path_factory):
+    app = synthesize(tmp_path_factory.mktemp("teardown") / "cdk.out", {"fraudlab:stackPrefix": PREFIX, "fraudlab:modelPackageGroupName": "teardown-lab"})
     with LocalAws(region=REGION) as server:
-        deploy_assembly(assembly, server.session())
+        deploy_assembly(Path(app.outdir), server.session())
         yield server
 
 
@@ -33,7 +38,7 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     server = deployed
     session, outputs = server.session(), outputs_of(server)
     sagemaker, sns = session.client("sagemaker"), session.client("sns")
-    env = isolated_env(**server.environment())
+    env = isolated_env(**server.environment(), FRAUDLAB_STACK_PREFIX=PREFIX)
     # What steps (or a learner trying variations) leave outside the stacks:
     package = sagemaker.create_model_package(
         ModelPackageGroupName=outputs["ModelPackageGroupName"], ModelPackageDescription="left by step 04",
@@ -41,12 +46,12 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     )["ModelPackageArn"]
     sagemaker.create_model(ModelName="fraudlab-try-serverless", ExecutionRoleArn=outputs["SageMakerRoleArn"], PrimaryContainer={"Image": "img"}, Tags=TAGS)
     # ...and one thing teardown does not delete by itself: the audit must name it.
-    stray = sns.create_topic(Name="fraudlab-stray-topic", Tags=TAGS)["TopicArn"]
+    stray = sns.create_topic(Name=f"{PREFIX}-stray-topic", Tags=TAGS)["TopicArn"]
 
     first = run_step("08_teardown.py", env, cwd=tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "deleted model package" in first.stdout and "deleted model fraudlab-try-serverless" in first.stdout
-    assert "fraudlab-stray-topic" in first.stdout and "1 leftovers outside any stack" in first.stdout
+    assert f"{PREFIX}-stray-topic" in first.stdout and "1 leftovers outside any stack" in first.stdout, first.stdout
     assert "next: npx cdk destroy --all" in first.stdout
     with pytest.raises(sagemaker.exceptions.ClientError):
         sagemaker.describe_model_package(ModelPackageName=package)
@@ -59,7 +64,7 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     assert recorded["leftovers"] == 0 and recorded["in_stacks"] > 0
 
     # `cdk destroy --all` (offline), then the audit finds nothing at all.
-    assert destroy_stacks(session, "FraudLab") == ["FraudLab-MLPlatform", "FraudLab-Data", "FraudLab-Network"]
+    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Data", f"{PREFIX}-Network"]
     final = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)
     assert final.returncode == 0 and "the lab is gone" in final.stdout, final.stdout + final.stderr
 

@@ -73,6 +73,10 @@ def other_resources(session: boto3.Session, prefix: str) -> list[Found]:
     found = []
     s3 = client(session, "s3")
     for bucket in s3.list_buckets()["Buckets"]:
+        # S3 lists every region's buckets: audit this region's (us-east-1 reports None).
+        location = _quiet(lambda: s3.get_bucket_location(Bucket=bucket["Name"])["LocationConstraint"], "") or "us-east-1"
+        if location != session.region_name:
+            continue
         if _tagged(_quiet(lambda: s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"], [])):
             found.append(Found("s3", "bucket", bucket["Name"]))
     kms = client(session, "kms")
@@ -106,7 +110,7 @@ def other_resources(session: boto3.Session, prefix: str) -> list[Found]:
     for endpoint in ec2.describe_vpc_endpoints(Filters=tag_filter)["VpcEndpoints"]:
         if endpoint["State"].lower() not in ("deleted", "deleting"):
             found.append(Found("ec2", "vpc endpoint", endpoint["VpcEndpointId"]))
-    iam = client(session, "iam")
+    iam = client(session, "iam")  # global: roles are told apart by the stack prefix in their names
     for page in iam.get_paginator("list_roles").paginate():
         for role in page["Roles"]:
             if role["RoleName"].startswith(f"{prefix}-") and _tagged(_quiet(lambda: iam.list_role_tags(RoleName=role["RoleName"])["Tags"], [])):
