@@ -15,6 +15,8 @@ Requests
 Responses (Accept)
   application/json  {"predictions": [{"fraud_probability": 0.93, "is_fraud": true}, ...]} (default)
   text/csv          "0.93,1" per line
+Missing values: an empty CSV field or a JSON null (XGBoost follows its default branch);
+"nan" or "inf" written out is refused. The drift monitor's completeness check sees them.
 Errors: 400 malformed body, 413 too large, 415 unsupported content type, 406 unsupported Accept.
 """
 from __future__ import annotations

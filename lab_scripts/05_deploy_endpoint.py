@@ -1,7 +1,8 @@
 """Step 05 — Deploy the approved model to a real-time endpoint (or check the deployment).
 
-What you do: `npx cdk deploy FraudLab-Endpoint -c fraudlab:modelPackageArn=<arn>` with the
-ARN step 04 printed (this step prints the command if the stack is missing), then run
+What you do: `npx cdk deploy --all -c fraudlab:modelPackageArn=<arn>` with the
+ARN step 04 printed (the endpoint and the monitoring stack that watches it; this step
+prints the command if the endpoint stack is missing), then run
 `python lab_scripts/05_deploy_endpoint.py`.
 What you see: the endpoint's status until it is InService (5-10 minutes on AWS), then
 how it is set up: the model package it serves, the variant's instance type and count,
@@ -42,7 +43,7 @@ def main() -> int:
         arn = approved_package(sagemaker, outputs["ModelPackageGroupName"])
         if arn is None:
             raise LabError("no approved model yet: run lab_scripts/04_evaluate_and_register.py first")
-        raise LabError(f"stack {stack} is not deployed: run `npx cdk deploy {stack} -c fraudlab:modelPackageArn={arn}`")
+        raise LabError(f"stack {stack} is not deployed: run `npx cdk deploy --all -c fraudlab:modelPackageArn={arn}`")
     endpoint_outputs = stack_outputs(session, stack)
     name = endpoint_outputs["EndpointName"]
 

@@ -1,4 +1,4 @@
-"""ML platform: the SageMaker execution role and the model registry group."""
+"""ML platform: the SageMaker execution role, the model registry group, the alerts topic."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -108,6 +108,16 @@ class MlPlatformStack(Stack):
         )
         self.alerts_topic = sns.Topic(
             self, "AlertsTopic", display_name="FraudLab alerts", master_key=alerts_key, enforce_ssl=True
+        )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: let alarms publish.
+        self.alerts_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.alerts_topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
         )
         if props.alert_email:
             self.alerts_topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))

@@ -21,7 +21,8 @@ INTERFACE_ENDPOINTS = {
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
 }
 INTERFACE_ENDPOINT_USD_PER_HOUR_PER_AZ = 0.01
-# The kit's drift job publishes its metrics from inside the VPC: CloudWatch's endpoint only.
+# The kit's drift job publishes its metrics from inside the VPC: CloudWatch's endpoint only,
+# on whenever fraudlab:driftMonitor=kit (about USD 0.02/hour, 0.48/day with 2 AZs).
 METRICS_ENDPOINT = {"CloudWatchMetrics": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING}
 
 
