@@ -44,45 +44,54 @@ def deployed_stacks(session) -> list[str]:
     return [n for n in names if stack_status(session, n) not in (None, "DELETE_COMPLETE")]
 
 
-def delete(kind: str, name: str, call) -> bool:
+def delete(item: audit.Found, call, label: str = "") -> bool:
     try:
         call()
     except ClientError as error:
-        console.failed(f"{kind} {name}: {error.response['Error'].get('Message', error)}")
+        console.failed(f"{label or item.kind} {item.name}: {error.response['Error'].get('Message', error)}")
         return False
-    console.done(f"deleted {kind} {name}")
+    console.done(f"deleted {label or item.kind} {item.name}")
     return True
 
 
-def teardown(session, outside: list[audit.Found]) -> int:
-    """Delete the leftovers outside any stack, dependents first; returns how many went."""
+def teardown(session, outside: list[audit.Found]) -> set[audit.Found]:
+    """Delete the leftovers outside any stack, dependents first; returns those that went.
+
+    Running jobs are stopped (SageMaker keeps finished jobs in its history, at no cost).
+    """
     sm = client(session, "sagemaker")
     by_kind = lambda kind: [f for f in outside if f.kind == kind]  # noqa: E731
-    deleted = 0
+    gone: set[audit.Found] = set()
+
+    def attempt(item: audit.Found, call, label: str = "") -> bool:
+        if delete(item, call, label):
+            gone.add(item)
+            return True
+        return False
+
     for item in by_kind("monitoring schedule"):  # schedules before the endpoints they watch
-        deleted += delete(item.kind, item.name, lambda: sm.delete_monitoring_schedule(MonitoringScheduleName=item.name))
+        attempt(item, lambda: sm.delete_monitoring_schedule(MonitoringScheduleName=item.name))
     for item in by_kind("schedule"):
-        deleted += delete("EventBridge schedule", item.name, lambda: client(session, "scheduler").delete_schedule(Name=item.name))
+        attempt(item, lambda: client(session, "scheduler").delete_schedule(Name=item.name), "EventBridge schedule")
     for kind, stop, key in (
         ("running processing job", sm.stop_processing_job, "ProcessingJobName"),
         ("running training job", sm.stop_training_job, "TrainingJobName"),
         ("running tuning job", sm.stop_hyper_parameter_tuning_job, "HyperParameterTuningJobName"),
     ):
         for item in by_kind(kind):
-            deleted += delete(kind.replace("running", "stopped"), item.name, lambda: stop(**{key: item.name}))
+            attempt(item, lambda: stop(**{key: item.name}), kind.replace("running", "stopped"))
     for item in by_kind("endpoint"):
-        if delete(item.kind, item.name, lambda: sm.delete_endpoint(EndpointName=item.name)):
-            deleted += 1
+        if attempt(item, lambda: sm.delete_endpoint(EndpointName=item.name)):
             wait_gone(lambda: sm.describe_endpoint(EndpointName=item.name))
     for item in by_kind("endpoint config"):
-        deleted += delete(item.kind, item.name, lambda: sm.delete_endpoint_config(EndpointConfigName=item.name))
+        attempt(item, lambda: sm.delete_endpoint_config(EndpointConfigName=item.name))
     for item in by_kind("model"):
-        deleted += delete(item.kind, item.name, lambda: sm.delete_model(ModelName=item.name))
+        attempt(item, lambda: sm.delete_model(ModelName=item.name))
     for item in by_kind("model package"):
-        deleted += delete(item.kind, item.name, lambda: sm.delete_model_package(ModelPackageName=item.arn))
+        attempt(item, lambda: sm.delete_model_package(ModelPackageName=item.arn))
     for item in by_kind("model package group"):
-        deleted += delete(item.kind, item.name, lambda: sm.delete_model_package_group(ModelPackageGroupName=item.name))
-    return deleted
+        attempt(item, lambda: sm.delete_model_package_group(ModelPackageGroupName=item.name))
+    return gone
 
 
 def delete_job_logs(session) -> int:
@@ -115,19 +124,20 @@ def wait_gone(describe, timeout: float = 900) -> None:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    prefix = stack_prefix()
     stacks = deployed_stacks(session)
+    in_stacks, leftovers = audit.audit(session, stack_prefix(), stacks)
     if not args.audit_only:
         console.heading("Delete what the steps created outside CloudFormation")
-        _, outside = audit.audit(session, prefix, stacks)
-        removed = teardown(session, outside) + delete_job_logs(session)
-        if not removed:
+        gone = teardown(session, leftovers)
+        # Teardown touches nothing a stack owns: what is left is what it could not delete.
+        leftovers = [f for f in leftovers if f not in gone]
+        streams = delete_job_logs(session)
+        if not gone and not streams:
             console.done("nothing to delete")
 
     console.heading(f"Audit: what is left of the lab in {session.region_name}")
-    in_stacks, leftovers = audit.audit(session, prefix, deployed_stacks(session))
     if in_stacks:
-        console.note(f"{len(in_stacks)} resources belong to stacks still deployed: {', '.join(deployed_stacks(session))}")
+        console.note(f"{len(in_stacks)} resources belong to stacks still deployed: {', '.join(stacks)}")
         console.note("next: npx cdk destroy --all (with -c fraudlab:modelPackageArn=<arn> for the endpoint and monitoring stacks), then rerun with --audit-only")
     if leftovers:
         console.table([(f.service, f.kind, f.name) for f in leftovers], ("service", "kind", "left over"))
@@ -135,7 +145,7 @@ def main() -> int:
     else:
         console.done("no leftovers outside the stacks" + ("" if in_stacks else ": the lab is gone"))
     results.record(
-        f"{len(leftovers)} leftovers, {len(in_stacks)} resources in {len(deployed_stacks(session))} stacks",
+        f"{len(leftovers)} leftovers, {len(in_stacks)} resources in {len(stacks)} stacks",
         leftovers=len(leftovers), in_stacks=len(in_stacks),
     )
     return 1 if leftovers else 0

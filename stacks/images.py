@@ -6,6 +6,8 @@ sagemaker-core themselves (3 s per step).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aws_cdk import CfnMapping
 from constructs import Construct
 from sagemaker.core import image_uris
@@ -18,11 +20,15 @@ MODEL_MONITOR = ("model-monitor", None)
 
 def image_map(scope: Construct, construct_id: str, framework: str, version: str | None) -> CfnMapping:
     """Region -> {"uri": image URI} for every region sagemaker-core knows that has the image."""
-    regions = image_uris.config_for_framework("model-monitor")["versions"][""]["registries"]
-    mapping = {}
-    for region in regions:
+    return CfnMapping(scope, construct_id, mapping={region: {"uri": uri} for region, uri in _uris(framework, version)})
+
+
+@lru_cache(maxsize=None)  # 30 regions take 2 s to resolve; several stacks ask for the same image
+def _uris(framework: str, version: str | None) -> tuple[tuple[str, str], ...]:
+    found = []
+    for region in image_uris.config_for_framework("model-monitor")["versions"][""]["registries"]:
         try:
-            mapping[region] = {"uri": image_uris.retrieve(framework, region=region, version=version)}
+            found.append((region, image_uris.retrieve(framework, region=region, version=version)))
         except ValueError:
             continue  # not published in that region
-    return CfnMapping(scope, construct_id, mapping=mapping)
+    return tuple(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 
-def intervals(first: float = 0.1, factor: float = 1.5, longest: float = 5.0) -> Iterator[float]:
+def intervals(first: float = 0.1, factor: float = 1.25, longest: float = 5.0) -> Iterator[float]:
     wait = first
     while True:
         yield wait
