@@ -29,6 +29,7 @@ from labkit.sagemaker import (
     TAGS,
     job_name,
     read_pointer,
+    s3_input,
     upload_code,
     wait_for_job,
     write_pointer,
@@ -54,19 +55,8 @@ def parse_args() -> argparse.Namespace:
 def processing_request(name: str, args, outputs: dict[str, str], code_uri: str, image: str) -> dict:
     bucket = outputs["LabBucketName"]
 
-    def s3_input(input_name: str, uri: str, local: str) -> dict:
-        return {
-            "InputName": input_name,
-            "S3Input": {
-                "S3Uri": uri,
-                "LocalPath": local,
-                "S3DataType": "S3Prefix",
-                "S3InputMode": "File",
-                # Every host needs every customer's history (see processing/feature_job.py).
-                "S3DataDistributionType": "FullyReplicated",
-            },
-        }
-
+    # Every host needs every customer's history (see processing/feature_job.py): s3_input
+    # gives each host all of an input (FullyReplicated).
     return {
         "ProcessingJobName": name,
         "RoleArn": outputs["SageMakerRoleArn"],

@@ -40,7 +40,7 @@ import pandas as pd
 from labkit import console, drift, polling, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
-from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, upload_code, wait_for_job, write_pointer
+from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client
 from labkit.traffic import landed_history, send
 from processing import drift_monitor
@@ -72,10 +72,6 @@ def parse_args() -> argparse.Namespace:
 
 def baseline_request(name: str, outputs: dict, monitoring: dict, features_job: str, code_uri: str, image: str) -> dict:
     bucket = outputs["LabBucketName"]
-
-    def s3_input(input_name: str, uri: str, local: str) -> dict:
-        return {"InputName": input_name, "S3Input": {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
-
     return {
         "ProcessingJobName": name,
         "RoleArn": outputs["SageMakerRoleArn"],

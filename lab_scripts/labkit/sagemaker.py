@@ -14,6 +14,14 @@ TAGS = [{"Key": "project", "Value": "fraudlab"}]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def s3_input(name: str, uri: str, local_path: str) -> dict:
+    """A Processing input every host gets in full (FullyReplicated), staged as files."""
+    return {
+        "InputName": name,
+        "S3Input": {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"},
+    }
+
+
 def job_name(prefix: str) -> str:
     """Unique, sortable, within SageMaker's 63 characters."""
     return f"{prefix}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"[:63]
