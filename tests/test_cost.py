@@ -88,7 +88,7 @@ def test_model_monitor_runs_its_own_hourly_job_without_the_kit_endpoint(settings
     items = {item.key: item for item in cost.estimate(replace(settings, drift_monitor="modelMonitor"), prices)}
 
     assert "monitoring-endpoint" not in items and "drift-step" not in items
-    assert items["drift-schedule"].hourly == pytest.approx(0.23 * 5 / 60)
+    assert items["drift-schedule"].hourly == pytest.approx(0.115 * 5 / 60)  # ml.m5.large, 5 billed minutes
     assert items["drift-metrics"].hourly == pytest.approx(cost.DRIFT_METRICS * 0.30 / 730)
 
 

@@ -52,9 +52,9 @@ SERVERLESS_MEMORY_GB = 2.0  # 2048 MB
 SERVERLESS_BYTES_PER_INVOCATION = 2 * 1024  # request + response
 ENDPOINT_ALARMS = 2
 DRIFT_MONITORS = ("kit", "modelMonitor", "off")
-DRIFT_JOB = ("ml.m5.large", 4)  # instance, billed minutes per run
+DRIFT_JOB = ("ml.m5.large", 4)  # fraudlab:monitorInstanceType, billed minutes per run
 DRIFT_STEP_JOBS = 3  # step 07: baseline + 2 checks
-MODEL_MONITOR_JOB = ("ml.m5.xlarge", 5)
+MODEL_MONITOR_JOB = ("ml.m5.large", 5)  # the same instance type; AWS's analyzer starts slower
 # What processing/drift_monitor.py publishes per run: a drift distance per model feature
 # (25) and for the one-hot category read back as one feature, the violation count and
 # the captured row count.
