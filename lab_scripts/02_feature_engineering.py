@@ -25,8 +25,9 @@ from labkit import console, results
 from labkit.errors import run_step
 from labkit.outputs import lab_outputs
 from labkit.sagemaker import (
+    CONTAINER,
     ROOT,
-    TAGS,
+    isolated_processing_job,
     job_name,
     read_pointer,
     s3_input,
@@ -38,7 +39,6 @@ from labkit.session import aws_session, client
 
 CODE_FILES = ("feature_job.py", "features.py", "records.py")
 POINTER = "features/latest.json"
-CONTAINER = "/opt/ml/processing"
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,46 +52,29 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def processing_request(name: str, args, outputs: dict[str, str], code_uri: str, image: str) -> dict:
+def processing_request(name: str, args, outputs: dict[str, str], code_uri: str) -> dict:
     bucket = outputs["LabBucketName"]
-
     # Every host needs every customer's history (see processing/feature_job.py): s3_input
     # gives each host all of an input (FullyReplicated).
-    return {
-        "ProcessingJobName": name,
-        "RoleArn": outputs["SageMakerRoleArn"],
-        "AppSpecification": {
-            "ImageUri": image,
-            "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/feature_job.py"],
-            "ContainerArguments": ["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels"],
-        },
-        "ProcessingInputs": [
+    return isolated_processing_job(
+        name,
+        outputs,
+        script="feature_job.py",
+        arguments=["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels"],
+        inputs=[
             s3_input("code", code_uri, f"{CONTAINER}/input/code"),
             s3_input("raw", f"s3://{bucket}/{outputs['RawPrefix']}", f"{CONTAINER}/input/raw"),
             s3_input("labels", f"s3://{bucket}/labels/", f"{CONTAINER}/input/labels"),
         ],
-        "ProcessingOutputConfig": {
-            "KmsKeyId": outputs["KeyArn"],
-            "Outputs": [
-                {"OutputName": "features", "S3Output": {"S3Uri": f"s3://{bucket}/features/{name}", "LocalPath": f"{CONTAINER}/output/features", "S3UploadMode": "EndOfJob"}},
-                {"OutputName": "quarantine", "S3Output": {"S3Uri": f"s3://{bucket}/quarantine/{name}", "LocalPath": f"{CONTAINER}/output/quarantine", "S3UploadMode": "EndOfJob"}},
-            ],
+        results={
+            "features": (f"s3://{bucket}/features/{name}", f"{CONTAINER}/output/features"),
+            "quarantine": (f"s3://{bucket}/quarantine/{name}", f"{CONTAINER}/output/quarantine"),
         },
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": args.instances,
-                "InstanceType": args.instance_type,
-                "VolumeSizeInGB": 30,
-                "VolumeKmsKeyId": outputs["KeyArn"],
-            }
-        },
-        "NetworkConfig": {
-            "EnableNetworkIsolation": True,
-            "VpcConfig": {"SecurityGroupIds": [outputs["SecurityGroupId"]], "Subnets": outputs["SubnetIds"].split(",")},
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        "Tags": TAGS,
-    }
+        instance_type=args.instance_type,
+        instance_count=args.instances,
+        volume_gb=30,
+        max_runtime_seconds=3600,
+    )
 
 
 def show_results(s3, bucket: str, name: str) -> dict:
@@ -125,7 +108,7 @@ def main() -> int:
         console.done(code_uri)
         name = job_name("fraudlab-features")
         console.heading(f"Processing job {name} ({args.instances} x {args.instance_type}, network isolation on)")
-        sagemaker.create_processing_job(**processing_request(name, args, outputs, code_uri, outputs["XgboostImageUri"]))
+        sagemaker.create_processing_job(**processing_request(name, args, outputs, code_uri))
         wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
         write_pointer(s3, bucket, POINTER, {"job": name, "uri": f"s3://{bucket}/features/{name}"})
 

@@ -40,13 +40,12 @@ import pandas as pd
 from labkit import console, drift, polling, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
-from labkit.sagemaker import ROOT, TAGS, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
+from labkit.sagemaker import CONTAINER, ROOT, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client
 from labkit.traffic import landed_history, send
 from processing import drift_monitor
 from processing.features import FEATURE_COLUMNS, build_features
 
-CONTAINER = "/opt/ml/processing"
 BASELINE_POINTER = "monitoring/baseline/source.json"
 # An hourly window holds one hour of the day and one kind of day: these features drift
 # by the clock, not because the data changed, so their distributions are not compared.
@@ -70,36 +69,26 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def baseline_request(name: str, outputs: dict, monitoring: dict, features_job: str, code_uri: str, image: str) -> dict:
+def baseline_request(name: str, outputs: dict, monitoring: dict, features_job: str, code_uri: str) -> dict:
     bucket = outputs["LabBucketName"]
-    return {
-        "ProcessingJobName": name,
-        "RoleArn": outputs["SageMakerRoleArn"],
-        "AppSpecification": {
-            "ImageUri": image,
-            "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/drift_monitor.py"],
-            "ContainerArguments": [
-                "--mode", "baseline", "--reference", f"{CONTAINER}/input/reference", "--output", f"{CONTAINER}/output",
-                "--comparison-threshold", monitoring["DriftThreshold"], "--uncompared", ",".join(CLOCK_FEATURES),
-                "--uncompared-reason", "an hourly window holds one hour of the day: it drifts by the clock, not the data",
-            ],
-        },
-        "ProcessingInputs": [
+    return isolated_processing_job(
+        name,
+        outputs,
+        script="drift_monitor.py",
+        arguments=[
+            "--mode", "baseline", "--reference", f"{CONTAINER}/input/reference", "--output", f"{CONTAINER}/output",
+            "--comparison-threshold", monitoring["DriftThreshold"], "--uncompared", ",".join(CLOCK_FEATURES),
+            "--uncompared-reason", "an hourly window holds one hour of the day: it drifts by the clock, not the data",
+        ],
+        inputs=[
             s3_input("code", code_uri, f"{CONTAINER}/input/code"),
             s3_input("reference", f"s3://{bucket}/features/{features_job}/baseline/", f"{CONTAINER}/input/reference"),
         ],
-        "ProcessingOutputConfig": {
-            "KmsKeyId": outputs["KeyArn"],
-            "Outputs": [{"OutputName": "baseline", "S3Output": {"S3Uri": f"s3://{bucket}/{monitoring['BaselinePrefix']}", "LocalPath": f"{CONTAINER}/output", "S3UploadMode": "EndOfJob"}}],
-        },
-        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10, "VolumeKmsKeyId": outputs["KeyArn"]}},
-        "NetworkConfig": {
-            "EnableNetworkIsolation": True,
-            "VpcConfig": {"SecurityGroupIds": [outputs["SecurityGroupId"]], "Subnets": outputs["SubnetIds"].split(",")},
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": 1800},
-        "Tags": TAGS,
-    }
+        results={"baseline": (f"s3://{bucket}/{monitoring['BaselinePrefix']}", f"{CONTAINER}/output")},
+        instance_type="ml.m5.large",
+        volume_gb=10,
+        max_runtime_seconds=1800,
+    )
 
 
 def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> dict:
@@ -115,7 +104,7 @@ def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> di
         name = job_name("fraudlab-baseline")
         console.heading(f"Baseline job {name}: statistics and constraints of {features['job']}'s training features")
         code_uri = upload_code(s3, bucket, ROOT / "processing", ("drift_monitor.py",))
-        sagemaker.create_processing_job(**baseline_request(name, outputs, monitoring, features["job"], code_uri, outputs["XgboostImageUri"]))
+        sagemaker.create_processing_job(**baseline_request(name, outputs, monitoring, features["job"], code_uri))
         wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
         current = {"job": name, "features_job": features["job"], "threshold": monitoring["DriftThreshold"]}
         write_pointer(s3, bucket, BASELINE_POINTER, current)

@@ -12,6 +12,7 @@ from labkit.errors import LabError
 
 TAGS = [{"Key": "project", "Value": "fraudlab"}]
 ROOT = Path(__file__).resolve().parents[2]
+CONTAINER = "/opt/ml/processing"
 
 
 def s3_input(name: str, uri: str, local_path: str) -> dict:
@@ -19,6 +20,55 @@ def s3_input(name: str, uri: str, local_path: str) -> dict:
     return {
         "InputName": name,
         "S3Input": {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"},
+    }
+
+
+def isolated_processing_job(
+    name: str,
+    outputs: dict[str, str],
+    *,
+    script: str,
+    arguments: list[str],
+    inputs: list[dict],
+    results: dict[str, tuple[str, str]],
+    instance_type: str,
+    instance_count: int = 1,
+    volume_gb: int,
+    max_runtime_seconds: int,
+) -> dict:
+    """A CreateProcessingJob request as the lab's steps run them: `script` from the code
+    input, in the isolated VPC with network isolation, volume and `results` ({output name:
+    (S3 URI, container path)}) encrypted with the lab key, tagged."""
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": outputs["SageMakerRoleArn"],
+        "AppSpecification": {
+            "ImageUri": outputs["XgboostImageUri"],
+            "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/{script}"],
+            "ContainerArguments": arguments,
+        },
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {
+            "KmsKeyId": outputs["KeyArn"],
+            "Outputs": [
+                {"OutputName": output, "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"}}
+                for output, (uri, local_path) in results.items()
+            ],
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": instance_count,
+                "InstanceType": instance_type,
+                "VolumeSizeInGB": volume_gb,
+                "VolumeKmsKeyId": outputs["KeyArn"],
+            }
+        },
+        "NetworkConfig": {
+            "EnableNetworkIsolation": True,
+            "VpcConfig": {"SecurityGroupIds": [outputs["SecurityGroupId"]], "Subnets": outputs["SubnetIds"].split(",")},
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        "Tags": TAGS,
     }
 
 
