@@ -225,8 +225,14 @@ def violation(feature: str, check: str, description: str) -> dict[str, str]:
     return {"feature_name": feature, "constraint_check_type": check, "description": description}
 
 
+def constraint_groups(constraints: dict) -> dict[str, list[str]]:
+    """The one-hot groups the baseline read back as categorical features."""
+    return {f["name"]: f["one_hot_columns"] for f in constraints["features"] if "one_hot_columns" in f}
+
+
 def check(current: pd.DataFrame, extra_columns: list[str], constraints: dict, reference: pd.DataFrame) -> tuple[list[dict], dict[str, float]]:
-    """(violations, drift distance per feature) of a window against the baseline."""
+    """(violations, drift distance per feature) of a window against the baseline; both
+    frames already carry the categorical columns of the one-hot groups (with_categories)."""
     config = constraints["monitoring_config"]
     distribution = config["distribution_constraints"]
     violations = [
@@ -234,9 +240,7 @@ def check(current: pd.DataFrame, extra_columns: list[str], constraints: dict, re
         for name in extra_columns
     ]
     distances: dict[str, float] = {}
-    groups = {f["name"]: f["one_hot_columns"] for f in constraints["features"] if "one_hot_columns" in f}
-    current = with_categories(current, groups)
-    reference = with_categories(reference, groups)
+    groups = constraint_groups(constraints)
     for feature in constraints["features"]:
         name, inferred = feature["name"], feature["inferred_type"]
         if name not in current:
@@ -400,12 +404,13 @@ def run_monitor(baseline_dir: Path, lines: Iterable[str], start: datetime, end: 
                        "message": f"no captured requests between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC: "
                                   "is the endpoint receiving traffic, and is data capture enabled?"},
         }
-    violations, distances = check(current, extra, constraints, reference)
+    groups = constraint_groups(constraints)
+    current = with_categories(current, groups)
+    violations, distances = check(current, extra, constraints, with_categories(reference, groups))
     types = {f["name"]: f["inferred_type"] for f in constraints["features"]}
-    groups = {f["name"]: f["one_hot_columns"] for f in constraints["features"] if "one_hot_columns" in f}
     outcome = "CompletedWithViolations" if violations else "Completed"
     return {
-        "statistics": statistics(with_categories(current, groups), types),
+        "statistics": statistics(current, types),
         "constraint_violations": {"violations": violations},
         "distances": distances,
         "result": {"outcome": outcome, "window": window, "captured_requests": requests, "rows": int(len(current)),
