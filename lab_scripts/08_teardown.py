@@ -44,16 +44,6 @@ def deployed_stacks(session) -> list[str]:
     return [n for n in names if stack_status(session, n) not in (None, "DELETE_COMPLETE")]
 
 
-def delete(item: audit.Found, call, label: str = "") -> bool:
-    try:
-        call()
-    except ClientError as error:
-        console.failed(f"{label or item.kind} {item.name}: {error.response['Error'].get('Message', error)}")
-        return False
-    console.done(f"deleted {label or item.kind} {item.name}")
-    return True
-
-
 def teardown(session, outside: list[audit.Found]) -> set[audit.Found]:
     """Delete the leftovers outside any stack, dependents first; returns those that went.
 
@@ -64,10 +54,14 @@ def teardown(session, outside: list[audit.Found]) -> set[audit.Found]:
     gone: set[audit.Found] = set()
 
     def attempt(item: audit.Found, call, label: str = "") -> bool:
-        if delete(item, call, label):
-            gone.add(item)
-            return True
-        return False
+        try:
+            call()
+        except ClientError as error:
+            console.failed(f"{label or item.kind} {item.name}: {error.response['Error'].get('Message', error)}")
+            return False
+        console.done(f"deleted {label or item.kind} {item.name}")
+        gone.add(item)
+        return True
 
     for item in by_kind("monitoring schedule"):  # schedules before the endpoints they watch
         attempt(item, lambda: sm.delete_monitoring_schedule(MonitoringScheduleName=item.name))
