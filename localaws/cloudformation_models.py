@@ -179,8 +179,7 @@ class ModelPackageGroup(_LocalModel):
         return cls(resource_name, arn)
 
     def delete(self, account_id: str, region_name: str) -> None:
-        # moto has no delete for groups: drop it from the backend (its versions are gone by now).
-        sagemaker_backends[account_id][region_name].model_package_groups.pop(self.name, None)
+        sagemaker_backends[account_id][region_name].delete_model_package_group(self.name)  # see moto_fixes
 
 
 class Alarm(_LocalModel):
@@ -220,8 +219,6 @@ class Alarm(_LocalModel):
             datapoints_to_alarm=p.get("DatapointsToAlarm"),
             treat_missing_data=p.get("TreatMissingData"),
         )
-        # AWS starts every alarm in INSUFFICIENT_DATA (moto says OK); the evaluator moves it on.
-        cloudwatch_backends[account_id][region_name].set_alarm_state(resource_name, "Unchecked: Initial alarm creation", None, "INSUFFICIENT_DATA")
         return cls(resource_name, alarm.alarm_arn)
 
     def delete(self, account_id: str, region_name: str) -> None:

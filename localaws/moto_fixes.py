@@ -8,6 +8,7 @@ import gzip
 import json
 from typing import Any
 
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.moto_api._internal import mock_random
@@ -18,6 +19,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 _moto_update_model_package = SageMakerModelBackend.update_model_package
+_moto_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 
 
 def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -79,9 +81,35 @@ def _delete_model_package_response(self: SageMakerResponse) -> ActionResult:
     return ActionResult({})
 
 
+def _delete_model_package_group(self: SageMakerModelBackend, model_package_group_name: str) -> None:
+    """moto has no DeleteModelPackageGroup; as on AWS, a group that still has versions stays."""
+    if model_package_group_name not in self.model_package_groups:
+        raise ValidationError(f"Model package group {model_package_group_name} not found")
+    if any(p.model_package_group_name == model_package_group_name for p in self.model_packages.values()):
+        raise ValidationError(f"Model package group {model_package_group_name} still has model packages: delete them first")
+    del self.model_package_groups[model_package_group_name]
+
+
+def _delete_model_package_group_response(self: SageMakerResponse) -> ActionResult:
+    self.sagemaker_backend.delete_model_package_group(model_package_group_name=self._get_param("ModelPackageGroupName"))
+    return ActionResult({})
+
+
+def _put_metric_alarm_starting_without_data(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any):
+    """AWS starts a new alarm in INSUFFICIENT_DATA until it is first evaluated; moto says OK."""
+    new = name not in self.alarms
+    alarm = _moto_put_metric_alarm(self, name, *args, **kwargs)
+    if new:
+        alarm.update_state("Unchecked: Initial alarm creation", None, "INSUFFICIENT_DATA")
+    return alarm
+
+
 def apply() -> None:
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed
     SageMakerModelBackend.update_model_package = _update_model_package_keeping_metadata
     SageMakerModelBackend.delete_model_package = _delete_model_package
     SageMakerResponse.delete_model_package = _delete_model_package_response
+    SageMakerModelBackend.delete_model_package_group = _delete_model_package_group
+    SageMakerResponse.delete_model_package_group = _delete_model_package_group_response
+    CloudWatchBackend.put_metric_alarm = _put_metric_alarm_starting_without_data

@@ -89,3 +89,25 @@ def test_depends_on_a_not_emulated_resource_is_dropped():
     kept, skipped = without_not_emulated(template)
     assert skipped == {"Cleaner": "Custom::S3AutoDeleteObjects"}
     assert kept["Resources"] == {"Bucket": {"Type": "AWS::S3::Bucket"}}
+
+
+def test_moto_fixes_new_alarms_start_without_data_and_groups_delete_as_on_aws(local_aws):
+    server, _ = local_aws
+    session = server.session("sa-east-1")  # a region no other test uses
+    cloudwatch, sagemaker = session.client("cloudwatch"), session.client("sagemaker")
+    cloudwatch.put_metric_alarm(
+        AlarmName="fresh", Namespace="FraudLab", MetricName="m", Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore",
+    )
+    assert cloudwatch.describe_alarms(AlarmNames=["fresh"])["MetricAlarms"][0]["StateValue"] == "INSUFFICIENT_DATA"
+
+    sagemaker.create_model_package_group(ModelPackageGroupName="doomed")
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName="doomed",
+        InferenceSpecification={"Containers": [{"Image": "img"}], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+    with pytest.raises(sagemaker.exceptions.ClientError, match="still has model packages"):
+        sagemaker.delete_model_package_group(ModelPackageGroupName="doomed")
+    sagemaker.delete_model_package(ModelPackageName=package)
+    sagemaker.delete_model_package_group(ModelPackageGroupName="doomed")
+    assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
