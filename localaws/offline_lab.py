@@ -20,9 +20,9 @@ from localaws.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR = ROOT / "lab_scripts"
-RESULTS = Path("build") / "lab-results"  # under the run's work directory, as the steps write it
 sys.path.insert(0, str(STEPS_DIR))
 from labkit import report as lab_report  # noqa: E402  (the lab scripts' package)
+from labkit.results import RESULTS_DIR  # noqa: E402  (relative: under the run's work directory)
 
 
 @dataclass
@@ -43,7 +43,7 @@ class LabRun:
     assembly: Path  # every stack, the endpoint's for the predicted model package
 
     def recorded(self, step: str) -> dict:
-        path = self.workdir / RESULTS / f"{step}.json"
+        path = self.workdir / RESULTS_DIR / f"{step}.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -151,7 +151,7 @@ def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[S
 
 def run_lab(size: int, workdir: Path = ROOT) -> int:
     started = time.monotonic()
-    for stale in (workdir / RESULTS).glob("*.json"):
+    for stale in (workdir / RESULTS_DIR).glob("*.json"):
         stale.unlink()
     print("== Synthesize the CDK app (cdk-nag enforced)", flush=True)
     with LocalAws() as local:

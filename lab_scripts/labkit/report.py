@@ -11,7 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-RESULTS_DIR = Path("build/lab-results")
+from labkit.results import RESULTS_DIR  # where the steps record their figures
+
 EVALUATION_DIR = Path("build/evaluation")
 REPORT_DIR = Path("build/lab-report")
 PLOTS = ("pr_curve.png", "roc_curve.png", "confusion_matrix.png", "feature_importance.png")
