@@ -14,9 +14,9 @@ sys.path.insert(0, str(ROOT / "lab_scripts"))
 from labkit.firehose import send_records  # noqa: E402
 from labkit.landed import read_landed  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
-from localaws.deploy import deploy_assembly  # noqa: E402
+from localaws.cloudformation.deploy import deploy_assembly  # noqa: E402
 from localaws.server import LocalAws  # noqa: E402
-from localaws.synth import synthesize  # noqa: E402
+from localaws.cloudformation.synth import synthesize  # noqa: E402
 
 STREAMED = 100_000
 

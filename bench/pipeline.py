@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "lab_scripts"))
 
 from labkit import metrics  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
-from localaws import builtin_xgboost  # noqa: E402
+from localaws.sagemaker import builtin_xgboost  # noqa: E402
 from processing.records import decode_object  # noqa: E402
 
 RECORDS_PER_OBJECT = 10_000  # roughly what a 5 MiB Firehose buffer holds, compressed

@@ -1,7 +1,7 @@
 """Serving figures on the offline model server (the container's stand-in) and its floor.
 
 The model is the lab's own (20k generated payments -> feature job -> built-in XGBoost
-training -> serving artifact), served by `localaws.model_server` in its own process.
+training -> serving artifact), served by `localaws.runtime.model_server` in its own process.
 The load comes from threads in this process over keep-alive loopback connections, so
 client and server share the machine's 2 cores: the figures are a floor for the server.
 """
@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "lab_scripts"))
 
 from bench.pipeline import landed_like_firehose, run_feature_job  # noqa: E402
 from labkit.model_artifact import serving_artifact  # noqa: E402
-from localaws import builtin_xgboost  # noqa: E402
-from localaws.model_server import ModelHTTPServer  # noqa: E402
-from localaws.sagemaker_jobs import _tar_gz  # noqa: E402
+from localaws.sagemaker import builtin_xgboost  # noqa: E402
+from localaws.runtime.model_server import ModelHTTPServer  # noqa: E402
+from localaws.sagemaker.jobs import _tar_gz  # noqa: E402
 
 REQUESTS_PER_LEVEL = 3_000
 CONCURRENCY = (1, 8, 32)
@@ -125,7 +125,7 @@ def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         model_dir, rows = lab_model(Path(scratch))
-        server = subprocess.Popen([sys.executable, "-m", "localaws.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         try:
             port = int(server.stdout.readline().split()[1])
             measure(port, "serving", rows, figures)

@@ -16,9 +16,9 @@ STATE_DIR = ROOT / ".localaws"
 
 def serve(port: int) -> int:
     """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
-    from localaws.deploy import deploy_assembly
+    from localaws.cloudformation.deploy import deploy_assembly
     from localaws.server import LocalAws
-    from localaws.synth import synthesize
+    from localaws.cloudformation.synth import synthesize
 
     assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
     local = LocalAws(port=port).start()
@@ -41,8 +41,8 @@ def deploy(context: list[str]) -> int:
     """`cdk deploy --all` against the running local AWS (AWS_ENDPOINT_URL), with -c key=value."""
     import boto3
 
-    from localaws.deploy import deploy_assembly
-    from localaws.synth import synthesize
+    from localaws.cloudformation.deploy import deploy_assembly
+    from localaws.cloudformation.synth import synthesize
 
     overrides = {}
     for item in context:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")
         # Importing the CDK (4 s, mostly node starting) overlaps with importing moto here.
-        threading.Thread(target=importlib.import_module, args=("localaws.synth",), daemon=True).start()
+        threading.Thread(target=importlib.import_module, args=("localaws.cloudformation.synth",), daemon=True).start()
         from localaws.offline_lab import run_lab
 
         return run_lab(args.size, args.workdir.resolve())

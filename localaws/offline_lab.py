@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localaws.deploy import DeployError, deploy_assembly
-from localaws.destroy import DestroyError, destroy_stacks
+from localaws.cloudformation.deploy import DeployError, deploy_assembly
+from localaws.cloudformation.destroy import DestroyError, destroy_stacks
 from localaws.server import ACCOUNT_ID, LocalAws
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR = ROOT / "lab_scripts"

@@ -14,11 +14,12 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from localaws import cloudformation_models, moto_fixes
-from localaws.alarms import AlarmEvaluator
-from localaws.endpoints import EndpointHost
-from localaws.sagemaker_jobs import JobRunner
-from localaws.sagemaker_layer import SageMakerLayer
+from localaws import moto_fixes
+from localaws.cloudformation import resources as cloudformation_resources
+from localaws.cloudwatch.alarms import AlarmEvaluator
+from localaws.runtime.endpoints import EndpointHost
+from localaws.sagemaker.jobs import JobRunner
+from localaws.sagemaker.protocol import SageMakerLayer
 
 LOOPBACK = "127.0.0.1"
 # moto's documented test account: no real person's account, same on every machine.
@@ -48,7 +49,7 @@ class LocalAws:
         self.alarms = AlarmEvaluator()
 
     def start(self) -> "LocalAws":
-        cloudformation_models.register()
+        cloudformation_resources.register()
         moto_fixes.apply()
         app = SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID)
         # Threaded: a lab step may call back into the local AWS while a request is served.

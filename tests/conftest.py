@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from localaws.deploy import deploy_assembly
+from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 
 
 @pytest.fixture(scope="session")

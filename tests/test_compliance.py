@@ -12,7 +12,7 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 from tests.helpers import ROOT, cfn_lint
 
 # Every AwsSolutions finding the lab acknowledges. A new one must be added here on purpose.

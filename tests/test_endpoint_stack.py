@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 from tests.helpers import cfn_lint
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/3"

@@ -112,7 +112,7 @@ def post(port: int, body: bytes, content_type: str) -> tuple[int, bytes]:
 
 
 def test_model_server_serves_the_packed_entry_point_and_survives_bad_requests(model_dir):
-    server = subprocess.Popen([sys.executable, "-m", "localaws.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline().split()[1])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=10) as ping:

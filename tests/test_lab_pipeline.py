@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit import drift
-from localaws.deploy import deploy_assembly
+from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import ACCOUNT_ID, LocalAws
 from moto.sns.models import sns_backends
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 from tests.helpers import ROOT, isolated_env, run_step
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from localaws.cloudformation_models import NOT_EMULATED
-from localaws.deploy import DeployError, without_not_emulated
+from localaws.cloudformation.resources import NOT_EMULATED
+from localaws.cloudformation.deploy import DeployError, without_not_emulated
 
 
 def test_every_template_resource_is_materialized_or_explicitly_not_emulated(templates, local_aws):

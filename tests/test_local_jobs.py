@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from localaws import builtin_xgboost
+from localaws.sagemaker import builtin_xgboost
 
 ROLE = "arn:aws:iam::123456789012:role/FraudLab-test"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
@@ -150,7 +150,7 @@ def test_builtin_xgboost_training_job_produces_the_container_artifact(aws):
 
 def test_artifact_predicts_identically_after_unpacking(tmp_path):
     """Train with the algorithm, tar as the runner does, unpack, load as the container does."""
-    from localaws.sagemaker_jobs import _tar_gz
+    from localaws.sagemaker.jobs import _tar_gz
 
     rng = np.random.default_rng(1)
     for channel, rows in (("train", 1_000), ("validation", 300)):

@@ -8,9 +8,9 @@ import pytest
 from botocore.validate import ParamValidator
 import botocore.session
 
-from localaws.deploy import deploy_assembly
+from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 from tests.helpers import cfn_lint
 from tests.test_compliance import lab_acknowledgements
 
@@ -130,7 +130,7 @@ def test_cfn_lint_and_cdk_nag_pass_with_either_monitor(variant, request):
 
 
 def test_model_monitor_path_deploys_offline_and_its_api_answers(model_monitor):
-    """moto lacks monitoring schedules: the local AWS answers them (localaws/monitoring_api.py),
+    """moto lacks monitoring schedules: the local AWS answers them (localaws/sagemaker/monitoring.py),
     validating each request against botocore's shapes, and CloudFormation creates them through it."""
     _, outdir = model_monitor
     with LocalAws(region="eu-west-3") as server:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from localaws.deploy import deploy_assembly
-from localaws.destroy import destroy_stacks
+from localaws.cloudformation.deploy import deploy_assembly
+from localaws.cloudformation.destroy import destroy_stacks
 from localaws.server import LocalAws
-from localaws.synth import synthesize
+from localaws.cloudformation.synth import synthesize
 from tests.helpers import isolated_env, run_step
 
 # Its own region and stack prefix: the other tests' resources share this process's moto,

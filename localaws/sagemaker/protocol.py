@@ -16,9 +16,9 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from localaws.endpoints import EndpointError, EndpointHost
-from localaws.monitoring_api import STORE, MonitoringApiError
-from localaws.sagemaker_jobs import JobRunner
+from localaws.runtime.endpoints import EndpointError, EndpointHost
+from localaws.sagemaker.monitoring import STORE, MonitoringApiError
+from localaws.sagemaker.jobs import JobRunner
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 REGION_IN_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")

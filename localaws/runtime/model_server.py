@@ -1,6 +1,6 @@
 """The serving container, offline: `GET /ping` and `POST /invocations` on 127.0.0.1.
 
-Run as its own process per endpoint (`python -m localaws.model_server --model-dir D`),
+Run as its own process per endpoint (`python -m localaws.runtime.model_server --model-dir D`),
 like a container: it loads the entry point packed in the model (D/code/$SAGEMAKER_PROGRAM),
 calls model_fn once, then input_fn -> predict_fn -> output_fn per request, and answers
 errors that carry a `status` with that status. It prints "READY <port>" when serving.

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from localaws.cloudformation_models import NOT_EMULATED
+from localaws.cloudformation.resources import NOT_EMULATED
 
 # The default CDK synthesizer's qualifier: templates check this SSM parameter's version.
 BOOTSTRAP_QUALIFIER = "hnb659fds"

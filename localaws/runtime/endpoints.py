@@ -3,7 +3,7 @@
 moto stores endpoints (and reports them InService) but answers InvokeEndpoint with b"body".
 Here an endpoint's model is resolved the way SageMaker does (endpoint -> endpoint config
 -> model -> container or model package -> model.tar.gz), unpacked, and served by
-`localaws.model_server` on loopback; invocations are forwarded to it over HTTP, and
+`localaws.runtime.model_server` on loopback; invocations are forwarded to it over HTTP, and
 captured to the endpoint config's S3 destination in SageMaker's JSONL format and layout.
 """
 from __future__ import annotations
@@ -167,7 +167,7 @@ class EndpointHost:
             tar.extractall(model_dir, filter="data")
         env = {**_base_env(), **container.get("Environment", {})}
         process = subprocess.Popen(
-            [sys.executable, "-m", "localaws.model_server", "--model-dir", str(model_dir)],
+            [sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_repo_root(),
         )
         ready = process.stdout.readline().split()
@@ -255,4 +255,4 @@ def _base_env() -> dict[str, str]:
 
 
 def _repo_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
+    return str(Path(__file__).resolve().parents[2])

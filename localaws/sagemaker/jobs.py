@@ -139,7 +139,7 @@ class JobRunner:
     # --- training ---------------------------------------------------------------------
 
     def _run_training(self, name: str, spec: dict[str, Any], state: JobState) -> list[dict[str, Any]]:
-        from localaws import builtin_xgboost  # imports xgboost only when a job trains
+        from localaws.sagemaker import builtin_xgboost  # imports xgboost only when a job trains
 
         session = self._session_factory()
         image = spec["AlgorithmSpecification"].get("TrainingImage", "")

@@ -24,7 +24,7 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.scheduler.models import scheduler_backends
 from moto.sns.models import sns_backends
 
-from localaws.monitoring_api import STORE
+from localaws.sagemaker.monitoring import STORE
 
 
 class _LocalModel(CloudFormationModel):

@@ -1,0 +1,1 @@
+"""CloudFormation, offline: the resources moto's CloudFormation skips, and `cdk synth/deploy/destroy` against it."""

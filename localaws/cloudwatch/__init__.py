@@ -1,0 +1,1 @@
+"""CloudWatch, offline: alarms evaluated from the published metrics (moto stores them, never evaluates)."""

@@ -1,0 +1,1 @@
+"""The SageMaker runtime, offline: endpoints, their model servers and data capture."""
