@@ -1,9 +1,12 @@
 # FraudLab: `make lab` runs the whole lab offline, `make test` runs the tests.
-# Both set up what they need first (.venv from requirements-dev.txt, node_modules from package.json).
+# Both set up what they need first (.venv from requirements-dev.txt, node_modules from
+# package.json, and the XGBoost 3.2-0 image environment the offline containers run in).
 
 PYTHON ?= python3
+PYTHON312 ?=
 VENV := .venv
 PY := $(VENV)/bin/python
+IMAGE_ENV := .image-env/xgboost-3.2-0
 SIZE ?= 20000
 
 # Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
@@ -14,13 +17,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup lab test synth cost local-up local-down bench clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(IMAGE_ENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# The image's Python 3.12 and package pins (localaws/runtime/image-*.txt), for the serving
+# container and the Processing jobs offline.
+$(IMAGE_ENV)/.installed: localaws/runtime/image-requirements.txt localaws/runtime/image-nodeps.txt localaws/runtime/image_env.py
+	$(PYTHON) -m localaws.runtime.image_env build $(if $(PYTHON312),--python $(PYTHON312))
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -55,4 +63,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf build cdk.out .pytest_cache
+	rm -rf build cdk.out .pytest_cache .image-env

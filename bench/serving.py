@@ -1,18 +1,17 @@
-"""Serving figures on the offline model server (the container's stand-in) and its floor.
+"""Serving figures on the image's real serving stack offline, and its floor.
 
 The model is the lab's own (20k generated payments -> feature job -> built-in XGBoost
-training -> serving artifact), served by `localaws.runtime.model_server` in its own process.
-The load comes from threads in this process over keep-alive loopback connections, so
-client and server share the machine's 2 cores: the figures are a floor for the server.
+training -> serving artifact), served as an endpoint's container is offline
+(runtime/container.py: script mode, gunicorn + gevent, the image environment). The load
+comes from threads in this process over keep-alive connections to gunicorn's unix socket,
+so client and server share the machine's 2 cores: the figures are a floor for the server.
+The floor: an echo server on a unix socket, the same client, no model and no Flask.
 """
 from __future__ import annotations
 
-import http.client
-import io
-import socket
-import subprocess
+import os
+import socketserver
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -25,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab_scripts"))
 
 from bench.pipeline import landed_like_firehose, run_feature_job  # noqa: E402
-from labkit.model_artifact import serving_artifact  # noqa: E402
+from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
+from localaws.runtime.container import UnixHTTPConnection, start_serving_container  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
-from localaws.runtime.model_server import ModelHTTPServer  # noqa: E402
 from localaws.sagemaker.jobs import _tar_gz  # noqa: E402
 
 REQUESTS_PER_LEVEL = 3_000
@@ -35,8 +34,8 @@ CONCURRENCY = (1, 8, 32)
 ARTICLE_AVG_MS, ARTICLE_PER_MINUTE = 23.0, 1_200  # the hands-on article, ml.m5.large
 
 
-def lab_model(directory: Path) -> tuple[Path, np.ndarray]:
-    """Train the lab's model and unpack its serving artifact; returns (model dir, test rows)."""
+def lab_model(directory: Path) -> tuple[bytes, np.ndarray]:
+    """Train the lab's model; returns (its serving artifact, test rows)."""
     for sub in ("raw", "labels"):
         (directory / sub).mkdir()
     landed_like_firehose(20_000, seed=11, directory=directory)
@@ -45,20 +44,15 @@ def lab_model(directory: Path) -> tuple[Path, np.ndarray]:
     params = {"objective": "binary:logistic", "num_round": "100", "max_depth": "5", "eta": "0.1"}
     builtin_xgboost.train(params, {"train": features / "train"}, directory / "trained", None, lambda line: None)
     artifact = serving_artifact(_tar_gz(directory / "trained"), threshold=0.5)
-    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
-        archive.extractall(directory / "model", filter="data")
     test = np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in sorted((features / "test").glob("*.csv"))])
-    return directory / "model", test[:, 1:]
+    return artifact, test[:, 1:]
 
 
 class Echo(BaseHTTPRequestHandler):
-    """The floor: the same HTTP stack and socket options as the model server, no model."""
+    """The floor: HTTP/1.1 keep-alive on a unix socket, no model."""
 
     protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    address_string = lambda self: "unix"  # noqa: E731 - a unix peer has no host to print
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -72,7 +66,11 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
-def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+class EchoServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def load(path: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
     """Send every body once from `concurrency` threads; (latencies ms, seconds, errors)."""
     latencies: list[float] = []
     errors = [0]
@@ -80,9 +78,7 @@ def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float],
     lock = threading.Lock()
 
     def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.connect()
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = UnixHTTPConnection(path, timeout=30)
         while True:
             with lock:
                 index = next(cursor, None)
@@ -106,17 +102,17 @@ def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float],
     return latencies, time.perf_counter() - started, errors[0]
 
 
-def measure(port: int, prefix: str, rows: np.ndarray, figures: dict[str, float]) -> None:
+def measure(path: str, prefix: str, rows: np.ndarray, figures: dict[str, float]) -> None:
     singles = [",".join(f"{v:.6g}" for v in rows[i % len(rows)]).encode() for i in range(REQUESTS_PER_LEVEL)]
-    load(port, singles[:200], 4)  # warm-up
+    load(path, singles[:200], 4)  # warm-up
     for concurrency in CONCURRENCY:
-        latencies, seconds, errors = load(port, singles, concurrency)
+        latencies, seconds, errors = load(path, singles, concurrency)
         figures[f"{prefix}_single_c{concurrency}_p50_ms"] = float(np.percentile(latencies, 50))
         figures[f"{prefix}_single_c{concurrency}_p99_ms"] = float(np.percentile(latencies, 99))
         figures[f"{prefix}_single_c{concurrency}_requests_per_s"] = len(latencies) / seconds
         figures[f"{prefix}_single_c{concurrency}_errors"] = errors
     batch = "\n".join(",".join(f"{v:.6g}" for v in rows[i % len(rows)]) for i in range(500)).encode()
-    latencies, seconds, errors = load(port, [batch] * 100, 1)
+    latencies, seconds, errors = load(path, [batch] * 100, 1)
     figures[f"{prefix}_batch500_rows_per_s"] = 100 * 500 / seconds
     figures[f"{prefix}_batch500_errors"] = errors
 
@@ -124,20 +120,20 @@ def measure(port: int, prefix: str, rows: np.ndarray, figures: dict[str, float])
 def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir, rows = lab_model(Path(scratch))
-        server = subprocess.Popen([sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        artifact, rows = lab_model(Path(scratch))
+        started = time.perf_counter()
+        container = start_serving_container("bench/AllTraffic", artifact, ENVIRONMENT, network_isolation=True)
+        figures["serving_container_start_s"] = time.perf_counter() - started
         try:
-            port = int(server.stdout.readline().split()[1])
-            measure(port, "serving", rows, figures)
+            measure(container.socket_path, "serving", rows, figures)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-    echo = ModelHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=echo.serve_forever, daemon=True).start()
-    try:
-        measure(echo.server_port, "echo", rows, figures)
-    finally:
-        echo.shutdown()
+            container.stop()
+        echo = EchoServer(os.path.join(scratch, "echo.sock"), Echo)
+        threading.Thread(target=echo.serve_forever, daemon=True).start()
+        try:
+            measure(echo.server_address, "echo", rows, figures)
+        finally:
+            echo.shutdown()
     figures["serving_c1_p50_vs_article_avg_ratio"] = figures["serving_single_c1_p50_ms"] / ARTICLE_AVG_MS
     best = max(figures[f"serving_single_c{c}_requests_per_s"] for c in CONCURRENCY)
     figures["serving_best_per_minute_vs_article_ratio"] = best * 60 / ARTICLE_PER_MINUTE

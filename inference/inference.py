@@ -17,7 +17,19 @@ Responses (Accept)
   text/csv          "0.93,1" per line
 Missing values: an empty CSV field or a JSON null (XGBoost follows its default branch);
 "nan" or "inf" written out is refused. The drift monitor's completeness check sees them.
-Errors: 400 malformed body, 413 too large, 415 unsupported content type, 406 unsupported Accept.
+Errors, each with a JSON body {"error": ..., "message": ...} and the endpoint serving on:
+  400 malformed body: not numeric CSV, wrong number of values, invalid or too deeply nested
+      JSON, not {"instances": [...]}, a named feature missing, NaN or infinity, a value
+      outside float32 (XGBoost's input type, about +-3.4e38), no rows
+  413 body over 5 MB or more than 10,000 rows
+  415 content type other than text/csv or application/json
+  406 Accept other than application/json or text/csv
+
+How the container calls it: the image's script mode (sagemaker-containers) maps only its
+own UnsupportedFormatError to a 4xx and every other exception of input_fn, predict_fn or
+output_fn to a 500. So this module defines `transform_fn`, which sagemaker-containers lets
+return a response with its own status, and names its steps parse_request / predict /
+serialize (defining input_fn and friends beside transform_fn is refused by the container).
 """
 from __future__ import annotations
 
@@ -38,22 +50,15 @@ MODEL_FILE = "xgboost-model"
 THRESHOLD_FILE = "threshold.json"
 MAX_BODY_BYTES = 5 * 1024 * 1024  # SageMaker real-time payloads stop at 6 MB
 MAX_ROWS = 10_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # XGBoost predicts on float32: larger values become inf
 CSV, JSON = "text/csv", "application/json"
 
 
-try:  # in the container, the inference toolkit turns this error's status into the HTTP status
-    from sagemaker_inference.errors import GenericInferenceToolkitError as _StatusError
-except ImportError:  # offline server and tests
-    class _StatusError(Exception):
-        def __init__(self, status_code: int, message: str) -> None:
-            super().__init__(message)
-
-
-class InferenceError(_StatusError):
+class InferenceError(Exception):
     """A request the endpoint refuses; `status` is the HTTP status the caller gets."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, message)
+        super().__init__(message)
         self.status, self.message = status, message
 
 
@@ -74,7 +79,7 @@ def model_fn(model_dir: str) -> FraudModel:
     return FraudModel(booster, float(threshold))
 
 
-def input_fn(body: bytes | str, content_type: str) -> np.ndarray:
+def parse_request(body: bytes | str, content_type: str) -> np.ndarray:
     """Validate and parse a request body into a (rows, features) float array."""
     raw = body.encode() if isinstance(body, str) else bytes(body)
     if len(raw) > MAX_BODY_BYTES:
@@ -96,10 +101,12 @@ def input_fn(body: bytes | str, content_type: str) -> np.ndarray:
     data = np.array(rows, dtype=float)
     # An empty CSV field or a JSON null is a missing value (NaN), which XGBoost routes down
     # its learned default branch; only the drift monitor's completeness check notices.
-    bad = np.isinf(data)
+    bad = np.abs(data) > FLOAT32_MAX  # inf, and finite values float32 cannot hold
     if bad.any():
         row, column = map(int, np.argwhere(bad)[0])
-        raise InferenceError(400, f"row {row + 1} {FEATURE_COLUMNS[column]} is {data[row, column]}: NaN and infinity are not allowed")
+        raise InferenceError(
+            400, f"row {row + 1} {FEATURE_COLUMNS[column]} is {data[row, column]}: outside float32 (|x| <= {FLOAT32_MAX:.4g}); NaN and infinity are not allowed"
+        )
     return data
 
 
@@ -129,6 +136,8 @@ def _json_rows(raw: bytes) -> list[list[float]]:
         document = json.loads(raw)
     except ValueError as error:
         raise InferenceError(400, f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InferenceError(400, "body is not valid JSON: nested too deeply") from None
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list):
         raise InferenceError(400, 'JSON body must be {"instances": [...]}')
@@ -143,7 +152,10 @@ def _json_rows(raw: bytes) -> list[list[float]]:
             raise InferenceError(400, f"instance {index} must be a list of numbers (null for missing) or an object of named features")
         if any(isinstance(v, float) and not math.isfinite(v) for v in instance):
             raise InferenceError(400, f"instance {index}: NaN and infinity are not allowed (use null for a missing value)")
-        rows.append([math.nan if v is None else v for v in instance])
+        try:
+            rows.append([math.nan if v is None else float(v) for v in instance])
+        except OverflowError:  # a JSON integer such as 10**400 has no float
+            raise InferenceError(400, f"instance {index}: a value is too large for a number (|x| <= {FLOAT32_MAX:.4g})") from None
     return rows
 
 
@@ -151,14 +163,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def predict_fn(data: np.ndarray, model: FraudModel) -> np.ndarray:
+def predict(data: np.ndarray, model: FraudModel) -> np.ndarray:
     """(probability, decision) per row: binary:logistic output against the threshold
-    chosen on validation (output_fn gets no model, so the decision is made here)."""
+    chosen on validation."""
     probabilities = model.booster.predict(xgb.DMatrix(data))
     return np.column_stack([probabilities, probabilities >= model.threshold])
 
 
-def output_fn(prediction: np.ndarray, accept: str) -> tuple[bytes, str]:
+def serialize(prediction: np.ndarray, accept: str) -> tuple[bytes, str]:
     """Serialize probability and decision per row in the requested format."""
     media_type = (accept or JSON).split(";")[0].strip().lower()
     if media_type in ("*/*", ""):
@@ -172,6 +184,24 @@ def output_fn(prediction: np.ndarray, accept: str) -> tuple[bytes, str]:
     raise InferenceError(406, f"accept {accept!r} not supported: use {JSON} or {CSV}")
 
 
-def handle(model: FraudModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    """One /invocations request, start to end, as the container chains the functions."""
-    return output_fn(predict_fn(input_fn(body, content_type), model), accept)
+def handle(model: FraudModel, body: bytes | str, content_type: str, accept: str) -> tuple[bytes, str]:
+    """One /invocations request, start to end: (body, content type) or InferenceError."""
+    return serialize(predict(parse_request(body, content_type), model), accept)
+
+
+def transform_fn(model: FraudModel, request_body: bytes | str, content_type: str, accept: str):
+    """The container's entry for each request (sagemaker-containers Transformer.transform).
+
+    A refused request becomes its 4xx with a JSON reason; anything else that fails is a
+    bug and stays a 500 (and an Invocation5XXErrors datapoint), as it should."""
+    from sagemaker_containers.beta.framework import worker  # the serving container's own package
+
+    try:
+        body, content_type = handle(model, request_body, content_type, accept)
+    except InferenceError as error:
+        document = {"error": HTTP_REASONS.get(error.status, "Client Error"), "message": error.message}
+        return worker.Response(response=json.dumps(document), status=error.status, mimetype=JSON)
+    return worker.Response(response=body, status=200, mimetype=content_type)
+
+
+HTTP_REASONS = {400: "Bad Request", 406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type"}

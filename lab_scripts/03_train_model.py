@@ -48,6 +48,7 @@ TUNING_RANGES = {
     ],
     "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "3", "MaxValue": "8", "ScalingType": "Linear"}],
 }
+TUNED = {r["Name"] for ranges in TUNING_RANGES.values() for r in ranges}
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,10 +93,16 @@ def train(sagemaker, name: str, definition: dict, hyperparameters: dict) -> dict
     return wait_for_job(lambda n: sagemaker.describe_training_job(TrainingJobName=n), name, "TrainingJobStatus")
 
 
+def tuning_definition(definition: dict, hyperparameters: dict) -> dict:
+    """The training job definition of the tuning job: the same job, minus the tuned values.
+
+    StoppingCondition travels unchanged: with --spot it carries MaxWaitTimeInSeconds, which
+    SageMaker requires whenever managed spot training is on."""
+    static = {k: v for k, v in hyperparameters.items() if k not in TUNED}
+    return {**definition, "StaticHyperParameters": static}
+
+
 def tune(sagemaker, name: str, definition: dict, hyperparameters: dict) -> dict:
-    static = {k: v for k, v in hyperparameters.items() if k not in ("eta", "subsample", "max_depth")}
-    definition = {**definition, "StaticHyperParameters": static}
-    definition.pop("StoppingCondition")
     sagemaker.create_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=name[:32],
         HyperParameterTuningJobConfig={
@@ -104,7 +111,7 @@ def tune(sagemaker, name: str, definition: dict, hyperparameters: dict) -> dict:
             "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2},
             "ParameterRanges": TUNING_RANGES,
         },
-        TrainingJobDefinition={**definition, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}},
+        TrainingJobDefinition=tuning_definition(definition, hyperparameters),
         Tags=TAGS,
     )
     tuning = wait_for_job(

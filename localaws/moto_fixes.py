@@ -15,11 +15,13 @@ from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
 from moto.core.responses import ActionResult
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.models import Model, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 _moto_update_model_package = SageMakerModelBackend.update_model_package
 _moto_put_metric_alarm = CloudWatchBackend.put_metric_alarm
+_moto_create_model_response = SageMakerResponse.create_model
+_moto_model_from_cloudformation = Model.create_from_cloudformation_json
 
 
 def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -104,6 +106,26 @@ def _put_metric_alarm_starting_without_data(self: CloudWatchBackend, name: str, 
     return alarm
 
 
+def _is_true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _create_model_keeping_isolation(self: SageMakerResponse) -> ActionResult:
+    """moto's Model always reports EnableNetworkIsolation false (it drops the parameter);
+    SageMaker keeps what was asked, and the serving host runs the container by it."""
+    result = _moto_create_model_response(self)
+    model = self.sagemaker_backend.describe_model(self._get_param("ModelName"))
+    model.enable_network_isolation = _is_true(self._get_param("EnableNetworkIsolation", False))
+    return result
+
+
+def _model_from_cloudformation_keeping_isolation(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Model:
+    """The same gap through CloudFormation (AWS::SageMaker::Model EnableNetworkIsolation)."""
+    model = _moto_model_from_cloudformation(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    model.enable_network_isolation = _is_true(cloudformation_json["Properties"].get("EnableNetworkIsolation", False))
+    return model
+
+
 def apply() -> None:
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed
@@ -113,3 +135,5 @@ def apply() -> None:
     SageMakerModelBackend.delete_model_package_group = _delete_model_package_group
     SageMakerResponse.delete_model_package_group = _delete_model_package_group_response
     CloudWatchBackend.put_metric_alarm = _put_metric_alarm_starting_without_data
+    SageMakerResponse.create_model = _create_model_keeping_isolation
+    Model.create_from_cloudformation_json = classmethod(_model_from_cloudformation_keeping_isolation)

@@ -45,7 +45,7 @@ class LocalAws:
         self._thread: threading.Thread | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
         self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
-        self.endpoints = EndpointHost(lambda region: self.session(region))
+        self.endpoints = EndpointHost(lambda region: self.session(region), network_environment=lambda: self.environment())
         self.alarms = AlarmEvaluator()
 
     def start(self) -> "LocalAws":

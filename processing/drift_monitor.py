@@ -347,11 +347,26 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def scheduled_window(scheduled: datetime, hours: float, settle_minutes: float) -> tuple[datetime, datetime]:
+    """[start, end) of the run scheduled at `scheduled`: whole hours that ended at least
+    `settle_minutes` before it.
+
+    Capture files land in S3 minutes after their requests, so a window ending at the
+    scheduled time would miss its last requests, and the next window (starting there) would
+    never see them. Windows snap to the hour: runs `hours` apart give windows that follow one
+    another exactly, whatever minute the schedule fires at, so each request is counted once."""
+    end = (scheduled - timedelta(minutes=settle_minutes)).replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=hours), end
+
+
 def hour_prefixes(prefix: str, start: datetime, end: datetime) -> list[str]:
-    """The capture folders (…/yyyy/mm/dd/hh/) that can hold requests in [start, end)."""
+    """The capture folders (…/yyyy/mm/dd/hh/) that can hold requests in [start, end).
+
+    One hour past `end` too: a file is foldered by when it was written, so requests just
+    before `end` can sit in the next hour's folder (parse_capture keeps only the window's)."""
     hour = start.replace(minute=0, second=0, microsecond=0)
     prefixes = []
-    while hour < end:
+    while hour <= end:
         prefixes.append(f"{prefix.rstrip('/')}/{hour:%Y/%m/%d/%H}/")
         hour += timedelta(hours=1)
     return prefixes
@@ -450,9 +465,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--uncompared-reason", default="its distribution depends on when the window is, not on drift")
     parser.add_argument("--bucket", help="monitor: bucket holding the captured data")
     parser.add_argument("--capture-prefix", help="monitor: e.g. capture/<endpoint>/AllTraffic")
-    parser.add_argument("--window-end", help="monitor: ISO time (the schedule passes its scheduled time)")
-    parser.add_argument("--window-start", help="monitor: ISO time; default window-end minus --window-hours")
+    parser.add_argument("--window-end", help="monitor: ISO time; with --window-start the window's end, else the scheduled time")
+    parser.add_argument("--window-start", help="monitor: ISO time; without it, the window is the whole hours before the scheduled time (see scheduled_window)")
     parser.add_argument("--window-hours", type=float, default=1.0)
+    parser.add_argument("--settle-minutes", type=float, default=15.0, help="monitor: how long capture files may take to land (scheduled windows)")
     parser.add_argument("--endpoint", help="monitor: metric dimension Endpoint")
     parser.add_argument("--schedule", help="monitor: metric dimension MonitoringSchedule")
     parser.add_argument("--namespace", default="FraudLab")
@@ -471,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     import boto3  # only the monitor talks to AWS (the baseline runs network-isolated)
 
     end = _parse_time(args.window_end) if args.window_end else datetime.now(timezone.utc)
-    start = _parse_time(args.window_start) if args.window_start else end - timedelta(hours=args.window_hours)
+    if args.window_start:
+        start = _parse_time(args.window_start)
+    else:
+        start, end = scheduled_window(end, args.window_hours, args.settle_minutes)
     session = boto3.Session(region_name=args.region)
     lines = read_s3_capture(session.client("s3"), args.bucket, args.capture_prefix, start, end)
     report = run_monitor(args.baseline, lines, start, end)

@@ -46,16 +46,25 @@ class EndpointStack(Stack):
         # arn:aws:s3:::<bucket> -> <bucket>
         bucket_name = Fn.select(5, Fn.split(":", Fn.import_value(props.bucket_arn_export)))
 
+        # Serverless Inference supports neither VpcConfig nor network isolation (nor data
+        # capture): CreateEndpoint fails on a model that sets them.
         model = sagemaker.CfnModel(
             self,
             "FraudModel",
             execution_role_arn=Fn.import_value(props.role_arn_export),
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=props.model_package_arn),
-            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+            vpc_config=None if props.serverless else sagemaker.CfnModel.VpcConfigProperty(
                 subnets=props.subnet_ids, security_group_ids=[props.security_group_id]
             ),
-            enable_network_isolation=True,
+            enable_network_isolation=None if props.serverless else True,
         )
+        if props.serverless:
+            Validations.of(model).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-SM1",
+                    reason="Serverless Inference does not support VpcConfig; the serverless variant is an opt-in trade-off documented in the README.",
+                )
+            )
 
         if props.serverless:
             # Serverless has no instance volume to encrypt and no data capture: cheaper when

@@ -23,12 +23,25 @@ def image_map(scope: Construct, construct_id: str, framework: str, version: str 
     return CfnMapping(scope, construct_id, mapping={region: {"uri": uri} for region, uri in _uris(framework, version)})
 
 
-@lru_cache(maxsize=None)  # 30 regions take 2 s to resolve; several stacks ask for the same image
+@lru_cache(maxsize=None)  # 30+ regions take 2 s to resolve; several stacks ask for the same image
 def _uris(framework: str, version: str | None) -> tuple[tuple[str, str], ...]:
     found = []
-    for region in image_uris.config_for_framework("model-monitor")["versions"][""]["registries"]:
+    for region in _regions(image_uris.config_for_framework(framework)):
         try:
             found.append((region, image_uris.retrieve(framework, region=region, version=version)))
         except ValueError:
             continue  # not published in that region
     return tuple(found)
+
+
+def _regions(config: dict) -> list[str]:
+    """Every region named in an image config's registries (each image has its own list:
+    XGBoost is published in regions Model Monitor is not)."""
+    regions: set[str] = set()
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            regions.update(node.get("registries", {}))
+            stack.extend(node.values())
+    return sorted(regions)

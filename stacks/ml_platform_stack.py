@@ -18,6 +18,11 @@ from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
 from stacks.service_role import service_role
 
 METRICS_NAMESPACE = "FraudLab"
+# Where SageMaker publishes with the execution role (SageMaker docs, "How to use SageMaker
+# execution roles": cloudwatch:PutMetricData for CreateTrainingJob, CreateProcessingJob and
+# CreateModel): the built-in algorithm's training metrics and each job's or endpoint
+# instance's CPU, memory and disk. Invocation metrics (AWS/SageMaker) SageMaker publishes itself.
+SAGEMAKER_NAMESPACES = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/Endpoints")
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,8 @@ class MlPlatformStack(Stack):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "Only actions without resource-level permissions use '*': ecr:GetAuthorizationToken, "
-                    "ec2:Describe* for VPC placement, and cloudwatch:PutMetricData (limited by the "
-                    f"cloudwatch:namespace={METRICS_NAMESPACE} condition)."
+                    "ec2:Describe* for VPC placement, and cloudwatch:PutMetricData (limited by a "
+                    f"cloudwatch:namespace condition to {METRICS_NAMESPACE} and SageMaker's own job and endpoint namespaces)."
                 ),
             ),
             Acknowledgment(
@@ -204,7 +209,7 @@ def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.I
             sid="PublishLabMetrics",
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, *SAGEMAKER_NAMESPACES]}},
         ),
     ]
 

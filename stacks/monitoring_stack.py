@@ -36,6 +36,17 @@ MODEL_MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 ALARM_MAX_METRICS = 10  # a metric-math alarm takes at most 10 metrics
 
 
+
+
+def model_monitor_schedule(hours: int) -> str:
+    """Model Monitor's schedule for every `hours` hours (1-24).
+
+    Model Monitor accepts only `cron(0 * ? * * *)` (hourly), daily, or
+    `cron(0 [00-23]/[01-24] ? * * *)`: a start hour and a step, never `*/N`."""
+    if not 1 <= hours <= 24:
+        raise ValueError(f"drift schedule of {hours} hours: choose 1-24")
+    return "cron(0 * ? * * *)" if hours == 1 else f"cron(0 0/{hours} ? * * *)"
+
 @dataclass(frozen=True)
 class MonitoringProps:
     mode: str  # "kit" | "modelMonitor"
@@ -262,7 +273,7 @@ class MonitoringStack(Stack):
                 monitoring_job_definition_name=definition.job_definition_name,
                 monitoring_type="DataQuality",
                 schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
-                    schedule_expression="cron(0 * ? * * *)" if props.schedule_hours == 1 else f"cron(0 */{props.schedule_hours} ? * * *)"
+                    schedule_expression=model_monitor_schedule(props.schedule_hours)
                 ),
             ),
         )

@@ -224,3 +224,51 @@ def test_baseline_mode_writes_the_files_and_model_monitor_names(lab_data, tmp_pa
     assert [f["name"] for f in positional["features"]] == [f"_c{i}" for i in range(len(FEATURE_COLUMNS))]
     hour = next(f for f in json.loads((out / "constraints.json").read_text())["features"] if f["name"] == "hour_of_day")
     assert hour["monitoringConfigOverrides"]["perform_comparison"] == "Disabled"
+
+
+class LandedCapture:
+    """S3 as the monitor sees it at one moment: only capture files that have landed by then."""
+
+    def __init__(self) -> None:
+        self.files: list[tuple[datetime, str, str]] = []  # (landed at, key, body)
+        self.now = T0
+
+    def land(self, at: datetime, key: str, lines: list[str]) -> None:
+        self.files.append((at, key, "\n".join(lines) + "\n"))
+
+    def get_paginator(self, _):
+        visible = [(k, b) for at, k, b in self.files if at <= self.now]
+        return type("Pages", (), {"paginate": lambda _, Bucket, Prefix: [{"Contents": [{"Key": k} for k, _ in visible if k.startswith(Prefix)]}]})()
+
+    def get_object(self, Bucket, Key):
+        body = next(b for _, k, b in self.files if k == Key)
+        return {"Body": type("Body", (), {"read": lambda _: body.encode()})()}
+
+
+@pytest.mark.parametrize("hours, first_run_minute", [(1, 0), (1, 23), (3, 47)])
+def test_scheduled_windows_follow_one_another_and_wait_for_capture_to_land(hours, first_run_minute):
+    runs = [T0 + timedelta(hours=2, minutes=first_run_minute) + timedelta(hours=hours * i) for i in range(30)]
+    windows = [dm.scheduled_window(run, hours, settle_minutes=15) for run in runs]
+    assert all(end - start == timedelta(hours=hours) for start, end in windows)
+    assert all(previous[1] == current[0] for previous, current in zip(windows, windows[1:]))  # no gap, no overlap
+    assert all(run - end >= timedelta(minutes=15) for run, (_, end) in zip(runs, windows))
+
+
+def test_a_request_whose_capture_file_lands_after_the_run_is_counted_once_by_the_next_run(lab_data, baseline_dir):
+    """A request at 10:19:50 lands in S3 at 10:22, after the run scheduled at 10:20."""
+    s3, prefix, names = LandedCapture(), "capture/ep/AllTraffic", list(lab_data["reference"].columns)
+    rows = csv_rows(clean_sample(lab_data, 9, 3))
+    hour = T0.replace(minute=0)
+    for offset, landed, row in ((timedelta(minutes=30), timedelta(minutes=33), rows[0]),  # an ordinary request
+                                (timedelta(hours=1, minutes=19, seconds=50), timedelta(hours=1, minutes=22), rows[1]),  # late file
+                                (timedelta(minutes=59, seconds=59), timedelta(hours=1, minutes=2), rows[2])):  # foldered in the next hour
+        at = hour + offset
+        written = hour + landed
+        s3.land(written, f"{prefix}/{written:%Y/%m/%d/%H}/{written:%M-%S}-x.jsonl", capture_lines([row], at=at))
+    counted = 0
+    for run in (hour + timedelta(hours=1, minutes=20), hour + timedelta(hours=2, minutes=20), hour + timedelta(hours=3, minutes=20)):
+        s3.now = run
+        start, end = dm.scheduled_window(run, 1, settle_minutes=15)
+        frame, _, _ = dm.parse_capture(dm.read_s3_capture(s3, "bucket", prefix, start, end), start, end, names)
+        counted += len(frame)
+    assert counted == 3

@@ -86,6 +86,10 @@ def test_serverless_variant_has_no_instances_volume_key_or_autoscaling(serverles
     assert variant["ServerlessConfig"] == {"MaxConcurrency": 5, "MemorySizeInMB": 2048}
     assert "InstanceType" not in variant and "KmsKeyId" not in config
     assert not of_type(serverless, "AWS::ApplicationAutoScaling::ScalableTarget")
+    # Serverless Inference refuses a model with VpcConfig or network isolation.
+    (model,) = of_type(serverless, "AWS::SageMaker::Model")
+    assert "VpcConfig" not in model and "EnableNetworkIsolation" not in model
+    assert "DataCaptureConfig" not in config
 
 
 @pytest.mark.parametrize("variant", ["endpoint", "serverless"])

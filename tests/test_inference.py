@@ -1,12 +1,9 @@
-"""The serving code's contract: content types, batches, decisions, and 4xx for bad input."""
+"""The serving code's contract in this venv: content types, batches, decisions, 4xx for bad input.
+
+The same contract through the image's real serving stack: test_container_conformance.py."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -14,6 +11,7 @@ import xgboost as xgb
 from inference import inference
 from processing.features import FEATURE_COLUMNS
 from tests.helpers import ROOT
+from tests.serving_cases import MALFORMED
 
 N = len(FEATURE_COLUMNS)
 
@@ -69,24 +67,8 @@ def test_default_accept_is_json(model):
         assert inference.handle(model, csv_rows(ROWS[:1]), "text/csv", accept)[1] == "application/json"
 
 
-@pytest.mark.parametrize(
-    "body, content_type, accept, status, message",
-    [
-        (b"1,2,3", "text/csv", "", 400, f"has 3 values, expected {N}"),
-        (",".join(["nan"] * N).encode(), "text/csv", "", 400, "NaN and infinity are not allowed"),
-        (",".join(FEATURE_COLUMNS).encode(), "text/csv", "", 400, "not numeric CSV"),
-        (b"", "text/csv", "", 400, "empty request"),
-        (b"\n\n", "text/csv", "", 400, "empty request"),
-        (b"{not json", "application/json", "", 400, "not valid JSON"),
-        (b'{"rows": []}', "application/json", "", 400, '{"instances": [...]}'),
-        (json.dumps({"instances": [{"log_amount": 1}]}).encode(), "application/json", "", 400, "lacks"),
-        (json.dumps({"instances": [["a"] * N]}).encode(), "application/json", "", 400, "list of numbers"),
-        (b"x" * (inference.MAX_BODY_BYTES + 1), "text/csv", "", 413, "exceeds"),
-        (b"1", "application/x-protobuf", "", 415, "not supported"),
-        (csv_rows(ROWS[:1]), "text/csv", "application/xml", 406, "accept"),
-    ],
-)
-def test_malformed_requests_get_a_4xx_with_a_reason(model, body, content_type, accept, status, message):
+@pytest.mark.parametrize("case, body, content_type, accept, status, message", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_malformed_requests_get_a_4xx_with_a_reason(model, case, body, content_type, accept, status, message):
     with pytest.raises(inference.InferenceError) as raised:
         inference.handle(model, body, content_type, accept)
     assert raised.value.status == status
@@ -100,29 +82,3 @@ def test_a_model_that_does_not_match_the_feature_module_is_refused(tmp_path):
     (tmp_path / "threshold.json").write_text('{"threshold": 0.5}')
     with pytest.raises(RuntimeError, match="expects 3 features"):
         inference.model_fn(str(tmp_path))
-
-
-def post(port: int, body: bytes, content_type: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def test_model_server_serves_the_packed_entry_point_and_survives_bad_requests(model_dir):
-    server = subprocess.Popen([sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(server.stdout.readline().split()[1])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=10) as ping:
-            assert ping.status == 200
-        status, body = post(port, b"1,2", "text/csv")
-        assert status == 400 and "expected" in json.loads(body)["message"]
-        status, body = post(port, b"{}", "application/octet-stream")
-        assert status == 415
-        status, body = post(port, csv_rows(ROWS), "text/csv")
-        assert status == 200 and len(json.loads(body)["predictions"]) == 3
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

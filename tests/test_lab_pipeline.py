@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -122,7 +123,24 @@ def test_invoke_endpoint_through_boto3_returns_real_predictions(pipeline):
     response = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=f"{row}\n{row}")
     lines = response["Body"].read().decode().split()
     assert len(lines) == 2 and all(0 <= float(line.split(",")[0]) <= 1 for line in lines)
-    assert response["ContentType"] == "text/csv" and response["InvokedProductionVariant"] == "AllTraffic"
+    # Flask in the real container adds the charset: "text/csv; charset=utf-8".
+    assert response["ContentType"].split(";")[0] == "text/csv" and response["InvokedProductionVariant"] == "AllTraffic"
+
+
+def test_the_endpoint_container_runs_as_the_model_asks(pipeline):
+    """describe_model reports what the template set, and the container gets exactly that:
+    the Model's Environment, and no network (a namespace of its own) under network isolation."""
+    server, _, _, _ = pipeline
+    sagemaker, name = server.session().client("sagemaker"), endpoint_name(server)
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["EnableNetworkIsolation"] is True and model["VpcConfig"]["Subnets"]
+    container = server.endpoints.hosted(server.region, name).container
+    environ = dict(item.split("=", 1) for item in Path(f"/proc/{container.process.pid}/environ").read_text().split("\0") if "=" in item)
+    assert environ["SAGEMAKER_PROGRAM"] == "inference.py" and environ["PIP_NO_INDEX"] == "true"
+    assert not any(key.startswith("AWS_") for key in environ)  # isolated: no way to AWS, no credentials
+    if container.isolation_note is None:
+        assert os.readlink(f"/proc/{container.process.pid}/ns/net") != os.readlink("/proc/self/ns/net")
 
 
 def test_malformed_and_unknown_requests_get_aws_shaped_errors(pipeline):

@@ -174,3 +174,38 @@ def test_bad_hyperparameters_are_client_errors(tmp_path, hyperparameters, messag
     (tmp_path / "train" / "part.csv").write_bytes(synthetic_csv(np.random.default_rng(2), 50))
     with pytest.raises(builtin_xgboost.AlgorithmInputError, match=message):
         builtin_xgboost.train(hyperparameters, {"train": tmp_path / "train"}, tmp_path / "model", None, lambda line: None)
+
+
+def test_spot_training_without_max_wait_is_refused_as_sagemaker_does(aws):
+    _, sagemaker, bucket = aws
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "EnableManagedSpotTraining": True,
+    }
+    with pytest.raises(sagemaker.exceptions.ClientError, match="MaxWaitTimeInSeconds"):
+        sagemaker.create_training_job(TrainingJobName="spot-no-wait", HyperParameters={}, **definition)
+    with pytest.raises(sagemaker.exceptions.ClientError, match="MaxWaitTimeInSeconds"):
+        sagemaker.create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="spot-no-wait-tuning",
+            HyperParameterTuningJobConfig={"Strategy": "Random", "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+                                           "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:aucpr"}},
+            TrainingJobDefinition=definition,
+        )
+
+
+def test_step_03_spot_tuning_keeps_max_wait_in_the_tuning_definition():
+    from tests.test_lab_pipeline import load_step
+
+    step = load_step("03_train_model.py")
+    outputs = {"LabBucketName": "b", "SageMakerRoleArn": ROLE, "KeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",
+               "SecurityGroupId": "sg-1", "SubnetIds": "subnet-1,subnet-2"}
+    definition, hyperparameters = step.training_definition(
+        type("Args", (), {"spot": True, "instance_type": "ml.m5.large"})(), outputs, "s3://b/features/x", XGBOOST_IMAGE, 50.0)
+    tuned = step.tuning_definition(definition, hyperparameters)
+    assert tuned["EnableManagedSpotTraining"] is True
+    assert tuned["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert not {"eta", "subsample", "max_depth"} & set(tuned["StaticHyperParameters"])

@@ -9,8 +9,10 @@ from botocore.validate import ParamValidator
 import botocore.session
 
 from localaws.cloudformation.deploy import deploy_assembly
-from localaws.server import LocalAws
 from localaws.cloudformation.synth import synthesize
+from localaws.sagemaker.monitoring import MODEL_MONITOR_SCHEDULE, MonitoringApiError, MonitoringStore
+from localaws.server import LocalAws
+from stacks.monitoring_stack import model_monitor_schedule
 from tests.helpers import cfn_lint
 from tests.test_compliance import lab_acknowledgements
 
@@ -104,7 +106,7 @@ def test_model_monitor_flag_defines_a_data_quality_schedule_on_the_same_baseline
     assert "monitoring/baseline/model-monitor/constraints.json" in baseline and "statistics.json" in baseline
     assert definition["NetworkConfig"]["VpcConfig"]["Subnets"] and definition["DataQualityJobOutputConfig"]["KmsKeyId"]
     assert definition["JobResources"]["ClusterConfig"]["VolumeKmsKeyId"]
-    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 */6 ? * * *)"
+    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 0/6 ? * * *)"
     assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == definition["JobDefinitionName"]
 
 
@@ -147,3 +149,14 @@ def test_model_monitor_path_deploys_offline_and_its_api_answers(model_monitor):
             sagemaker.describe_monitoring_schedule(MonitoringScheduleName="nope")
         with pytest.raises(sagemaker.exceptions.ClientError, match="ValidationException"):
             sagemaker.delete_data_quality_job_definition(JobDefinitionName="fraudlab-data-quality")  # still used by the schedule
+
+
+@pytest.mark.parametrize("hours", range(1, 25))
+def test_every_drift_schedule_is_one_model_monitor_accepts(hours):
+    assert MODEL_MONITOR_SCHEDULE.fullmatch(model_monitor_schedule(hours))
+
+
+def test_the_local_model_monitor_api_refuses_what_model_monitor_refuses():
+    request = {"MonitoringScheduleName": "every-six", "MonitoringScheduleConfig": {"ScheduleConfig": {"ScheduleExpression": "cron(0 */6 ? * * *)"}}}
+    with pytest.raises(MonitoringApiError, match="not supported"):
+        MonitoringStore().handle("CreateMonitoringSchedule", request, "123456789012", "us-east-1")

@@ -176,7 +176,9 @@ def test_sagemaker_role_reaches_the_bucket_only_under_lab_prefixes(templates):
         if "*" in as_list(statement["Resource"]):
             assert statement["Sid"] in {"EcrLogin", "DescribeVpcPlacement", "PublishLabMetrics"}
     publish = next(s for s in statements(policy) if s["Sid"] == "PublishLabMetrics")
-    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": "FraudLab"}}
+    # the kit's drift metrics, and what SageMaker publishes with this role for training, processing and endpoints
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": [
+        "FraudLab", "/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/Endpoints"]}}
 
 
 def test_sagemaker_role_is_assumable_only_by_sagemaker_in_this_account(templates):
@@ -225,3 +227,14 @@ def test_stack_level_tags_reach_every_resource(assembly):
     assert len(stacks) == 3
     for artifact in stacks:
         assert artifact["properties"]["tags"] == {"project": "fraudlab"}
+
+
+def test_the_xgboost_image_map_covers_every_region_the_image_is_published_in(templates):
+    """XGBoost 3.2-0 exists in regions Model Monitor does not (ap-south-2, ca-west-1, ...):
+    the ML platform stack must deploy there (FindInMap fails on a missing region)."""
+    from sagemaker.core import image_uris
+
+    mapping = templates["MLPlatform"]["Mappings"]["XgboostImage"]
+    monitor_regions = set(image_uris.config_for_framework("model-monitor")["versions"][""]["registries"])
+    assert {"ap-south-2", "ap-southeast-4", "ca-west-1"} <= set(mapping) and set(mapping) > monitor_regions
+    assert mapping["ca-west-1"]["uri"].endswith("/sagemaker-xgboost:3.2-0")

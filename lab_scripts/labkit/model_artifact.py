@@ -16,7 +16,17 @@ from labkit.sagemaker import ROOT
 
 MODEL_FILE = "xgboost-model"
 CODE = {"code/inference.py": ROOT / "inference/inference.py", "code/features.py": ROOT / "processing/features.py"}
-ENVIRONMENT = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
+ENVIRONMENT = {
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    # Script mode installs code/ with `python -m pip install .` at start-up. The image's pip
+    # (26.1) builds in an isolated environment that downloads setuptools: with network
+    # isolation that fails and /ping never answers. The image already has setuptools, so
+    # build against it (pip reads --no-build-isolation inverted: "false" turns isolation
+    # off) and never look for an index, which does not exist in the VPC.
+    "PIP_NO_BUILD_ISOLATION": "false",
+    "PIP_NO_INDEX": "true",
+}
 
 
 def serving_artifact(training_artifact: bytes, threshold: float) -> bytes:

@@ -1,1 +1,1 @@
-"""The SageMaker runtime, offline: endpoints, their model servers and data capture."""
+"""The SageMaker runtime and its containers, offline: endpoints served by the image's own serving stack."""

@@ -1,34 +1,28 @@
-"""Real-time endpoints, offline: one model server process per endpoint, plus data capture.
+"""Real-time endpoints, offline: one serving container per endpoint, plus data capture.
 
 moto stores endpoints (and reports them InService) but answers InvokeEndpoint with b"body".
 Here an endpoint's model is resolved the way SageMaker does (endpoint -> endpoint config
--> model -> container or model package -> model.tar.gz), unpacked, and served by
-`localaws.runtime.model_server` on loopback; invocations are forwarded to it over HTTP, and
-captured to the endpoint config's S3 destination in SageMaker's JSONL format and layout.
+-> model -> container or model package -> model.tar.gz) and served by the image's own
+serving stack (runtime/container.py) with the Model's Environment and network isolation;
+invocations are forwarded to it, and captured to the endpoint config's S3 destination in
+SageMaker's JSONL format and layout.
 """
 from __future__ import annotations
 
 import base64
 import http.client
-import io
 import json
-import os
 import random
-import shutil
-import socket
-import subprocess
-import sys
-import tarfile
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 import boto3
+
+from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container
 
 CAPTURE_FLUSH_SECONDS = 0.5
 CAPTURE_FLUSH_LINES = 500
@@ -53,25 +47,18 @@ class Capture:
 class HostedEndpoint:
     name: str
     variant: str
-    process: subprocess.Popen
-    port: int
-    workdir: Path
+    container: ServingContainer
     capture: Capture | None
-    local: threading.local = field(default_factory=threading.local)
-
-    def connection(self) -> http.client.HTTPConnection:
-        """One keep-alive connection per calling thread."""
-        if getattr(self.local, "connection", None) is None:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            connection.connect()
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see model_server
-            self.local.connection = connection
-        return self.local.connection
 
 
 class EndpointHost:
-    def __init__(self, session_for_region: Callable[[str], boto3.Session]) -> None:
+    def __init__(
+        self,
+        session_for_region: Callable[[str], boto3.Session],
+        network_environment: Callable[[], dict[str, str]] = dict,
+    ) -> None:
         self._session_for_region = session_for_region
+        self._network_environment = network_environment  # how a container with network reaches AWS
         self._endpoints: dict[tuple[str, str], HostedEndpoint] = {}
         self._starting: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -89,7 +76,7 @@ class EndpointHost:
             while key in self._starting:
                 self._started.wait()
             hosted = self._endpoints.get(key)
-            if hosted is not None and hosted.process.poll() is None:
+            if hosted is not None and hosted.container.process.poll() is None:
                 return hosted
             self._starting.add(key)
         try:
@@ -102,6 +89,11 @@ class EndpointHost:
             self._endpoints[key] = hosted
         return hosted
 
+    def hosted(self, region: str, name: str) -> HostedEndpoint | None:
+        """The endpoint's running container, if started (for inspection)."""
+        with self._lock:
+            return self._endpoints.get((region, name))
+
     def is_starting(self, region: str, name: str) -> bool:
         """True while the model server is being started (its own Describe* calls are in flight)."""
         with self._lock:
@@ -110,32 +102,21 @@ class EndpointHost:
     def invoke(self, region: str, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
         """(status, body, content type, variant) of one invocation."""
         hosted = self.ensure(region, name)
-        headers = {"Content-Type": content_type, "Accept": accept or "application/json"}
-        for attempt in range(2):  # a keep-alive connection the server closed is retried once
-            connection = hosted.connection()
-            try:
-                connection.request("POST", "/invocations", body=body, headers=headers)
-                response = connection.getresponse()
-                reply = response.read()
-                break
-            except (http.client.HTTPException, ConnectionError):
-                connection.close()
-                hosted.local.connection = None
-                if attempt:
-                    raise
-        reply_type = response.getheader("Content-Type", "application/octet-stream")
-        if response.status == 200 and hosted.capture is not None:
+        headers = {"Content-Type": content_type, "Accept": accept} if accept else {"Content-Type": content_type}
+        try:
+            status, reply, reply_type = hosted.container.request("POST", "/invocations", body, headers)
+        except (http.client.HTTPException, OSError) as error:
+            raise EndpointError(f"the container of {name} did not answer: {error}; its log ends: {hosted.container.log_tail()}") from None
+        if status == 200 and hosted.capture is not None:
             self._capture(hosted, body, content_type, reply, reply_type)
-        return response.status, reply, reply_type, hosted.variant
+        return status, reply, reply_type, hosted.variant
 
     def stop(self, region: str, name: str) -> None:
         with self._lock:
             hosted = self._endpoints.pop((region, name), None)
         if hosted is not None:
             self._flush(region, hosted, force=True)
-            hosted.process.terminate()
-            hosted.process.wait(timeout=10)
-            shutil.rmtree(hosted.workdir, ignore_errors=True)
+            hosted.container.stop()
 
     def stop_all(self) -> None:
         for region, name in list(self._endpoints):
@@ -159,23 +140,17 @@ class EndpointHost:
         if not container.get("ModelDataUrl"):
             raise EndpointError(f"model {variant['ModelName']} has no ModelDataUrl")
 
-        workdir = Path(tempfile.mkdtemp(prefix=f"endpoint-{name}-"))
-        model_dir = workdir / "model"
         bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
         archive = self._session_for_region(region).client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(model_dir, filter="data")
-        env = {**_base_env(), **container.get("Environment", {})}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "localaws.runtime.model_server", "--model-dir", str(model_dir)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_repo_root(),
-        )
-        ready = process.stdout.readline().split()
-        if len(ready) != 2 or ready[0] != "READY":
-            process.kill()
-            raise EndpointError(f"the model server for {name} did not start: {process.stderr.read().strip()[-300:]}")
-        threading.Thread(target=process.stderr.read, daemon=True).start()  # drain its log
-        return HostedEndpoint(name, variant["VariantName"], process, int(ready[1]), workdir, _capture_config(config))
+        try:
+            serving = start_serving_container(
+                f"{name}/{variant['VariantName']}", archive, container.get("Environment", {}),
+                network_isolation=model.get("EnableNetworkIsolation", False),
+                network_environment=self._network_environment(),
+            )
+        except ContainerFailed as error:
+            raise EndpointError(str(error)) from None
+        return HostedEndpoint(name, variant["VariantName"], serving, _capture_config(config))
 
     # --- data capture --------------------------------------------------------------------
 
@@ -248,11 +223,3 @@ def _captured(payload: bytes, content_type: str, mode: str, capture: Capture) ->
     else:
         encoding, data = "BASE64", base64.b64encode(payload).decode()
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # a container has no caller credentials
-
-
-def _repo_root() -> str:
-    return str(Path(__file__).resolve().parents[2])

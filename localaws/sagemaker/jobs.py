@@ -5,18 +5,18 @@ the job runs as SageMaker would run it: S3 inputs staged into an /opt/ml-shaped 
 the container's config files written, the entrypoint (Processing) or the built-in
 XGBoost algorithm (Training) executed, outputs uploaded, logs sent to CloudWatch Logs,
 and the true status and failure reason kept for Describe* to report.
-The "container" is this Python environment: FRAUDLAB_OPT_ML tells code where /opt/ml is.
+A Processing container runs in the image environment (runtime/image_env.py: the XGBoost
+3.2-0 image's Python and pins), with the job's Environment, no network under network
+isolation, and FRAUDLAB_OPT_ML / SAGEMAKER_BASE_DIR saying where its /opt/ml is offline.
 """
 from __future__ import annotations
 
 import io
 import json
 import math
-import os
 import random
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import boto3
+
+from localaws.runtime import image_env
 
 OPT_ML = "/opt/ml"
 
@@ -114,7 +116,9 @@ class JobRunner:
         environment = dict(spec.get("Environment", {}))
         if not spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False):
             environment.update(self._container_environment())
-        runs = [_start_process(_container_command(command, root), root, environment) for root in roots]
+        isolated = spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False)
+        sandbox = image_env.network_sandbox()[0] if isolated else []
+        runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]
         timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         failures = []
         for host, process in zip(hosts, runs):
@@ -248,14 +252,13 @@ def _local(root: Path, container_path: str) -> Path:
 def _container_command(command: list[str], root: Path) -> list[str]:
     rewritten = [str(root) + part[len(OPT_ML):] if part.startswith(OPT_ML) else part for part in command]
     if rewritten[0] in ("python", "python3"):
-        rewritten[0] = sys.executable  # the "container" is this Python environment
+        rewritten[0] = str(image_env.image_python())  # the image's python3 is /opt/venv/bin/python3 on PATH
     return rewritten
 
 
 def _start_process(command: list[str], root: Path, environment: dict[str, str]) -> subprocess.Popen:
-    # No caller credentials leak in: a container has only what its job gives it.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env = {**inherited, **environment, "FRAUDLAB_OPT_ML": str(root), "PYTHONUNBUFFERED": "1"}
+    # A container has only what the image and its job give it: nothing of this process's environment.
+    env = image_env.container_environment(environment, opt_ml=root)
     return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -8,6 +8,7 @@ offline equivalent (the kit's own drift job is what runs offline).
 """
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +24,16 @@ class MonitoringApiError(Exception):
 
 
 _SERVICE = botocore.session.get_session().get_service_model("sagemaker")
+
+
+# What Model Monitor accepts (SageMaker docs, "Schedule expressions"): hourly, daily at an
+# hour, every N hours from a start hour, or NOW for a one-off run.
+MODEL_MONITOR_SCHEDULE = re.compile(
+    r"cron\(0 \* \? \* \* \*\)"
+    r"|cron\(0 ([01]?\d|2[0-3]) \? \* \* \*\)"
+    r"|cron\(0 ([01]?\d|2[0-3])/([1-9]|1\d|2[0-4]) \? \* \* \*\)"
+    r"|NOW"
+)
 
 
 def validate(operation: str, request: dict[str, Any]) -> None:
@@ -95,6 +106,9 @@ class MonitoringStore:
         if name in schedules:
             raise MonitoringApiError(400, "ResourceInUse", f"Monitoring schedule {name} already exists")
         config = request["MonitoringScheduleConfig"]
+        expression = config.get("ScheduleConfig", {}).get("ScheduleExpression", "")
+        if not MODEL_MONITOR_SCHEDULE.fullmatch(expression):
+            raise MonitoringApiError(400, "ValidationException", f"Schedule expression {expression!r} is not supported: use an hourly, daily or cron(0 [00-23]/[01-24] ? * * *) expression")
         definition = config.get("MonitoringJobDefinitionName")
         if definition:
             self._definition(definition, account, region)

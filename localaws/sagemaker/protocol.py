@@ -56,6 +56,10 @@ class SageMakerLayer:
         if operation not in CREATE and operation not in DESCRIBE:
             return self.app(environ, start_response)
         body = self._body(environ)
+        if operation in CREATE:
+            refused = refusal(operation, json.loads(body or b"{}"))
+            if refused:
+                return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": refused})
         status, headers, reply = self._forward(environ)
         if status.startswith("200"):
             request = json.loads(body or b"{}")
@@ -159,6 +163,20 @@ class SageMakerLayer:
         if operation == "DescribeTrainingJob":
             described["SecondaryStatus"] = {"InProgress": "Training", "Completed": "Completed", "Failed": "Failed"}[state.status]
         return json.dumps(described).encode()
+
+
+def refusal(operation: str, request: dict[str, Any]) -> str | None:
+    """What SageMaker's own validation says of a Create* request that moto accepts, or None."""
+    if operation == "CreateTrainingJob":
+        definitions = [request]
+    elif operation == "CreateHyperParameterTuningJob":
+        definitions = [request.get("TrainingJobDefinition") or {}, *request.get("TrainingJobDefinitions", [])]
+    else:
+        return None
+    for definition in definitions:
+        if definition.get("EnableManagedSpotTraining") and "MaxWaitTimeInSeconds" not in definition.get("StoppingCondition", {}):
+            return "MaxWaitTimeInSeconds must be specified in StoppingCondition when EnableManagedSpotTraining is true."
+    return None
 
 
 def _region(environ: dict[str, Any]) -> str:

@@ -1,0 +1,179 @@
+"""A serving container, offline: the image's own `serve` in the image environment.
+
+What SageMaker does when an endpoint's instance starts, done here on this machine:
+model.tar.gz unpacked into the container's /opt/ml/model, the image's `serve` started with
+the image's environment plus the Model's Environment (script mode installs the code
+directory with pip, then gunicorn serves the real sagemaker-containers Transformer and
+Worker; see glue/xgboost_serving.py), with no network at all when the Model asks for
+network isolation, and GET /ping polled until it answers 200, as SageMaker's health check
+does. Requests reach gunicorn over its unix socket, where the image's nginx would proxy.
+"""
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localaws.runtime import image_env
+
+SERVE = "xgboost_serving"  # the image's `serve` console script (glue/xgboost_serving.py)
+HEALTH_CHECK_TIMEOUT_SECONDS = 180.0
+LOG_TAIL_CHARS = 600
+
+
+class ContainerFailed(Exception):
+    """The container exited or never answered /ping; str() says why, with its log's tail."""
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to gunicorn's unix socket (what nginx does in the image)."""
+
+    def __init__(self, path: str, timeout: float = 60) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+@dataclass
+class ServingContainer:
+    name: str
+    workdir: Path
+    process: subprocess.Popen
+    network_isolated: bool
+    isolation_note: str | None  # why network isolation could not be applied, if asked for
+    local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.workdir / "opt" / "gunicorn.sock")
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "container.log"
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        try:
+            return self.log_path.read_text(errors="replace").strip()[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def connection(self) -> UnixHTTPConnection:
+        """One keep-alive connection per calling thread."""
+        if getattr(self.local, "connection", None) is None:
+            self.local.connection = UnixHTTPConnection(self.socket_path)
+        return self.local.connection
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        """(status, body, content type); a keep-alive connection gunicorn closed is retried once."""
+        for attempt in range(2):
+            connection = self.connection()
+            try:
+                connection.request(method, path, body=body, headers=headers or {})
+                response = connection.getresponse()
+                reply = response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self._drop_connection()
+                return response.status, reply, response.getheader("Content-Type", "application/octet-stream")
+            except (http.client.HTTPException, ConnectionError, FileNotFoundError):
+                self._drop_connection()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self.local, "connection", None)
+        if connection is not None:
+            connection.close()
+        self.local.connection = None
+
+    def wait_healthy(self, timeout: float = HEALTH_CHECK_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ContainerFailed(f"the container exited with code {self.process.returncode} before /ping answered: {self.log_tail()}")
+            if os.path.exists(self.socket_path) and _ping(self.socket_path) == 200:
+                return
+            time.sleep(0.1)
+        raise ContainerFailed(f"/ping did not answer 200 within {timeout:.0f} s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        self._drop_connection()
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)  # entrypoint, gunicorn and its workers
+                self.process.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _ping(path: str) -> int | None:
+    connection = UnixHTTPConnection(path, timeout=2)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def start_serving_container(
+    name: str,
+    model_archive: bytes,
+    environment: dict[str, str],
+    network_isolation: bool,
+    network_environment: dict[str, str] | None = None,
+) -> ServingContainer:
+    """Start the image's `serve` for model.tar.gz `model_archive`; returns once /ping says 200.
+
+    `environment` is the Model's Environment; `network_environment` what a container with
+    network access gets to reach AWS (the local AWS), ignored under network isolation."""
+    # Short path: the unix socket's path must stay under 108 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="sm-"))
+    opt_ml = workdir / "opt" / "ml"
+    (opt_ml / "model").mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(model_archive), mode="r:gz") as tar:
+        tar.extractall(opt_ml / "model", filter="data")
+    python = image_env.writable_layer(workdir / "layer")
+    prefix, isolation_note = image_env.network_sandbox() if network_isolation else ([], None)
+    variables = {
+        "PYTHONPATH": str(image_env.GLUE),  # the image has its serving package in site-packages
+        "SAGEMAKER_SERVING_MODULE": f"{SERVE}:main",
+        **({} if network_isolation else (network_environment or {})),
+        **environment,
+    }
+    with open(workdir / "container.log", "wb") as log:
+        process = subprocess.Popen(
+            [*prefix, str(python), "-m", SERVE],
+            cwd=workdir, env=image_env.container_environment(variables, opt_ml),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    container = ServingContainer(name, workdir, process, network_isolation and not isolation_note, isolation_note)
+    if isolation_note:
+        with open(container.log_path, "a") as log:
+            log.write(f"localaws: network isolation NOT applied offline: {isolation_note}\n")
+    try:
+        container.wait_healthy()
+    except ContainerFailed as error:
+        container.stop()
+        raise ContainerFailed(f"the primary container for {name} did not pass the ping health check: {error}") from None
+    return container
