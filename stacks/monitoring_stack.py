@@ -38,6 +38,9 @@ ALARM_MAX_METRICS = 10  # a metric-math alarm takes at most 10 metrics
 
 
 
+CAPTURE_SETTLE_MINUTES = 15
+
+
 def model_monitor_schedule(hours: int) -> str:
     """Model Monitor's schedule for every `hours` hours (1-24).
 
@@ -130,6 +133,8 @@ class MonitoringStack(Stack):
                     "--capture-prefix", Fn.join("", [f"{CAPTURE_PREFIX}/", self.endpoint_name, f"/{VARIANT}"]),
                     "--window-end", scheduler.ContextAttribute.scheduled_time,
                     "--window-hours", str(props.schedule_hours),
+                    # capture files land minutes after their requests: check whole hours that have settled
+                    "--settle-minutes", str(CAPTURE_SETTLE_MINUTES),
                     "--endpoint", self.endpoint_name,
                     "--schedule", self.schedule_name,
                     "--namespace", METRICS_NAMESPACE,

@@ -73,6 +73,7 @@ def test_schedule_starts_a_valid_processing_job_request(kit):
     assert request["ProcessingJobName"] == "fraudlab-drift-<aws.scheduler.execution-id>"
     arguments = request["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--window-end") + 1] == "<aws.scheduler.scheduled-time>"
+    assert "--window-start" not in arguments and float(arguments[arguments.index("--settle-minutes") + 1]) >= 5  # see scheduled_window
     assert request["NetworkConfig"]["VpcConfig"]["Subnets"] and request["ProcessingOutputConfig"]["KmsKeyId"]
     assert request["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
 

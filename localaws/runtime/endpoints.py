@@ -67,7 +67,7 @@ class EndpointHost:
         self._flusher.start()
 
     def ensure(self, region: str, name: str) -> HostedEndpoint:
-        """The running model server for endpoint `name`, started on first use.
+        """The running serving container for endpoint `name`, started on first use.
 
         Starting calls back into the local AWS (Describe*), so it runs outside the lock;
         concurrent first requests wait for the one start."""
@@ -95,7 +95,7 @@ class EndpointHost:
             return self._endpoints.get((region, name))
 
     def is_starting(self, region: str, name: str) -> bool:
-        """True while the model server is being started (its own Describe* calls are in flight)."""
+        """True while the serving container is being started (its own Describe* calls are in flight)."""
         with self._lock:
             return (region, name) in self._starting
 
@@ -122,7 +122,7 @@ class EndpointHost:
         for region, name in list(self._endpoints):
             self.stop(region, name)
 
-    # --- starting a model server ---------------------------------------------------------
+    # --- starting a serving container ----------------------------------------------------
 
     def _start(self, region: str, name: str) -> HostedEndpoint:
         sagemaker = self._session_for_region(region).client("sagemaker")

@@ -80,7 +80,7 @@ class SageMakerLayer:
         return body
 
     def _describe_endpoint(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        """moto says InService at once; here that means the model server really answers /ping."""
+        """moto says InService at once; here that means the serving container really answers /ping."""
         request = json.loads(self._body(environ) or b"{}")
         status, headers, reply = self._forward(environ)
         if status.startswith("200"):
@@ -106,7 +106,7 @@ class SageMakerLayer:
         return [body]
 
     def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
-        """InvokeEndpoint (sagemaker-runtime, REST-JSON), answered by the endpoint's model server."""
+        """InvokeEndpoint (sagemaker-runtime, REST-JSON), answered by the endpoint's serving container."""
         body = self._body(environ)
         try:
             status, reply, content_type, variant = self.endpoints.invoke(
