@@ -9,6 +9,7 @@ The floor: an echo server on a unix socket, the same client, no model and no Fla
 """
 from __future__ import annotations
 
+import http.client
 import os
 import socketserver
 import sys
@@ -85,13 +86,18 @@ def load(path: str, bodies: list[bytes], concurrency: int) -> tuple[list[float],
             if index is None:
                 return
             started = time.perf_counter()
-            connection.request("POST", "/invocations", body=bodies[index], headers={"Content-Type": "text/csv", "Accept": "application/json"})
-            response = connection.getresponse()
-            response.read()
+            try:
+                connection.request("POST", "/invocations", body=bodies[index], headers={"Content-Type": "text/csv", "Accept": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                failed = response.status != 200
+            except (OSError, http.client.HTTPException):  # counted, not a dead thread: a lost request is an error
+                connection.close()
+                failed = True
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
-                errors[0] += response.status != 200
+                errors[0] += failed
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()

@@ -117,3 +117,14 @@ def test_without_the_kit_s_pip_settings_the_install_needs_network_and_ping_never
     with pytest.raises(ContainerFailed, match="did not pass the ping health check") as failed:
         start_serving_container("no-pip-settings/AllTraffic", archive, environment, network_isolation=True).stop()
     assert "setuptools" in str(failed.value) or "InstallModuleError" in str(failed.value)
+
+
+def test_where_unshare_is_not_permitted_the_container_still_serves_and_says_so(archive, monkeypatch):
+    monkeypatch.setattr(image_env, "network_sandbox", lambda: ([], "`unshare --net` is not permitted here (test)"))
+    serving = start_serving_container("no-unshare/AllTraffic", archive, ENVIRONMENT, network_isolation=True)
+    try:
+        assert not serving.network_isolated and "not permitted" in serving.isolation_note
+        assert "network isolation NOT applied offline" in serving.log_tail(100_000)
+        assert invoke(serving, csv(ROWS[:1]), "text/csv")[0] == 200
+    finally:
+        serving.stop()

@@ -44,8 +44,10 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
+        # Connect blocking: with a timeout set, a unix socket whose backlog is full fails
+        # at once with EAGAIN instead of waiting for gunicorn to accept.
         self.sock.connect(self.path)
+        self.sock.settimeout(self.timeout)
 
 
 @dataclass
@@ -59,6 +61,7 @@ class ServingContainer:
 
     @property
     def socket_path(self) -> str:
+        """Where glue/xgboost_serving.py binds gunicorn: beside this container's /opt/ml."""
         return str(self.workdir / "opt" / "gunicorn.sock")
 
     @property
@@ -111,17 +114,17 @@ class ServingContainer:
         raise ContainerFailed(f"/ping did not answer 200 within {timeout:.0f} s: {self.log_tail()}")
 
     def stop(self) -> None:
+        """SIGTERM the container's process group (entrypoint, gunicorn, workers), as
+        `docker stop` would; SIGKILL what is left after 10 s."""
         self._drop_connection()
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)  # entrypoint, gunicorn and its workers
-                self.process.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass  # nothing of it left
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -162,15 +165,15 @@ def start_serving_container(
         **environment,
     }
     with open(workdir / "container.log", "wb") as log:
+        if isolation_note:
+            log.write(f"localaws: network isolation NOT applied offline: {isolation_note}\n".encode())
+            log.flush()
         process = subprocess.Popen(
             [*prefix, str(python), "-m", SERVE],
             cwd=workdir, env=image_env.container_environment(variables, opt_ml),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     container = ServingContainer(name, workdir, process, network_isolation and not isolation_note, isolation_note)
-    if isolation_note:
-        with open(container.log_path, "a") as log:
-            log.write(f"localaws: network isolation NOT applied offline: {isolation_note}\n")
     try:
         container.wait_healthy()
     except ContainerFailed as error:
