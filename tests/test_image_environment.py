@@ -101,3 +101,10 @@ def test_drift_baseline_and_monitor_are_identical_in_the_image_and_the_venv(job_
                                 env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
     assert_same_tree(tmp_path / "venv", tmp_path / "image")
+
+
+def test_without_python_3_12_the_set_up_says_in_one_line_what_to_install(capsys):
+    assert image_env.build("/nonexistent/python3.12") == 1
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "install" in message and "PYTHON312=" in message
+    assert image_env.MARKER.exists()  # the built environment is left as it was
