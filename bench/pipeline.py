@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -89,5 +90,31 @@ def run() -> dict[str, float]:
                 figures["processing_to_read_gunzip_time_ratio"] = seconds / read_seconds
             else:
                 run_feature_job(directory)
+                figures.update(training_beside_a_busy_core(directory))
             figures.update(quality(directory, prefix))
+    return figures
+
+
+def training_beside_a_busy_core(directory: Path, repeats: int = 5) -> dict[str, float]:
+    """20k training while one other process keeps a core busy (as the local AWS and a lab
+    step do): the offline runner's fitted thread count vs one thread per core (xgboost's
+    default), median seconds and the slowest/fastest spread of each."""
+    features = directory / "features"
+    channels = {"train": features / "train", "validation": features / "validation"}
+    cores = len(os.sched_getaffinity(0))
+    figures: dict[str, float] = {}
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for label, extra in (("fitted", {}), ("per_core", {"nthread": str(cores)})):
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                builtin_xgboost.train({**HYPERPARAMETERS, **extra}, channels, directory / "busy-model", None, lambda line: None)
+                times.append(time.perf_counter() - started)
+            figures[f"training_20k_busy_core_{label}_s"] = float(np.median(times))
+            figures[f"training_20k_busy_core_{label}_max_vs_min_ratio"] = max(times) / min(times)
+    finally:
+        busy.kill()
+        busy.wait()
+    figures["training_20k_busy_core_per_core_vs_fitted_ratio"] = figures["training_20k_busy_core_per_core_s"] / figures["training_20k_busy_core_fitted_s"]
     return figures

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def load_model(artifact: bytes, model_data: str) -> xgb.Booster:
         raw = bytearray(member.read())
     booster = xgb.Booster()
     booster.load_model(raw)
+    # This step is the only work on the machine while it scores: one thread per usable core.
+    booster.set_param("nthread", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return booster
 
 

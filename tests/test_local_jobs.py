@@ -209,3 +209,36 @@ def test_step_03_spot_tuning_keeps_max_wait_in_the_tuning_definition():
     assert tuned["EnableManagedSpotTraining"] is True
     assert tuned["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     assert not {"eta", "subsample", "max_depth"} & set(tuned["StaticHyperParameters"])
+
+
+def test_offline_training_never_runs_more_xgboost_threads_than_cores(tmp_path, monkeypatch):
+    """Fitted thread count unless the job sets nthread; concurrent trainings take turns."""
+    import os
+    import threading
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "part.csv").write_bytes(synthetic_csv(rng, 300))
+    seen, running, overlap = [], [0], [False]
+    real_train = xgb.train
+
+    def observed_train(params, *args, **kwargs):
+        running[0] += 1
+        overlap[0] |= running[0] > 1
+        seen.append(params["nthread"])
+        try:
+            return real_train(params, *args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(builtin_xgboost.xgb, "train", observed_train)
+    train = lambda extra, out: builtin_xgboost.train({"num_round": "30", **extra}, {"train": tmp_path / "train"}, tmp_path / out, None, lambda line: None)  # noqa: E731
+    threads = [threading.Thread(target=train, args=({}, f"m{i}")) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    train({"nthread": "1"}, "own")
+    cores = len(os.sched_getaffinity(0))
+    assert seen[:3] == [max(1, cores - 1)] * 3 and seen[3] == 1
+    assert not overlap[0]

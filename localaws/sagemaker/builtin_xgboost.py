@@ -8,6 +8,8 @@ model read by 1.7 loads without error and predicts wrong.
 """
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +20,14 @@ MODEL_FILE = "xgboost-model"
 # Hyperparameters that steer training rather than the booster.
 ROUND_KEYS = {"num_round", "early_stopping_rounds", "csv_weights"}
 INTEGER_PARAMS = {"max_depth", "seed", "max_bin", "num_parallel_tree", "nthread", "max_leaves"}
+
+# Offline, training shares this machine with the local AWS that answers the lab's polls.
+# XGBoost's OpenMP threads spin while they wait, so with one thread per core any other
+# busy process slows training 3-5x and makes it erratic (measured: bench/pipeline.py,
+# training_20k_busy_core_*). One core is left to the rest, and trainings take turns on
+# the others (tuning's parallel children too): never more XGBoost threads than cores.
+FITTED_THREADS = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) - 1)
+_CORES = threading.Lock()
 
 
 class AlgorithmInputError(ValueError):
@@ -82,17 +92,19 @@ def train(
         callbacks.append(_Checkpoint(checkpoint_dir))
 
     history: dict[str, dict[str, list[float]]] = {}
-    booster = xgb.train(
-        booster_params(hyperparameters),
-        dtrain,
-        num_boost_round=rounds,
-        evals=evals,
-        evals_result=history,
-        early_stopping_rounds=int(float(early)) if early else None,
-        xgb_model=start_from,
-        callbacks=callbacks,
-        verbose_eval=False,
-    )
+    params = {"nthread": FITTED_THREADS, **booster_params(hyperparameters)}  # a job's own nthread wins
+    with _CORES:
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=rounds,
+            evals=evals,
+            evals_result=history,
+            early_stopping_rounds=int(float(early)) if early else None,
+            xgb_model=start_from,
+            callbacks=callbacks,
+            verbose_eval=False,
+        )
     for round_index in range(len(next(iter(next(iter(history.values())).values()), []))):
         log(f"[{round_index}]" + "".join(f"\t{d}-{m}:{v[round_index]:.5f}" for d, ms in history.items() for m, v in ms.items()))
     model_dir.mkdir(parents=True, exist_ok=True)
