@@ -128,3 +128,12 @@ def test_where_unshare_is_not_permitted_the_container_still_serves_and_says_so(a
         assert invoke(serving, csv(ROWS[:1]), "text/csv")[0] == 200
     finally:
         serving.stop()
+
+
+def test_missing_values_are_scored_through_the_real_stack(container):
+    row = ["0.5"] * N
+    row[3] = ""
+    status, body, _ = invoke(container, ",".join(row).encode(), "text/csv")
+    assert status == 200 and 0 <= json.loads(body)["predictions"][0]["fraud_probability"] <= 1
+    status, _, _ = invoke(container, json.dumps({"instances": [[None] + [0.5] * (N - 1)]}).encode(), "application/json")
+    assert status == 200

@@ -82,3 +82,14 @@ def test_a_model_that_does_not_match_the_feature_module_is_refused(tmp_path):
     (tmp_path / "threshold.json").write_text('{"threshold": 0.5}')
     with pytest.raises(RuntimeError, match="expects 3 features"):
         inference.model_fn(str(tmp_path))
+
+
+def test_an_empty_csv_field_or_a_json_null_is_a_missing_value(model):
+    row = ["0.5"] * N
+    row[3] = ""
+    data = inference.parse_request(",".join(row) + "\n" + ",".join(["0.5"] * N), "text/csv")
+    assert data.shape == (2, N) and np.isnan(data[0, 3]) and not np.isnan(data[1]).any()
+    listed = inference.parse_request(json.dumps({"instances": [[None] + [0.5] * (N - 1)]}), "application/json")
+    assert np.isnan(listed[0, 0]) and not np.isnan(listed[0, 1:]).any()
+    body, _ = inference.handle(model, ",".join(row).encode(), "text/csv", "application/json")
+    assert 0 <= json.loads(body)["predictions"][0]["fraud_probability"] <= 1
