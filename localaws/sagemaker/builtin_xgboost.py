@@ -26,7 +26,12 @@ INTEGER_PARAMS = {"max_depth", "seed", "max_bin", "num_parallel_tree", "nthread"
 # busy process slows training 3-5x and makes it erratic (measured: bench/pipeline.py,
 # training_20k_busy_core_*). One core is left to the rest, and trainings take turns on
 # the others (tuning's parallel children too): never more XGBoost threads than cores.
-FITTED_THREADS = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) - 1)
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+FITTED_THREADS = max(1, usable_cores() - 1)
 _CORES = threading.Lock()
 
 
