@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +27,36 @@ def timed(action):
     return value, time.perf_counter() - started
 
 
+# One generation in a fresh process: its time and its peak memory are its own.
+GENERATE = """
+import resource, sys, time
+sys.path.insert(0, "lab_scripts")
+from labkit.transactions import generate
+started = time.perf_counter()
+generate(int(sys.argv[1]), seed=1)
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def generator_scaling(rounds: int = 3) -> dict[str, float]:
+    """1M and 5M transactions, alternating, best of `rounds`: is the generator linear?"""
+    best: dict[int, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for size in (1_000_000, 5_000_000):
+            out = subprocess.run([sys.executable, "-c", GENERATE, str(size)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+            seconds, peak_kib = (float(v) for v in out.split())
+            if size not in best or seconds < best[size][0]:
+                best[size] = (seconds, peak_kib)
+    return {
+        "generator_1m_transactions_s": best[1_000_000][0],
+        "generator_5m_transactions_s": best[5_000_000][0],
+        "generator_5m_vs_1m_time_ratio": best[5_000_000][0] / best[1_000_000][0],
+        "generator_5m_peak_kib_per_transaction": best[5_000_000][1] / 5_000_000,
+    }
+
+
 def run() -> dict[str, float]:
-    figures: dict[str, float] = {}
-    _, figures["generator_1m_transactions_s"] = timed(lambda: generate(1_000_000, seed=1))
-    figures["generator_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures = generator_scaling()
 
     with tempfile.TemporaryDirectory() as scratch:
         app, figures["synth_in_process_s"] = timed(lambda: synthesize(Path(scratch) / "cdk.out"))

@@ -1,9 +1,10 @@
-"""Feature job and training figures: throughput at 1M transactions, model quality by size."""
+"""Feature job and training figures: the job at 1M transactions against its read floor and
+a DuckDB peer, model quality by size."""
 from __future__ import annotations
 
 import gzip
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pa_csv
 import xgboost as xgb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,8 +20,8 @@ sys.path.insert(0, str(ROOT / "lab_scripts"))
 
 from labkit import metrics  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
+from localaws.runtime.image_env import image_python  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
-from processing.records import decode_object  # noqa: E402
 
 RECORDS_PER_OBJECT = 10_000  # roughly what a 5 MiB Firehose buffer holds, compressed
 HYPERPARAMETERS = {
@@ -37,16 +39,76 @@ def landed_like_firehose(count: int, seed: int, directory: Path) -> None:
     data.labels.to_csv(directory / "labels" / "labels.csv", index=False)
 
 
-def run_feature_job(directory: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of the processing entrypoint in its own process."""
+AS_OF = "2027-01-01T00:00:00"  # every label known: the job and the peer see the same rows
+# The floor: read every object, gunzip it, json.loads each line, nothing else (the image's python).
+FLOOR = """
+import gzip, json, sys
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).iterdir()):
+    for line in gzip.decompress(path.read_bytes()).decode().split("\\n"):
+        if line.strip():
+            json.loads(line)
+"""
+
+
+def measured(command: list[str], cwd: Path = ROOT) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one command in its own process."""
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, str(ROOT / "processing/feature_job.py"), "--raw", str(directory / "raw"), "--labels", str(directory / "labels"),
-         "--output", str(directory / "features"), "--quarantine", str(directory / "quarantine")],
-        check=True, capture_output=True,
-    )
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{command[:2]} failed: {process.stderr.read().decode()[-2000:]}")
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def feature_job_command(directory: Path, output: str = "features") -> list[str]:
+    """The processing entrypoint as the offline Processing job runs it: in the image's python."""
+    return [str(image_python()), "processing/feature_job.py", "--raw", str(directory / "raw"), "--labels", str(directory / "labels"),
+            "--output", str(directory / output), "--quarantine", str(directory / "quarantine"), "--as-of", AS_OF]
+
+
+def feature_job_against_floor_and_peer(directory: Path, rounds: int = 2) -> dict[str, float]:
+    """The job, the read floor and the DuckDB peer, alternating, best of `rounds` each; then
+    the peer's outputs are checked against the job's (same rows, values to 6 digits)."""
+    commands = {
+        "floor": [str(image_python()), "-c", FLOOR, str(directory / "raw")],
+        "job": feature_job_command(directory),
+        "peer": [sys.executable, "-c", "import sys; from pathlib import Path; from bench import reference_features as r; "
+                 f"r.run(Path({str(directory / 'raw')!r}), Path({str(directory / 'labels')!r}), Path({str(directory / 'peer')!r}), {AS_OF!r})"],
+    }
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            seconds, peak = measured(command)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, peak)
+    same_outputs(directory / "features", directory / "peer")
+    rows = json.loads((directory / "features/schema/feature_schema.json").read_text())["rows"]["read"]
+    (job, job_peak), (floor, _), (peer, peer_peak) = best["job"], best["floor"], best["peer"]
+    return {
+        "processing_1m_s": job,
+        "processing_1m_rows_per_s": rows / job,
+        "processing_1m_peak_rss_mib": job_peak,
+        "processing_floor_read_gunzip_json_1m_s": floor,
+        "processing_vs_floor_time_ratio": job / floor,
+        "processing_peer_duckdb_1m_s": peer,
+        "processing_peer_duckdb_1m_peak_rss_mib": peer_peak,
+        "processing_vs_peer_duckdb_time_ratio": job / peer,
+    }
+
+
+def read_numbers(path: Path) -> np.ndarray:
+    return pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(autogenerate_column_names=True)).to_pandas().to_numpy(float)
+
+
+def same_outputs(job: Path, peer: Path) -> None:
+    """Same rows in the same order, every value equal to 6 significant digits."""
+    for name in ("train", "validation", "test"):
+        ours, theirs = read_numbers(next((job / name).glob("*.csv"))), read_numbers(next((peer / name).glob("*.csv")))
+        assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
+        np.testing.assert_allclose(ours, theirs, rtol=5e-6, atol=0, err_msg=f"{name}: the DuckDB peer disagrees with the job")
 
 
 def quality(directory: Path, prefix: str) -> dict[str, float]:
@@ -78,17 +140,9 @@ def run() -> dict[str, float]:
             (directory / "labels").mkdir()
             landed_like_firehose(size, seed=11, directory=directory)
             if size == 1_000_000:
-                started = time.perf_counter()
-                lines = sum(len(decode_object(p.read_bytes())) for p in sorted((directory / "raw").iterdir()))
-                read_seconds = time.perf_counter() - started
-                assert lines == size
-                seconds, peak = run_feature_job(directory)
-                figures["processing_1m_rows_per_s"] = size / seconds
-                figures["processing_1m_peak_rss_mib"] = peak
-                figures["read_gunzip_1m_rows_per_s"] = size / read_seconds
-                figures["processing_to_read_gunzip_time_ratio"] = seconds / read_seconds
+                figures.update(feature_job_against_floor_and_peer(directory))
             else:
-                run_feature_job(directory)
+                measured(feature_job_command(directory))
                 figures.update(training_beside_a_busy_core(directory))
             figures.update(quality(directory, prefix))
     return figures

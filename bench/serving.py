@@ -24,14 +24,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab_scripts"))
 
-from bench.pipeline import landed_like_firehose, run_feature_job  # noqa: E402
+from bench.pipeline import feature_job_command, landed_like_firehose, measured  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from localaws.runtime.container import UnixHTTPConnection, start_serving_container  # noqa: E402
+from localaws.server import LocalAws  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
 from localaws.sagemaker.jobs import _tar_gz  # noqa: E402
 
 REQUESTS_PER_LEVEL = 3_000
 CONCURRENCY = (1, 8, 32)
+HOP_REQUESTS = 2_000
+HOP_CONCURRENCY = (1, 8)
 ARTICLE_AVG_MS, ARTICLE_PER_MINUTE = 23.0, 1_200  # the hands-on article, ml.m5.large
 
 
@@ -40,7 +43,7 @@ def lab_model(directory: Path) -> tuple[bytes, np.ndarray]:
     for sub in ("raw", "labels"):
         (directory / sub).mkdir()
     landed_like_firehose(20_000, seed=11, directory=directory)
-    run_feature_job(directory)
+    measured(feature_job_command(directory))
     features = directory / "features"
     params = {"objective": "binary:logistic", "num_round": "100", "max_depth": "5", "eta": "0.1"}
     builtin_xgboost.train(params, {"train": features / "train"}, directory / "trained", None, lambda line: None)
@@ -122,10 +125,74 @@ def measure(path: str, prefix: str, rows: np.ndarray, figures: dict[str, float])
     figures[f"{prefix}_batch500_errors"] = errors
 
 
+def load_boto3(session, name: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """As load(), through boto3's InvokeEndpoint on the local AWS (one client per thread)."""
+    latencies: list[float] = []
+    errors = [0]
+    cursor = iter(range(len(bodies)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        runtime = session.client("sagemaker-runtime")
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            started = time.perf_counter()
+            try:
+                runtime.invoke_endpoint(EndpointName=name, Body=bodies[index], ContentType="text/csv", Accept="application/json")["Body"].read()
+                failed = False
+            except Exception:  # noqa: BLE001 - counted: a lost request is an error, not a dead thread
+                failed = True
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, errors[0]
+
+
+def invoke_endpoint_hop(artifact: bytes, rows: np.ndarray) -> dict[str, float]:
+    """boto3 InvokeEndpoint on the local AWS against a direct call to the same container, at
+    each concurrency, alternating the two: what the local AWS hop costs."""
+    figures: dict[str, float] = {}
+    singles = [",".join(f"{v:.6g}" for v in rows[i % len(rows)]).encode() for i in range(HOP_REQUESTS)]
+    with LocalAws() as local:
+        session = local.session()
+        s3, sagemaker = session.client("s3"), session.client("sagemaker")
+        s3.create_bucket(Bucket="bench")
+        s3.put_object(Bucket="bench", Key="model.tar.gz", Body=artifact)
+        sagemaker.create_model(ModelName="bench", ExecutionRoleArn="arn:aws:iam::123456789012:role/bench", EnableNetworkIsolation=True,
+                               PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": "s3://bench/model.tar.gz", "Environment": ENVIRONMENT})
+        sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+        load_boto3(session, "bench", singles[:200], 4)  # starts the container, warms both paths
+        socket_path = local.endpoints.hosted(local.region, "bench").container.socket_path
+        load(socket_path, singles[:200], 4)
+        for concurrency in HOP_CONCURRENCY:
+            direct, _, direct_errors = load(socket_path, singles, concurrency)
+            hop, _, hop_errors = load_boto3(session, "bench", singles, concurrency)
+            for label, latencies in (("direct", direct), ("boto3", hop)):
+                figures[f"invoke_{label}_c{concurrency}_p50_ms"] = float(np.percentile(latencies, 50))
+                figures[f"invoke_{label}_c{concurrency}_p99_ms"] = float(np.percentile(latencies, 99))
+            figures[f"invoke_hop_c{concurrency}_p50_added_ms"] = figures[f"invoke_boto3_c{concurrency}_p50_ms"] - figures[f"invoke_direct_c{concurrency}_p50_ms"]
+            figures[f"invoke_c{concurrency}_errors"] = direct_errors + hop_errors
+    return figures
+
+
 def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         artifact, rows = lab_model(Path(scratch))
+        figures.update(invoke_endpoint_hop(artifact, rows))
         started = time.perf_counter()
         container = start_serving_container("bench/AllTraffic", artifact, ENVIRONMENT, network_isolation=True)
         figures["serving_container_start_s"] = time.perf_counter() - started

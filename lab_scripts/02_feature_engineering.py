@@ -37,7 +37,7 @@ from labkit.sagemaker import (
 )
 from labkit.session import aws_session, client
 
-CODE_FILES = ("feature_job.py", "features.py", "records.py")
+CODE_FILES = ("feature_job.py", "validation.py", "features.py", "records.py")
 POINTER = "features/latest.json"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from labkit.corruption import KINDS, corrupted_records
 from labkit.transactions import generate
-from processing import feature_job
+from processing import feature_job, validation
 from processing.features import FEATURE_COLUMNS
 
 JOB = Path(feature_job.__file__)
@@ -155,6 +156,108 @@ def test_a_record_missing_a_field_does_not_taint_the_others():
     good = generate(50, seed=5).transactions.to_dict("records")
     lacking = {k: v for k, v in good[0].items() if k != "is_international"}
     lines = [json.dumps(lacking)] + [json.dumps(r) for r in good[1:]]
-    tx, rejected = feature_job.validate(lines)
-    assert len(tx) == 49
-    assert {k: len(v) for k, v in rejected.items() if v} == {"missing_field": 1}
+    landed = validation.validate(lines)
+    assert len(landed.frame) == 49
+    assert {k: len(v) for k, v in landed.rejected.items() if v} == {"missing_field": 1}
+
+
+# The job's outputs on tests/data/feature_job (1,200 generated payments with every kind of bad
+# record mixed in, gzip and plain objects), as the json.loads + np.savetxt job of commit
+# b65357b wrote them: sha256 of each file with every number re-printed as "%.6g".
+GOLDEN = {
+    "features/baseline/baseline-algo-1.csv": "2ad98f147d844a17",
+    "features/schema/feature_schema.json": "7ffeb67294e1c791",
+    "features/test/part-algo-1.csv": "c8aed56698a4620c",
+    "features/test-ids/part-algo-1.csv": "9c45777cea936072",
+    "features/train/part-algo-1.csv": "2c430e7f84875f22",
+    "features/validation/part-algo-1.csv": "74996a43257190ee",
+    "quarantine/bad_json.jsonl": "f345799b386c8d16",
+    "quarantine/counts.json": "5e93bd5fe7813fc6",
+    "quarantine/duplicate.jsonl": "5c117fd4373ac0a7",
+    "quarantine/missing_field.jsonl": "44ee029b00d8f154",
+    "quarantine/negative_amount.jsonl": "a7899321889455b3",
+    "quarantine/wrong_type.jsonl": "4c2dcb4301fd843b",
+}
+FIXTURE = Path(__file__).parent / "data" / "feature_job"
+
+
+def six_digit_digest(path: Path) -> str:
+    text = path.read_text()
+    if path.suffix == ".csv":
+        lines = []
+        for line in text.splitlines():
+            fields = []
+            for value in line.split(","):
+                try:
+                    fields.append(f"{float(value):.6g}")
+                except ValueError:
+                    fields.append(value)
+            lines.append(",".join(fields))
+        text = "\n".join(lines)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_outputs_are_those_of_the_line_by_line_job_to_six_digits(tmp_path):
+    result = run_job(FIXTURE, tmp_path, None, "--as-of", "2026-11-10T00:00:00")
+    assert result.returncode == 0, result.stderr
+    written = {str(p.relative_to(tmp_path)): six_digit_digest(p) for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert written == GOLDEN
+
+
+def lines_of(records: list) -> list[str]:
+    return [r if isinstance(r, str) else json.dumps(r) for r in records]
+
+
+EDGE_CASES = [
+    ("valid", lambda r: r),
+    ("valid", lambda r: {**r, "amount": 12}),  # an integer amount is a number
+    ("valid", lambda r: {**r, "is_international": True}),
+    ("valid", lambda r: {**r, "unknown_field": [1]}),
+    ("valid", lambda r: {**r, "timestamp": "2026-10-02T10:00:00+02:00"}),  # other ISO 8601 forms
+    ("bad_json", lambda r: json.dumps(r)[:30]),
+    ("bad_json", lambda r: json.dumps(r) + json.dumps(r)),  # two records on one line
+    ("bad_json", lambda r: "[1, 2]"),
+    ("missing_field", lambda r: {k: v for k, v in r.items() if k != "customer_id"}),
+    ("missing_field", lambda r: {**r, "amount": None}),
+    ("wrong_type", lambda r: {**r, "amount": "12.50"}),
+    ("wrong_type", lambda r: json.dumps(r).replace(f'"amount": {json.dumps(r["amount"])}', '"amount": NaN')),
+    ("wrong_type", lambda r: {**r, "customer_id": 17}),
+    ("wrong_type", lambda r: {**r, "terminal_id": ""}),
+    ("wrong_type", lambda r: {**r, "is_international": 2}),
+    ("wrong_type", lambda r: {**r, "timestamp": "yesterday"}),
+    ("negative_amount", lambda r: {**r, "amount": -3.5}),
+]
+
+
+@pytest.mark.parametrize("expected,edit", EDGE_CASES)
+def test_each_record_is_judged_the_same_alone_or_among_clean_ones(expected, edit):
+    """Clean objects go through pyarrow, others line by line: the verdict must not depend on it."""
+    rows = generate(20, seed=9).transactions.to_dict("records")
+    edited = edit(dict(rows[3], transaction_id="TXN-EDITED"))
+    for lines in (lines_of([edited]), lines_of(rows[:3] + [edited] + rows[4:])):
+        landed = validation.validate(lines)
+        verdicts = {reason: len(found) for reason, found in landed.rejected.items() if found}
+        assert verdicts == ({} if expected == "valid" else {expected: 1})
+        if expected != "valid":
+            assert landed.rejected[expected] == [lines_of([edited])[0]]
+
+
+def test_blank_lines_and_a_repeated_record_are_handled_in_the_fast_path(tmp_path):
+    rows = generate(30, seed=9).transactions.to_dict("records")
+    body = "\n\n".join(json.dumps(r) for r in rows + [rows[5]]) + "\n  \n"
+    (tmp_path / "part").write_bytes(gzip.compress(body.encode()))
+    landed = validation.read_transactions(tmp_path)
+    assert len(landed.frame) == 30 and landed.lines == 31
+    assert landed.rejected["duplicate"] == [json.dumps(rows[5])]
+    assert landed.frame["timestamp"].is_monotonic_increasing
+
+
+def test_numbers_are_written_as_printf_rounds_them_to_six_digits():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([
+        rng.random(2000) * 10.0 ** rng.integers(-8, 9, 2000),
+        np.round(rng.random(500) * 1e4, 4) + 0.00005,  # ties at the 6th digit
+        [0.0, -0.0, 1.0, 123456.5, 1234567.0, -42.125, 1e-300],
+    ])
+    expected = np.array([float(f"{v:.6g}") for v in values])
+    np.testing.assert_array_equal(feature_job.significant_digits(values), expected)

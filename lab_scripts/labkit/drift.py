@@ -31,7 +31,7 @@ def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds
         changed.loc[rows, "amount"] = changed.loc[rows, "amount"] * 3
     if "new_category" in kinds:
         changed.loc[rows, "merchant_category"] = NEW_CATEGORY
-    features = build_features(changed, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float)
+    features = build_features(changed, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
     if "missing_feature" in kinds:
         features[:, FEATURE_COLUMNS.index(MISSING_FEATURE)] = np.nan
     return features

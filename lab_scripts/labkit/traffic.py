@@ -9,17 +9,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from processing.feature_job import validate
-from processing.records import decode_object
+from processing.validation import validate_objects
 
 
 def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.Series]:
     """Every valid landed payment and its label (0/1, NaN if not known)."""
-    lines = []
+    bodies = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=raw_prefix):
         for item in page.get("Contents", []):
-            lines.extend(decode_object(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()))
-    transactions, _ = validate(lines)  # the same validation as the processing job
+            bodies.append(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+    transactions = validate_objects(bodies).frame  # the same validation as the processing job
     labels = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="labels/"):
         for item in page.get("Contents", []):

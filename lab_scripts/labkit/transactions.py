@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 MAP_KM = 500.0
 CELL_KM = 50.0
@@ -143,8 +144,14 @@ def _legitimate_transactions(rng, n, days, people, places) -> dict[str, np.ndarr
     cell = np.where(travelling, rng.integers(0, CELLS_PER_SIDE**2, n), home_cell)
     terminal = _terminal_in_cell(rng, places, cell)
 
-    tilt = people["category_tilt"][customer]
-    category = (tilt.cumsum(axis=1) > rng.uniform(0, 1, (n, 1))).argmax(axis=1)
+    # A category per payment from the customer's tilt: the first k with cumulative tilt > u
+    # (0 if rounding leaves none), one small gather per category instead of an n x 7 matrix.
+    cumulative = people["category_tilt"].cumsum(axis=1)
+    u = rng.uniform(0, 1, n)
+    below = np.zeros(n, dtype=np.int64)
+    for k in range(len(CATEGORIES)):
+        below += cumulative[:, k][customer] <= u
+    category = np.where(below == len(CATEGORIES), 0, below)
     amount = people["mean_amount"][customer] * CATEGORY_AMOUNT_FACTOR[category] * rng.lognormal(0, 0.5, n)
     return {
         "customer": customer,
@@ -169,10 +176,12 @@ def _inject_fraud(rng, txn, scenario, people, places, days, fraud_rate) -> None:
     # 2. Compromised terminals: all payments at the terminal for 28 days from a random day.
     n_terminals = places["x"].size
     per_terminal_window = n / n_terminals * min(1.0, TERMINAL_COMPROMISE_DAYS / days)
-    for terminal in rng.choice(n_terminals, size=max(1, int(round(budget["compromised_terminal"] / max(per_terminal_window, 1e-9)))), replace=False):
-        start = _window_start(rng, days, TERMINAL_COMPROMISE_DAYS, 1)[0]
-        hit = (txn["terminal"] == terminal) & (txn["seconds"] >= start) & (txn["seconds"] < start + TERMINAL_COMPROMISE_DAYS * 86400)
-        scenario[hit & (scenario == "")] = "compromised_terminal"
+    terminals = rng.choice(n_terminals, size=max(1, int(round(budget["compromised_terminal"] / max(per_terminal_window, 1e-9)))), replace=False)
+    start = np.full(n_terminals, -1, dtype=np.int64)  # one window per compromised terminal, -1: none
+    start[terminals] = _window_start(rng, days, TERMINAL_COMPROMISE_DAYS, terminals.size)
+    at = start[txn["terminal"]]
+    hit = (at >= 0) & (txn["seconds"] >= at) & (txn["seconds"] < at + TERMINAL_COMPROMISE_DAYS * 86400)
+    scenario[hit & (scenario == "")] = "compromised_terminal"
 
     # 3. Compromised cards: for 14 days a third of the customer's payments, 3-6x the amount.
     n_customers = people["x"].size
@@ -212,7 +221,7 @@ def _unlabelled(rng: np.random.Generator, scenario: np.ndarray, count: int) -> n
 
 
 def _tables(rng, txn, scenario, people, places) -> Dataset:
-    order = np.lexsort((txn["customer"], txn["seconds"]))
+    order = _sort_by(txn["seconds"], txn["customer"])
     txn = {k: v[order] for k, v in txn.items()}
     scenario = scenario[order]
     n = scenario.size
@@ -220,7 +229,7 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
     timestamp = np.datetime64(START.tz_localize(None), "s") + txn["seconds"].astype("timedelta64[s]")
     # Hours since the same customer's previous payment (first one: since their last
     # payment before the window, drawn from their usual pace).
-    by_customer = np.lexsort((txn["seconds"], txn["customer"]))
+    by_customer = _sort_by(txn["customer"], txn["seconds"])
     gaps = np.diff(txn["seconds"][by_customer], prepend=-1) / 3600.0
     first = np.r_[True, txn["customer"][by_customer][1:] != txn["customer"][by_customer][:-1]]
     gaps[first] = rng.exponential(24.0 / people["activity"][txn["customer"][by_customer][first]].clip(0.1))
@@ -238,7 +247,7 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
             "customer_id": _labels_for("C{:06d}", txn["customer"]),
             "terminal_id": _labels_for("T{:06d}", txn["terminal"]),
             "amount": np.round(txn["amount"], 2),
-            "merchant_category": CATEGORIES[txn["category"]],
+            "merchant_category": _take(CATEGORIES, txn["category"]),
             "location_distance_km": np.round(distance, 2),
             "time_since_last_txn_hours": np.round(since_last, 2),
             "is_international": txn["international"].astype(int),
@@ -262,23 +271,65 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
     return Dataset(transactions=transactions, labels=labels)
 
 
-def _transaction_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+def _sort_by(major: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """np.lexsort((minor, major)) for non-negative integers, as one stable argsort of a
+    combined key (2.7x faster at 5M rows)."""
+    return np.argsort(major.astype(np.int64) * (int(minor.max(initial=0)) + 1) + minor, kind="stable")
+
+
+def _transaction_ids(rng: np.random.Generator, n: int) -> pd.api.extensions.ExtensionArray:
     """Random 64-bit IDs ("TXN-3f9a0c1b2d4e5f60"): unique across seeds and batches, so
     several runs can share a bucket, and they reveal nothing about time order."""
     ids = rng.integers(0, 2**63, n, dtype=np.int64)
-    while np.unique(ids).size < n:  # a collision is ~1e-7 likely at a million rows
-        _, first = np.unique(ids, return_index=True)
-        repeat = np.setdiff1d(np.arange(n), first)
+    while (repeat := _repeats(ids)).size:  # a collision is ~1e-7 likely at a million rows
         ids[repeat] = rng.integers(0, 2**63, repeat.size, dtype=np.int64)
-    return np.array([f"TXN-{i:016x}" for i in ids.tolist()])
+    hex_pairs = np.array([list(f"{b:02x}".encode()) for b in range(256)], np.uint8)
+    big_endian_bytes = ids.astype(">u8").view(np.uint8).reshape(n, 8)
+    return _ascii(b"TXN-", hex_pairs[big_endian_bytes].reshape(n, 16))
 
 
-def _iso(times: np.ndarray) -> np.ndarray:
-    """ISO 8601 UTC strings ("2026-10-01T00:00:00Z"), the way the stream carries time."""
-    return np.char.add(np.datetime_as_string(times, unit="s"), "Z")
+def _repeats(values: np.ndarray) -> np.ndarray:
+    """Positions holding a value seen at an earlier position (sorting beats hashing here)."""
+    ordered = np.sort(values)
+    if not (ordered[1:] == ordered[:-1]).any():  # the usual case: a plain sort tells
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    again = np.r_[False, values[order][1:] == values[order][:-1]]
+    return np.sort(order[again])
 
 
-def _labels_for(template: str, codes: np.ndarray) -> np.ndarray:
+def _iso(times: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """ISO 8601 UTC strings ("2026-10-01T00:00:00Z"), the way the stream carries time:
+    each distinct date and each time of day formatted once, then gathered."""
+    days = times.astype("datetime64[D]")
+    first = days.min() if times.size else np.datetime64(0, "D")
+    dates = np.arange(first, days.max() + 1 if times.size else first + 1)
+    date_text = np.array([list(f"{d}T".encode()) for d in dates], np.uint8)
+    clock_text = np.array([list(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z".encode()) for s in range(86400)], np.uint8)
+    seconds = (times - days).astype("timedelta64[s]").astype(np.int64)
+    return _ascii(b"", date_text[(days - first).astype(np.int64)], clock_text[seconds])
+
+
+def _ascii(prefix: bytes, *parts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Rows of ASCII codes (parts of n x width each, side by side) as strings, each starting
+    with `prefix`: arrow strings made from the bytes directly (numpy's fixed-width unicode
+    would take 4 bytes a character)."""
+    n = parts[0].shape[0]
+    text = np.empty((n, len(prefix) + sum(part.shape[1] for part in parts)), np.uint8)
+    text[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
+    column = len(prefix)
+    for part in parts:
+        text[:, column : column + part.shape[1]] = part
+        column += part.shape[1]
+    return pd.array(pa.array(text.view(f"S{text.shape[1]}").ravel()).cast(pa.string()), dtype="str")
+
+
+def _labels_for(template: str, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """Format each distinct code once, then index: IDs repeat across many transactions."""
-    distinct, inverse = np.unique(codes, return_inverse=True)
-    return np.array([template.format(c) for c in distinct])[inverse]
+    inverse, distinct = pd.factorize(codes)
+    return _take(np.array([template.format(c) for c in distinct]), inverse)
+
+
+def _take(values: np.ndarray, indices: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """values[indices] as arrow strings, without a Python object per row."""
+    return pd.array(pa.array(values).take(pa.array(indices)), dtype="str")
