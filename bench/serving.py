@@ -10,7 +10,9 @@ The floor: an echo server on a unix socket, the same client, no model and no Fla
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import subprocess
 import socketserver
 import sys
 import tempfile
@@ -27,7 +29,6 @@ sys.path.insert(0, str(ROOT / "lab_scripts"))
 from bench.pipeline import feature_job_command, landed_like_firehose, measured  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from localaws.runtime.container import UnixHTTPConnection, start_serving_container  # noqa: E402
-from localaws.server import LocalAws  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
 from localaws.sagemaker.jobs import _tar_gz  # noqa: E402
 
@@ -125,15 +126,15 @@ def measure(path: str, prefix: str, rows: np.ndarray, figures: dict[str, float])
     figures[f"{prefix}_batch500_errors"] = errors
 
 
-def load_boto3(session, name: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
-    """As load(), through boto3's InvokeEndpoint on the local AWS (one client per thread)."""
+def load_boto3(new_client, name: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """As load(), through boto3's InvokeEndpoint (one client per thread, from `new_client`)."""
     latencies: list[float] = []
     errors = [0]
     cursor = iter(range(len(bodies)))
     lock = threading.Lock()
 
     def worker() -> None:
-        runtime = session.client("sagemaker-runtime")
+        runtime = new_client()
         while True:
             with lock:
                 index = next(cursor, None)
@@ -159,32 +160,60 @@ def load_boto3(session, name: str, bodies: list[bytes], concurrency: int) -> tup
     return latencies, time.perf_counter() - started, errors[0]
 
 
-def invoke_endpoint_hop(artifact: bytes, rows: np.ndarray) -> dict[str, float]:
-    """boto3 InvokeEndpoint on the local AWS against a direct call to the same container, at
-    each concurrency, alternating the two: what the local AWS hop costs."""
+# The local AWS in its own process, as in `make lab` (steps are processes of their own): it
+# hosts one endpoint of the artifact, warms it, prints its URL and the container's socket,
+# and serves until its stdin closes.
+LOCAL_AWS = """
+import json, sys
+from pathlib import Path
+from labkit.model_artifact import ENVIRONMENT
+from localaws.server import LocalAws
+artifact = Path(sys.argv[1]).read_bytes()
+with LocalAws() as local:
+    session = local.session()
+    s3, sagemaker = session.client("s3"), session.client("sagemaker")
+    s3.create_bucket(Bucket="bench")
+    s3.put_object(Bucket="bench", Key="model.tar.gz", Body=artifact)
+    sagemaker.create_model(ModelName="bench", ExecutionRoleArn="arn:aws:iam::123456789012:role/bench", EnableNetworkIsolation=True,
+                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": "s3://bench/model.tar.gz", "Environment": ENVIRONMENT})
+    sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    local.endpoints.ensure(local.region, "bench")
+    socket_path = local.endpoints.hosted(local.region, "bench").container.socket_path
+    print(json.dumps({"env": local.environment(), "socket": socket_path}), flush=True)
+    sys.stdin.read()
+"""
+
+
+def invoke_endpoint_hop(artifact: bytes, rows: np.ndarray, scratch: Path) -> dict[str, float]:
+    """boto3 InvokeEndpoint through the local AWS (its own process) against a direct call to
+    the same serving container, alternating at each concurrency: what the hop costs."""
+    import boto3
+
     figures: dict[str, float] = {}
     singles = [",".join(f"{v:.6g}" for v in rows[i % len(rows)]).encode() for i in range(HOP_REQUESTS)]
-    with LocalAws() as local:
-        session = local.session()
-        s3, sagemaker = session.client("s3"), session.client("sagemaker")
-        s3.create_bucket(Bucket="bench")
-        s3.put_object(Bucket="bench", Key="model.tar.gz", Body=artifact)
-        sagemaker.create_model(ModelName="bench", ExecutionRoleArn="arn:aws:iam::123456789012:role/bench", EnableNetworkIsolation=True,
-                               PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": "s3://bench/model.tar.gz", "Environment": ENVIRONMENT})
-        sagemaker.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
-        sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-        load_boto3(session, "bench", singles[:200], 4)  # starts the container, warms both paths
-        socket_path = local.endpoints.hosted(local.region, "bench").container.socket_path
-        load(socket_path, singles[:200], 4)
+    (scratch / "hop-model.tar.gz").write_bytes(artifact)
+    server = subprocess.Popen([sys.executable, "-c", LOCAL_AWS, str(scratch / "hop-model.tar.gz")], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lab_scripts'}"}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        started = json.loads(server.stdout.readline())
+        env = started["env"]
+        session = boto3.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_REGION"])
+        client = lambda: session.client("sagemaker-runtime", endpoint_url=env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"])  # noqa: E731
+        load_boto3(client, "bench", singles[:300], 4)  # warm both paths
+        load(started["socket"], singles[:300], 4)
         for concurrency in HOP_CONCURRENCY:
-            direct, _, direct_errors = load(socket_path, singles, concurrency)
-            hop, _, hop_errors = load_boto3(session, "bench", singles, concurrency)
+            direct, _, direct_errors = load(started["socket"], singles, concurrency)
+            hop, _, hop_errors = load_boto3(client, "bench", singles, concurrency)
             for label, latencies in (("direct", direct), ("boto3", hop)):
                 figures[f"invoke_{label}_c{concurrency}_p50_ms"] = float(np.percentile(latencies, 50))
                 figures[f"invoke_{label}_c{concurrency}_p99_ms"] = float(np.percentile(latencies, 99))
             figures[f"invoke_hop_c{concurrency}_p50_added_ms"] = figures[f"invoke_boto3_c{concurrency}_p50_ms"] - figures[f"invoke_direct_c{concurrency}_p50_ms"]
             figures[f"invoke_c{concurrency}_errors"] = direct_errors + hop_errors
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
     return figures
 
 
@@ -192,7 +221,7 @@ def run() -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         artifact, rows = lab_model(Path(scratch))
-        figures.update(invoke_endpoint_hop(artifact, rows))
+        figures.update(invoke_endpoint_hop(artifact, rows, Path(scratch)))
         started = time.perf_counter()
         container = start_serving_container("bench/AllTraffic", artifact, ENVIRONMENT, network_isolation=True)
         figures["serving_container_start_s"] = time.perf_counter() - started

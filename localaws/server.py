@@ -20,6 +20,7 @@ from localaws.cloudwatch.alarms import AlarmEvaluator
 from localaws.runtime.endpoints import EndpointHost
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.protocol import SageMakerLayer
+from localaws.sagemaker.runtime_server import RuntimeServer
 
 LOOPBACK = "127.0.0.1"
 # moto's documented test account: no real person's account, same on every machine.
@@ -43,6 +44,7 @@ class LocalAws:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._runtime: RuntimeServer | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
         self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
         self.endpoints = EndpointHost(lambda region: self.session(region), network_environment=lambda: self.environment())
@@ -56,11 +58,15 @@ class LocalAws:
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
         self._thread.start()
+        self._runtime = RuntimeServer((LOOPBACK, 0), self.endpoints, ACCOUNT_ID).start()
         self.alarms.start()
         return self
 
     def stop(self) -> None:
         self.alarms.stop()
+        if self._runtime is not None:
+            self._runtime.stop()
+            self._runtime = None
         self.endpoints.stop_all()
         if self._server is not None:
             self._server.shutdown()
@@ -80,10 +86,19 @@ class LocalAws:
             raise RuntimeError("the local AWS is not running: call start() first")
         return f"http://{LOOPBACK}:{self._server.server_port}"
 
+    @property
+    def runtime_url(self) -> str:
+        if self._runtime is None:
+            raise RuntimeError("the local AWS is not running: call start() first")
+        return self._runtime.url
+
     def environment(self) -> dict[str, str]:
         """Variables that point boto3 (and the AWS CLI) at this local AWS."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
+            # InvokeEndpoint's own host, as in AWS (sagemaker/runtime_server.py): boto3 and the
+            # AWS CLI pick it up by this name.
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.runtime_url,
             "AWS_ACCESS_KEY_ID": "localaws",
             "AWS_SECRET_ACCESS_KEY": "localaws",
             "AWS_DEFAULT_REGION": self.region,
@@ -95,6 +110,7 @@ class LocalAws:
         env = self.environment()
         return _EndpointSession(
             self.endpoint_url,
+            {"sagemaker-runtime": self.runtime_url},
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=region or self.region,
@@ -106,12 +122,12 @@ class LocalAws:
 
 
 class _EndpointSession(boto3.Session):
-    """A session whose clients all talk to one endpoint (boto3 has no session-wide option)."""
+    """A session whose clients talk to the local AWS (boto3 has no session-wide option)."""
 
-    def __init__(self, endpoint_url: str, **kwargs) -> None:
+    def __init__(self, endpoint_url: str, service_urls: dict[str, str], **kwargs) -> None:
         super().__init__(**kwargs)
-        self._endpoint_url = endpoint_url
+        self._endpoint_url, self._service_urls = endpoint_url, service_urls
 
-    def client(self, *args, **kwargs):
-        kwargs.setdefault("endpoint_url", self._endpoint_url)
-        return super().client(*args, **kwargs)
+    def client(self, service_name, *args, **kwargs):
+        kwargs.setdefault("endpoint_url", self._service_urls.get(service_name, self._endpoint_url))
+        return super().client(service_name, *args, **kwargs)

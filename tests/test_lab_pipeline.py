@@ -127,6 +127,17 @@ def test_invoke_endpoint_through_boto3_returns_real_predictions(pipeline):
     assert response["ContentType"].split(";")[0] == "text/csv" and response["InvokedProductionVariant"] == "AllTraffic"
 
 
+def test_invoke_endpoint_answers_the_same_on_the_runtime_host_and_the_shared_url(pipeline):
+    server, _, _, _ = pipeline
+    row = ",".join(["0"] * 25)
+    replies = []
+    for url in (server.runtime_url, server.endpoint_url):
+        runtime = server.session().client("sagemaker-runtime", endpoint_url=url)
+        replies.append(runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="application/json", Body=row)["Body"].read())
+    assert replies[0] == replies[1] and json.loads(replies[0])["predictions"]
+    assert server.environment()["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == server.runtime_url
+
+
 def test_the_endpoint_container_runs_as_the_model_asks(pipeline):
     """describe_model reports what the template set, and the container gets exactly that:
     the Model's Environment, and no network (a namespace of its own) under network isolation."""

@@ -57,7 +57,11 @@ class ServingContainer:
     process: subprocess.Popen
     network_isolated: bool
     isolation_note: str | None  # why network isolation could not be applied, if asked for
-    local: threading.local = field(default_factory=threading.local)
+    # Idle keep-alive connections to gunicorn, shared by all threads: the local AWS serves
+    # each request on a new thread (werkzeug closes every connection), so a per-thread
+    # connection would mean a new unix connection per request.
+    idle: list[UnixHTTPConnection] = field(default_factory=list)
+    idle_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def socket_path(self) -> str:
@@ -74,34 +78,39 @@ class ServingContainer:
         except FileNotFoundError:
             return ""
 
-    def connection(self) -> UnixHTTPConnection:
-        """One keep-alive connection per calling thread."""
-        if getattr(self.local, "connection", None) is None:
-            self.local.connection = UnixHTTPConnection(self.socket_path)
-        return self.local.connection
-
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
-        """(status, body, content type); a keep-alive connection gunicorn closed is retried once."""
+        """(status, body, content type); a keep-alive connection gunicorn closed is retried once
+        on a new one."""
         for attempt in range(2):
-            connection = self.connection()
+            connection = self._checkout(fresh=attempt > 0)
             try:
                 connection.request(method, path, body=body, headers=headers or {})
                 response = connection.getresponse()
                 reply = response.read()
-                if response.getheader("Connection", "").lower() == "close":
-                    self._drop_connection()
-                return response.status, reply, response.getheader("Content-Type", "application/octet-stream")
             except (http.client.HTTPException, ConnectionError, FileNotFoundError):
-                self._drop_connection()
+                connection.close()
                 if attempt:
                     raise
+                continue
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()
+            else:
+                with self.idle_lock:
+                    self.idle.append(connection)
+            return response.status, reply, response.getheader("Content-Type", "application/octet-stream")
         raise AssertionError("unreachable")
 
-    def _drop_connection(self) -> None:
-        connection = getattr(self.local, "connection", None)
-        if connection is not None:
+    def _checkout(self, fresh: bool) -> UnixHTTPConnection:
+        with self.idle_lock:
+            if self.idle and not fresh:
+                return self.idle.pop()
+        return UnixHTTPConnection(self.socket_path)
+
+    def _close_idle(self) -> None:
+        with self.idle_lock:
+            idle, self.idle = self.idle, []
+        for connection in idle:
             connection.close()
-        self.local.connection = None
 
     def wait_healthy(self, timeout: float = HEALTH_CHECK_TIMEOUT_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -116,7 +125,7 @@ class ServingContainer:
     def stop(self) -> None:
         """SIGTERM the container's process group (entrypoint, gunicorn, workers), as
         `docker stop` would; SIGKILL what is left after 10 s."""
-        self._drop_connection()
+        self._close_idle()
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)

@@ -106,26 +106,13 @@ class SageMakerLayer:
         return [body]
 
     def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
-        """InvokeEndpoint (sagemaker-runtime, REST-JSON), answered by the endpoint's serving container."""
-        body = self._body(environ)
-        try:
-            status, reply, content_type, variant = self.endpoints.invoke(
-                _region(environ), name, body, environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", "")
-            )
-        except EndpointError as error:
-            return _error(start_response, 400, "ValidationError", {"message": str(error)})
-        if status == 200:
-            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(reply))), ("x-Amzn-Invoked-Production-Variant", variant)])
-            return [reply]
-        # What SageMaker answers when the container returns an error: 424 ModelError.
-        original = reply.decode("utf-8", errors="replace")
-        kind = "client" if status < 500 else "server"
-        return _error(start_response, 424, "ModelError", {
-            "Message": f"Received {kind} error ({status}) from primary with message \"{original}\". See the endpoint's logs in account {self.account_id} for more information.",
-            "OriginalStatusCode": status,
-            "OriginalMessage": original,
-            "LogStreamArn": f"arn:aws:logs:{_region(environ)}:{self.account_id}:log-group:/aws/sagemaker/Endpoints/{name}",
-        })
+        """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""
+        status, headers, body = invoke_reply(
+            self.endpoints, self.account_id, _region(environ), name, self._body(environ),
+            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""),
+        )
+        start_response(status, headers)
+        return [body]
 
     def _forward(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
         captured: dict[str, Any] = {}
@@ -179,14 +166,44 @@ def refusal(operation: str, request: dict[str, Any]) -> str | None:
     return None
 
 
-def _region(environ: dict[str, Any]) -> str:
+def invoke_reply(
+    endpoints: EndpointHost, account_id: str, region: str, name: str, body: bytes, content_type: str, accept: str
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of InvokeEndpoint, answered by the endpoint's serving container."""
+    try:
+        status, reply, reply_type, variant = endpoints.invoke(region, name, body, content_type, accept)
+    except EndpointError as error:
+        return _error_reply(400, "ValidationError", {"message": str(error)})
+    if status == 200:
+        return "200 OK", [("Content-Type", reply_type), ("Content-Length", str(len(reply))), ("x-Amzn-Invoked-Production-Variant", variant)], reply
+    # What SageMaker answers when the container returns an error: 424 ModelError.
+    original = reply.decode("utf-8", errors="replace")
+    kind = "client" if status < 500 else "server"
+    return _error_reply(424, "ModelError", {
+        "Message": f"Received {kind} error ({status}) from primary with message \"{original}\". See the endpoint's logs in account {account_id} for more information.",
+        "OriginalStatusCode": status,
+        "OriginalMessage": original,
+        "LogStreamArn": f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/{name}",
+    })
+
+
+def region_of(authorization: str) -> str:
     """The region a request was signed for (the local AWS serves every region)."""
-    found = REGION_IN_CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    found = REGION_IN_CREDENTIAL.search(authorization)
     return found.group(1) if found else "us-east-1"
 
 
-def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
+def _region(environ: dict[str, Any]) -> str:
+    return region_of(environ.get("HTTP_AUTHORIZATION", ""))
+
+
+def _error_reply(status: int, error_type: str, document: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     body = json.dumps(document).encode()
-    reason = {400: "Bad Request", 424: "Failed Dependency"}[status]
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)])
+    reason = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 424: "Failed Dependency"}[status]
+    return f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)], body
+
+
+def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
+    status_line, headers, body = _error_reply(status, error_type, document)
+    start_response(status_line, headers)
     return [body]
