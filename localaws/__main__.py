@@ -17,10 +17,10 @@ STATE_DIR = ROOT / ".localaws"
 def serve(port: int) -> int:
     """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
     from localaws.cloudformation.deploy import deploy_assembly
+    from localaws.cloudformation.synth import assembly_for
     from localaws.server import LocalAws
-    from localaws.cloudformation.synth import synthesize
 
-    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out").outdir)
+    assembly = assembly_for()
     local = LocalAws(port=port).start()
     for report in deploy_assembly(assembly, local.session()):
         print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
@@ -42,7 +42,7 @@ def deploy(context: list[str]) -> int:
     import boto3
 
     from localaws.cloudformation.deploy import deploy_assembly
-    from localaws.cloudformation.synth import synthesize
+    from localaws.cloudformation.synth import assembly_for
 
     overrides = {}
     for item in context:
@@ -52,7 +52,7 @@ def deploy(context: list[str]) -> int:
         overrides[key] = value
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("AWS_ENDPOINT_URL is not set: `make local-up` and `source .localaws/env` first")
-    assembly = Path(synthesize(ROOT / "build" / "local-cdk.out", overrides).outdir)
+    assembly = assembly_for(overrides)
     for report in deploy_assembly(assembly, boto3.Session()):
         print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
     return 0
@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")
-        # Importing the CDK (4 s, mostly node starting) overlaps with importing moto here.
-        threading.Thread(target=importlib.import_module, args=("localaws.cloudformation.synth",), daemon=True).start()
+        from localaws.cloudformation import synth
+
+        if not synth.is_cached_source():  # importing the CDK (4 s, mostly Node starting) overlaps moto's import
+            threading.Thread(target=importlib.import_module, args=("stacks.lab",), daemon=True).start()
         from localaws.offline_lab import run_lab
 
         return run_lab(args.size, args.workdir.resolve())

@@ -16,7 +16,7 @@ from pathlib import Path
 from localaws.cloudformation.deploy import DeployError, deploy_assembly
 from localaws.cloudformation.destroy import DestroyError, destroy_stacks
 from localaws.server import ACCOUNT_ID, LocalAws
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_DIR = ROOT / "lab_scripts"
@@ -74,7 +74,7 @@ def deploy_endpoint_stack(run: LabRun) -> str:
     print(f"\n### cdk deploy --all -c fraudlab:modelPackageArn={arn}", flush=True)
     assembly = run.assembly
     if arn != predicted_package_arn(run.local.region):
-        assembly = Path(synthesize(run.workdir / "build" / "local-cdk.out", {"fraudlab:modelPackageArn": arn}).outdir)
+        assembly = assembly_for({"fraudlab:modelPackageArn": arn})
     created = []
     try:
         for deployed in deploy_assembly(assembly, run.local.session()):
@@ -153,13 +153,13 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
     started = time.monotonic()
     for stale in (workdir / RESULTS_DIR).glob("*.json"):
         stale.unlink()
-    print("== Synthesize the CDK app (cdk-nag enforced)", flush=True)
+    print("== Synthesize the CDK app (cdk-nag enforced; reused while its inputs are unchanged)", flush=True)
     with LocalAws() as local:
         # One synthesis for the whole lab: the endpoint and monitoring stacks for the model
         # step 04 will approve (predictable offline) are in it, deployed only after step 04.
         # The other stacks' templates do not depend on that ARN (tested).
         overrides = {"fraudlab:modelPackageArn": predicted_package_arn(local.region)}
-        run = LabRun(local, {**os.environ, **local.environment()}, workdir, Path(synthesize(workdir / "build" / "local-cdk.out", overrides).outdir))
+        run = LabRun(local, {**os.environ, **local.environment()}, workdir, assembly_for(overrides))
         base = {f"{_context('stackPrefix')}-{name}" for name in ("Network", "Data", "MLPlatform")}
         print(f"== Local AWS at {local.endpoint_url}: deploying the stacks", flush=True)
         for deployed in deploy_assembly(run.assembly, local.session(), only=base):

@@ -1,0 +1,51 @@
+"""The synthesis cache: an assembly is reused only while every input of synthesis is unchanged."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from localaws.cloudformation import synth
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """A copy of what synthesis reads."""
+    for pattern in synth.INPUTS:
+        for path in synth.ROOT.glob(pattern):
+            target = tmp_path / path.relative_to(synth.ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    return tmp_path
+
+
+@pytest.mark.parametrize("edit", ["stacks/network_stack.py", "cdk.json", "processing/drift_monitor.py", "processing/features.py"])
+def test_any_input_changed_is_a_new_key(sources, edit):
+    before = synth.source_key(sources)
+    assert synth.source_key(sources) == before  # deterministic
+    path = sources / edit
+    path.write_text(path.read_text() + ("\n" if edit.endswith(".json") else "\n# changed\n"))
+    assert synth.source_key(sources) != before
+
+
+def test_cdk_environment_is_an_input(sources, monkeypatch):
+    monkeypatch.delenv("CDK_DEFAULT_REGION", raising=False)
+    before = synth.source_key(sources)
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    assert synth.source_key(sources) != before
+
+
+def test_a_cached_assembly_is_reused_per_override_set(tmp_path, monkeypatch):
+    made = []
+
+    def fake_synthesize(outdir, overrides=None):
+        outdir.mkdir(parents=True)
+        (outdir / "manifest.json").write_text("{}")
+        made.append(overrides)
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    first = synth.assembly_for(None, cache=tmp_path)
+    assert synth.assembly_for(None, cache=tmp_path) == first and made == [None]
+    other = synth.assembly_for({"fraudlab:modelPackageArn": "arn:x"}, cache=tmp_path)
+    assert other != first and made == [None, {"fraudlab:modelPackageArn": "arn:x"}]
+    assert not list(tmp_path.glob("*.tmp"))
