@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -51,16 +50,28 @@ for path in sorted(Path(sys.argv[1]).iterdir()):
 """
 
 
+# Runs a command and reports its peak RSS. It sits between the benchmark and the command
+# because Linux carries the RSS high-water mark across fork and exec: a command started
+# straight from this (large) process would report this process's peak, not its own.
+PEAK = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measured(command: list[str], cwd: Path = ROOT) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one command in its own process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[:2]} failed: {process.stderr.read().decode()[-2000:]}")
-    process.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        started = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-c", PEAK, str(peak_file), *command], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - started
+        if completed.returncode != 0:
+            raise RuntimeError(f"{command[:2]} failed: {completed.stderr.decode()[-2000:]}")
+        return seconds, int(peak_file.read_text()) / 1024
 
 
 def feature_job_command(directory: Path, output: str = "features") -> list[str]:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from localaws.cloudformation.deploy import DeployError, deploy_assembly
 from localaws.cloudformation.destroy import DestroyError, destroy_stacks
 from localaws.server import ACCOUNT_ID, LocalAws
+from localaws.step_runner import StepRunner
 from localaws.cloudformation.synth import assembly_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,7 @@ class LabRun:
     env: dict[str, str]
     workdir: Path
     assembly: Path  # every stack, the endpoint's for the predicted model package
+    steps: StepRunner  # starts each step from a warm interpreter (step_runner.py)
 
     def recorded(self, step: str) -> dict:
         path = self.workdir / RESULTS_DIR / f"{step}.json"
@@ -110,9 +113,11 @@ AFTER_STEP = {
 
 def _run(path: Path, arguments: list[str], run: LabRun) -> subprocess.CompletedProcess:
     """Run a step; its output shows as it runs, its error output after it (kept for the summary)."""
-    completed = subprocess.run(
-        [sys.executable, str(path), *arguments], cwd=run.workdir, env=run.env, check=False, stderr=subprocess.PIPE, text=True
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        stderr_path = Path(scratch) / "stderr"
+        code = run.steps.run(path, arguments, run.workdir, run.env, stderr_path)
+        stderr = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
+    completed = subprocess.CompletedProcess([sys.executable, str(path), *arguments], code, None, stderr)
     if completed.stderr:
         print(completed.stderr, end="", file=sys.stderr, flush=True)
     return completed
@@ -159,13 +164,17 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
         # step 04 will approve (predictable offline) are in it, deployed only after step 04.
         # The other stacks' templates do not depend on that ARN (tested).
         overrides = {"fraudlab:modelPackageArn": predicted_package_arn(local.region)}
-        run = LabRun(local, {**os.environ, **local.environment()}, workdir, assembly_for(overrides))
+        env = {**os.environ, **local.environment()}
+        run = LabRun(local, env, workdir, assembly_for(overrides), StepRunner(env))
         base = {f"{_context('stackPrefix')}-{name}" for name in ("Network", "Data", "MLPlatform")}
         print(f"== Local AWS at {local.endpoint_url}: deploying the stacks", flush=True)
         for deployed in deploy_assembly(run.assembly, local.session(), only=base):
             skipped = f", {len(deployed.not_emulated)} not emulated" if deployed.not_emulated else ""
             print(f"✓ {deployed.name}: {len(deployed.created)} resources{skipped}", flush=True)
-        results = run_steps(run, size)
+        try:
+            results = run_steps(run, size)
+        finally:
+            run.steps.close()
     total = time.monotonic() - started
     print_summary(results, total)
     page = lab_report.build(

@@ -1,0 +1,104 @@
+"""Lab steps started from a warm interpreter: what `python lab_scripts/NN_x.py args` does,
+without importing boto3, pandas and numpy again for every step (~1 s each).
+
+A zygote process imports them once, then forks one child per step; the child becomes the
+step exactly as the interpreter would start it (its argv, sys.path[0] the script's folder,
+its environment and working directory, run as __main__) and exits with the step's code.
+The steps themselves are unchanged; a learner running them by hand gets the same code.
+The zygote has no threads, so forking it is safe (the local AWS, which has many, stays in
+the parent). Protocol: one JSON request per line on the zygote's stdin, one exit code per
+line on the pipe named by FRAUDLAB_STEP_RESULTS_FD.
+"""
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+PRELOADED = ("boto3", "botocore.session", "numpy", "pandas")
+
+
+class StepRunner:
+    """The parent's side: start the zygote, run steps through it, stop it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        read_end, write_end = os.pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "localaws.step_runner"], stdin=subprocess.PIPE, text=True, pass_fds=(write_end,),
+            env={**env, "FRAUDLAB_STEP_RESULTS_FD": str(write_end), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+        os.close(write_end)
+        self._results = os.fdopen(read_end)
+
+    def run(self, script: Path, arguments: list[str], cwd: Path, env: dict[str, str], stderr_path: Path) -> int:
+        """Run one step to completion; its stdout is this process's, its stderr goes to `stderr_path`."""
+        request = {"script": str(script), "arguments": arguments, "cwd": str(cwd), "env": env, "stderr": str(stderr_path)}
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        line = self._results.readline()
+        if not line:
+            raise RuntimeError("the step runner exited")
+        return int(line)
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+        self._results.close()
+
+
+def _become_step(request: dict) -> int:
+    """In the forked child: set the process up as the interpreter would, run the script."""
+    stderr = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(stderr, 2)
+    os.close(stderr)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = [request["script"], *request["arguments"]]
+    sys.path[0] = str(Path(request["script"]).resolve().parent)
+    try:
+        runpy.run_path(request["script"], run_name="__main__")
+        return 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BaseException:  # noqa: BLE001 - as the interpreter does: the traceback, exit code 1
+        traceback.print_exc()
+        return 1
+
+
+def serve() -> None:
+    """The zygote: preload, then fork a child per request."""
+    for module in PRELOADED:
+        __import__(module)
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):  # only there to find this module
+        if entry in sys.path:
+            sys.path.remove(entry)
+    results = os.fdopen(int(os.environ.pop("FRAUDLAB_STEP_RESULTS_FD")), "w")
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _become_step(request)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        results.write(f"{os.waitstatus_to_exitcode(status)}\n")
+        results.flush()
+
+
+if __name__ == "__main__":
+    serve()
