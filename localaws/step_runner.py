@@ -6,14 +6,16 @@ step exactly as the interpreter would start it (its argv, sys.path[0] the script
 its environment and working directory, run as __main__) and exits with the step's code.
 The steps themselves are unchanged; a learner running them by hand gets the same code.
 The zygote has no threads, so forking it is safe (the local AWS, which has many, stays in
-the parent). Protocol: one JSON request per line on the zygote's stdin, one exit code per
-line on the pipe named by FRAUDLAB_STEP_RESULTS_FD.
+the parent). Protocol: one JSON request per line on the zygote's stdin; on the pipe named
+by FRAUDLAB_STEP_RESULTS_FD, the child's pid, then its exit code, one line each.
 """
 from __future__ import annotations
 
 import json
 import os
 import runpy
+import select
+import signal
 import subprocess
 import sys
 import traceback
@@ -32,29 +34,52 @@ class StepRunner:
             env={**env, "FRAUDLAB_STEP_RESULTS_FD": str(write_end), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
         os.close(write_end)
-        self._results = os.fdopen(read_end)
+        self._results, self._pending = read_end, b""
 
-    def run(self, script: Path, arguments: list[str], cwd: Path, env: dict[str, str], stderr_path: Path) -> int:
-        """Run one step to completion; its stdout is this process's, its stderr goes to `stderr_path`."""
-        request = {"script": str(script), "arguments": arguments, "cwd": str(cwd), "env": env, "stderr": str(stderr_path)}
+    def run(
+        self, script: Path, arguments: list[str], cwd: Path, env: dict[str, str], stderr_path: Path,
+        stdout_path: Path | None = None, timeout: float | None = None,
+    ) -> int:
+        """Run one step to completion and return its exit code. Its stderr goes to
+        `stderr_path`, its stdout to `stdout_path` or else this process's stdout; after
+        `timeout` seconds it is killed and TimeoutError raised."""
+        request = {"script": str(script), "arguments": arguments, "cwd": str(cwd), "env": env,
+                   "stderr": str(stderr_path), "stdout": str(stdout_path) if stdout_path else None}
         self._process.stdin.write(json.dumps(request) + "\n")
         self._process.stdin.flush()
-        line = self._results.readline()
-        if not line:
-            raise RuntimeError("the step runner exited")
-        return int(line)
+        pid = int(self._line())
+        code = self._line(timeout)
+        if code is None:
+            os.kill(pid, signal.SIGKILL)
+            self._line()
+            raise TimeoutError(f"{script.name} still running after {timeout:.0f} s: killed")
+        return int(code)
+
+    def _line(self, timeout: float | None = None) -> str | None:
+        """The next line from the zygote, or None if none came within `timeout` seconds."""
+        while b"\n" not in self._pending:
+            if timeout is not None and not select.select([self._results], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self._results, 256)
+            if not chunk:
+                raise RuntimeError("the step runner exited")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode()
 
     def close(self) -> None:
         self._process.stdin.close()
         self._process.wait(timeout=30)
-        self._results.close()
+        os.close(self._results)
 
 
 def _become_step(request: dict) -> int:
     """In the forked child: set the process up as the interpreter would, run the script."""
-    stderr = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(stderr, 2)
-    os.close(stderr)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        if path:
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(target, fd)
+            os.close(target)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -95,6 +120,8 @@ def serve() -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
+        results.write(f"{pid}\n")
+        results.flush()
         _, status = os.waitpid(pid, 0)
         results.write(f"{os.waitstatus_to_exitcode(status)}\n")
         results.flush()

@@ -8,7 +8,29 @@ import pytest
 
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for, synthesize
+from tests.helpers import close_step_runner
+
+
+# What must stay slow: each runs the lab's real pieces end to end (a whole lab run, the
+# pipeline with a live endpoint, serving containers started as SageMaker starts them).
+SLOW_MODULES = ("test_offline_lab", "test_lab_pipeline", "test_container_conformance", "test_compliance")
+
+
+def pytest_collection_modifyitems(items):
+    """Slow modules first, marked `slow`: with `-n 2 --dist loadfile` (make test) they start
+    at once on both workers and the quick ones fill in around them."""
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def step_runner():
+    """The warm interpreter run_step forks steps from, stopped at the end of the session."""
+    yield
+    close_step_runner()
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +40,10 @@ def lab_app(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def assembly(lab_app) -> Path:
-    return Path(lab_app.outdir)
+def assembly() -> Path:
+    """The same assembly from the synthesis cache (made by a synthesis with cdk-nag enforced;
+    lab_app above checks that synthesis afresh in every session)."""
+    return assembly_for()
 
 
 @pytest.fixture(scope="session")

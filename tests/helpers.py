@@ -4,22 +4,34 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from localaws.step_runner import StepRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_RUNNER: list[StepRunner] = []  # one warm interpreter for the whole session (step_runner.py)
+
+
 def run_step(script: str, env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run a numbered lab script as a learner would, with exactly `env` (plus PATH)."""
+    """Run a numbered lab script as a learner would, with exactly `env` (plus PATH): forked
+    from a warm interpreter, as `make lab` runs it (tests/test_step_runner.py shows the two
+    starts are the same)."""
     full_env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "lab_scripts" / script), *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    if not _RUNNER:
+        _RUNNER.append(StepRunner(dict(os.environ)))
+    path = ROOT / "lab_scripts" / script
+    with tempfile.TemporaryDirectory() as scratch:
+        stdout, stderr = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        code = _RUNNER[0].run(path, list(args), cwd, full_env, stderr, stdout_path=stdout, timeout=300)
+        return subprocess.CompletedProcess([sys.executable, str(path), *args], code, stdout.read_text(), stderr.read_text())
+
+
+def close_step_runner() -> None:
+    if _RUNNER:
+        _RUNNER.pop().close()
 
 
 def isolated_env(**overrides: str) -> dict[str, str]:

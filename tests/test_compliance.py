@@ -12,7 +12,7 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 from tests.helpers import ROOT, cfn_lint
 
 # Every AwsSolutions finding the lab acknowledges. A new one must be added here on purpose.
@@ -83,8 +83,7 @@ def test_cfn_lint_is_clean_on_every_template(assembly):
 @pytest.fixture(scope="session")
 def endpoints_assembly(tmp_path_factory) -> Path:
     """The app with the paid interface endpoints switched on (second synth, same process)."""
-    app = synthesize(tmp_path_factory.mktemp("cdk-endpoints") / "cdk.out", {"fraudlab:interfaceEndpoints": "true"})
-    return Path(app.outdir)
+    return assembly_for({"fraudlab:interfaceEndpoints": "true"})
 
 
 def test_interface_endpoints_flag_adds_the_six_endpoints_sagemaker_needs(endpoints_assembly):

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 from tests.helpers import cfn_lint
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/3"
@@ -14,7 +13,7 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-det
 
 def synth_endpoint(tmp_path_factory, name: str, **overrides) -> dict:
     context = {"fraudlab:modelPackageArn": ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
-    outdir = Path(synthesize(tmp_path_factory.mktemp(name) / "cdk.out", context).outdir)
+    outdir = assembly_for(context)
     return {"dir": outdir, **json.loads((outdir / "FraudLab-Endpoint.template.json").read_text())}
 
 

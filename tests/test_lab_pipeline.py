@@ -14,7 +14,7 @@ from labkit import drift
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import ACCOUNT_ID, LocalAws
 from moto.sns.models import sns_backends
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 from tests.helpers import ROOT, isolated_env, run_step
 
 
@@ -43,8 +43,7 @@ def pipeline(local_aws, tmp_path_factory):
     ):
         if script == "05_deploy_endpoint.py":
             arn = results_of(cwd, "04_evaluate_and_register")["model_package_arn"]
-            app = synthesize(tmp_path_factory.mktemp("endpoint") / "cdk.out", {"fraudlab:modelPackageArn": arn})
-            deploy_assembly(Path(app.outdir), server.session())
+            deploy_assembly(assembly_for({"fraudlab:modelPackageArn": arn}), server.session())
         runs[script] = run_step(script, env, *args, cwd=cwd)
         assert runs[script].returncode == 0, runs[script].stdout + runs[script].stderr
     return server, env, cwd, runs

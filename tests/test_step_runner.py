@@ -65,3 +65,13 @@ def test_an_uncaught_exception_exits_1_with_its_traceback(runner, tmp_path):
 def test_a_message_to_sys_exit_is_printed_and_exits_1(runner, tmp_path):
     outcomes = direct_and_forked(runner, tmp_path, "import sys\nsys.exit('no stack: run cdk deploy')\n")
     assert [(code, err) for code, err, _ in outcomes] == [(1, "no stack: run cdk deploy\n")] * 2
+
+
+def test_a_step_past_its_timeout_is_killed_and_the_runner_goes_on(runner, tmp_path):
+    script = tmp_path / "sleeper.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    with pytest.raises(TimeoutError, match="sleeper.py still running"):
+        runner.run(script, [], tmp_path, {"PATH": os.environ["PATH"]}, tmp_path / "stderr", timeout=0.5)
+    (tmp_path / "ok.py").write_text("print('next')\n")
+    assert runner.run(tmp_path / "ok.py", [], tmp_path, {}, tmp_path / "stderr", stdout_path=tmp_path / "stdout") == 0
+    assert (tmp_path / "stdout").read_text() == "next\n"

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudformation.destroy import destroy_stacks
 from localaws.server import LocalAws
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 from tests.helpers import isolated_env, run_step
 
 # Its own region and stack prefix: the other tests' resources share this process's moto,
@@ -21,9 +20,9 @@ TAGS = [{"Key": "project", "Value": "fraudlab"}]
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    app = synthesize(tmp_path_factory.mktemp("teardown") / "cdk.out", {"fraudlab:stackPrefix": PREFIX, "fraudlab:modelPackageGroupName": "teardown-lab"})
+    assembly = assembly_for({"fraudlab:stackPrefix": PREFIX, "fraudlab:modelPackageGroupName": "teardown-lab"})
     with LocalAws(region=REGION) as server:
-        deploy_assembly(Path(app.outdir), server.session())
+        deploy_assembly(assembly, server.session())
         yield server
 
 
