@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -62,6 +63,11 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     recorded = json.loads((tmp_path / "build/lab-results/08_teardown.json").read_text())
     assert recorded["leftovers"] == 0 and recorded["in_stacks"] > 0
 
+    # More objects than one listing page, as a big lab leaves (regression: at 1M transactions
+    # the emptied bucket kept all but its first 1,000 objects, and stayed).
+    s3 = session.client("s3")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: s3.put_object(Bucket=outputs["LabBucketName"], Key=f"raw/part-{i:05d}.gz", Body=b"x"), range(1_100)))
     # `cdk destroy --all` (offline), then the audit finds nothing at all.
     assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Data", f"{PREFIX}-Network"]
     final = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)

@@ -69,10 +69,14 @@ def _empty_auto_delete_buckets(session: boto3.Session, stack: str) -> None:
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket).get("TagSet", [])}
         if tags.get(AUTO_DELETE_TAG) != "true":
             continue
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        # Always the first page, until there is none: paging on past a marker that was just
+        # deleted ends early in moto (after 1,000 objects the bucket stayed, with the rest).
+        while True:
+            page = s3.list_object_versions(Bucket=bucket, MaxKeys=1000)
             objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            for first in range(0, len(objects), 1000):
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[first : first + 1000]})
+            if not objects:
+                break
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
 
 
 def _delete_vpc_dependents(ec2, vpc: str) -> None:
