@@ -102,6 +102,8 @@ def _become_step(request: dict) -> int:
 
 def serve() -> None:
     """The zygote: preload, then fork a child per request."""
+    # Ctrl-C reaches the whole process group: the step handles it, the zygote waits for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for module in PRELOADED:
         __import__(module)
     for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):  # only there to find this module
@@ -113,6 +115,7 @@ def serve() -> None:
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             code = 1
             try:
                 code = _become_step(request)

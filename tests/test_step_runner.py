@@ -75,3 +75,12 @@ def test_a_step_past_its_timeout_is_killed_and_the_runner_goes_on(runner, tmp_pa
     (tmp_path / "ok.py").write_text("print('next')\n")
     assert runner.run(tmp_path / "ok.py", [], tmp_path, {}, tmp_path / "stderr", stdout_path=tmp_path / "stdout") == 0
     assert (tmp_path / "stdout").read_text() == "next\n"
+
+
+def test_ctrl_c_stops_the_step_not_the_runner(runner, tmp_path):
+    script = tmp_path / "interrupted.py"
+    # What Ctrl-C does to the two: SIGINT to the step and to the runner (its parent).
+    script.write_text("import os, signal, time\nos.kill(os.getppid(), signal.SIGINT)\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
+    assert runner.run(script, [], tmp_path, {}, tmp_path / "stderr", timeout=30) == 130
+    (tmp_path / "ok.py").write_text("")
+    assert runner.run(tmp_path / "ok.py", [], tmp_path, {}, tmp_path / "stderr") == 0
