@@ -74,29 +74,23 @@ class EchoServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-def load(path: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
-    """Send every body once from `concurrency` threads; (latencies ms, seconds, errors)."""
+def drive(new_sender, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """Send every body once from `concurrency` threads, each with its own sender from
+    `new_sender()` (body -> answered 200?); (latencies ms, seconds, errors)."""
     latencies: list[float] = []
     errors = [0]
     cursor = iter(range(len(bodies)))
     lock = threading.Lock()
 
     def worker() -> None:
-        connection = UnixHTTPConnection(path, timeout=30)
+        send = new_sender()
         while True:
             with lock:
                 index = next(cursor, None)
             if index is None:
                 return
             started = time.perf_counter()
-            try:
-                connection.request("POST", "/invocations", body=bodies[index], headers={"Content-Type": "text/csv", "Accept": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                failed = response.status != 200
-            except (OSError, http.client.HTTPException):  # counted, not a dead thread: a lost request is an error
-                connection.close()
-                failed = True
+            failed = not send(bodies[index])
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
@@ -109,6 +103,27 @@ def load(path: str, bodies: list[bytes], concurrency: int) -> tuple[list[float],
     for thread in threads:
         thread.join()
     return latencies, time.perf_counter() - started, errors[0]
+
+
+def load(path: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """drive() over keep-alive connections to the unix socket at `path`."""
+
+    def new_sender():
+        connection = UnixHTTPConnection(path, timeout=30)
+
+        def send(body: bytes) -> bool:
+            try:
+                connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv", "Accept": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                return response.status == 200
+            except (OSError, http.client.HTTPException):  # counted, not a dead thread: a lost request is an error
+                connection.close()
+                return False
+
+        return send
+
+    return drive(new_sender, bodies, concurrency)
 
 
 def measure(path: str, prefix: str, rows: np.ndarray, figures: dict[str, float]) -> None:
@@ -127,37 +142,21 @@ def measure(path: str, prefix: str, rows: np.ndarray, figures: dict[str, float])
 
 
 def load_boto3(new_client, name: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
-    """As load(), through boto3's InvokeEndpoint (one client per thread, from `new_client`)."""
-    latencies: list[float] = []
-    errors = [0]
-    cursor = iter(range(len(bodies)))
-    lock = threading.Lock()
+    """drive() through boto3's InvokeEndpoint (one client per thread, from `new_client`)."""
 
-    def worker() -> None:
+    def new_sender():
         runtime = new_client()
-        while True:
-            with lock:
-                index = next(cursor, None)
-            if index is None:
-                return
-            started = time.perf_counter()
-            try:
-                runtime.invoke_endpoint(EndpointName=name, Body=bodies[index], ContentType="text/csv", Accept="application/json")["Body"].read()
-                failed = False
-            except Exception:  # noqa: BLE001 - counted: a lost request is an error, not a dead thread
-                failed = True
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                latencies.append(elapsed)
-                errors[0] += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - started, errors[0]
+        def send(body: bytes) -> bool:
+            try:
+                runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv", Accept="application/json")["Body"].read()
+                return True
+            except Exception:  # noqa: BLE001 - counted: a lost request is an error, not a dead thread
+                return False
+
+        return send
+
+    return drive(new_sender, bodies, concurrency)
 
 
 # The local AWS in its own process, as in `make lab` (steps are processes of their own): it
