@@ -42,7 +42,7 @@ import pyarrow.csv as pa_csv
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the container's code dir is flat
 
 from features import DESCRIPTIONS, FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features  # noqa: E402
-from validation import parse_utc, read_transactions  # noqa: E402
+from validation import parse_utc, read_transactions, string_codes  # noqa: E402
 
 # Where the container's /opt/ml is; the local runner points it at a scratch directory.
 OPT_ML = Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
@@ -107,7 +107,7 @@ def read_labels(labels_dir: Path, as_of: pd.Timestamp) -> pa.Table:
     )
     known = (parse_utc(labels.column("label_available_at")) <= as_of).to_numpy()
     labels = labels.filter(pa.array(known))
-    ids = labels.column("transaction_id").combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
+    ids = string_codes(labels.column("transaction_id"))
     _, last_reversed = np.unique(ids[::-1], return_index=True)
     latest = np.sort(len(ids) - 1 - last_reversed)
     return labels.take(pa.array(latest)).select(["transaction_id", "is_fraud", "fraud_scenario"])

@@ -103,10 +103,11 @@ def validate_batches(batches: list[_Batch]) -> Transactions:
     _mark_duplicates(table.column("transaction_id"), reason)
 
     valid = reason == VALID
-    frame = table.filter(pa.array(valid)).to_pandas(types_mapper=_string_as_arrow)
+    valid_rows = table.filter(pa.array(valid))
+    frame = valid_rows.to_pandas(types_mapper=_string_as_arrow)
     frame["timestamp"] = pd.Series(nanoseconds[valid].view("datetime64[ns]")).dt.tz_localize("UTC")
     frame["is_international"] = frame["is_international"].astype(int)
-    keys = pa.table({"timestamp": nanoseconds[valid], "transaction_id": table.column("transaction_id").filter(pa.array(valid))})
+    keys = pa.table({"timestamp": nanoseconds[valid], "transaction_id": valid_rows.column("transaction_id")})
     order = pc.sort_indices(keys, sort_keys=[("timestamp", "ascending"), ("transaction_id", "ascending")]).to_numpy()
     frame = frame.iloc[order].reset_index(drop=True)
     return Transactions(frame, _rejected_lines(batches, reason), len(reason))
@@ -219,7 +220,7 @@ def _nanoseconds(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _mark_duplicates(ids: pa.ChunkedArray, reason: np.ndarray) -> None:
     """A valid row whose transaction_id an earlier valid row already has is a duplicate."""
     valid = np.flatnonzero(reason == VALID)
-    codes = _codes(ids.take(pa.array(valid)))
+    codes = string_codes(ids.take(pa.array(valid)))
     _, first = np.unique(codes, return_index=True)
     repeated = np.ones(len(valid), bool)
     repeated[first] = False
@@ -253,7 +254,7 @@ def _array(values, fill=False, dtype=bool) -> np.ndarray:
     return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _codes(values: pa.ChunkedArray) -> np.ndarray:
+def string_codes(values: pa.ChunkedArray) -> np.ndarray:
     """Integer codes, equal for equal strings."""
     encoded = values.combine_chunks().dictionary_encode() if isinstance(values, pa.ChunkedArray) else values.dictionary_encode()
     return encoded.indices.to_numpy(zero_copy_only=False)
