@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +112,7 @@ AFTER_STEP = {
 
 def _run(path: Path, arguments: list[str], run: LabRun) -> subprocess.CompletedProcess:
     """Run a step; its output shows as it runs, its error output after it (kept for the summary)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        stderr_path = Path(scratch) / "stderr"
-        code = run.steps.run(path, arguments, run.workdir, run.env, stderr_path)
-        stderr = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
-    completed = subprocess.CompletedProcess([sys.executable, str(path), *arguments], code, None, stderr)
+    completed = run.steps.run(path, arguments, run.workdir, run.env)
     if completed.stderr:
         print(completed.stderr, end="", file=sys.stderr, flush=True)
     return completed

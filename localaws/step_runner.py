@@ -18,6 +18,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -37,23 +38,28 @@ class StepRunner:
         self._results, self._pending = read_end, b""
 
     def run(
-        self, script: Path, arguments: list[str], cwd: Path, env: dict[str, str], stderr_path: Path,
-        stdout_path: Path | None = None, timeout: float | None = None,
-    ) -> int:
-        """Run one step to completion and return its exit code. Its stderr goes to
-        `stderr_path`, its stdout to `stdout_path` or else this process's stdout; after
+        self, script: Path, arguments: list[str], cwd: Path, env: dict[str, str],
+        capture_stdout: bool = False, timeout: float | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Run one step to completion, as subprocess.run would with stderr captured (and
+        stdout too if `capture_stdout`, else it goes to this process's stdout); after
         `timeout` seconds it is killed and TimeoutError raised."""
-        request = {"script": str(script), "arguments": arguments, "cwd": str(cwd), "env": env,
-                   "stderr": str(stderr_path), "stdout": str(stdout_path) if stdout_path else None}
-        self._process.stdin.write(json.dumps(request) + "\n")
-        self._process.stdin.flush()
-        pid = int(self._line())
-        code = self._line(timeout)
-        if code is None:
-            os.kill(pid, signal.SIGKILL)
-            self._line()
-            raise TimeoutError(f"{script.name} still running after {timeout:.0f} s: killed")
-        return int(code)
+        with tempfile.TemporaryDirectory() as scratch:
+            stdout, stderr = Path(scratch) / "stdout", Path(scratch) / "stderr"
+            request = {"script": str(script), "arguments": arguments, "cwd": str(cwd), "env": env,
+                       "stderr": str(stderr), "stdout": str(stdout) if capture_stdout else None}
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            pid = int(self._line())
+            code = self._line(timeout)
+            if code is None:
+                os.kill(pid, signal.SIGKILL)
+                self._line()
+                raise TimeoutError(f"{script.name} still running after {timeout:.0f} s: killed")
+            return subprocess.CompletedProcess(
+                [sys.executable, str(script), *arguments], int(code),
+                stdout.read_text(errors="replace") if capture_stdout else None, stderr.read_text(errors="replace"),
+            )
 
     def _line(self, timeout: float | None = None) -> str | None:
         """The next line from the zygote, or None if none came within `timeout` seconds."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from localaws.step_runner import StepRunner
@@ -22,11 +21,7 @@ def run_step(script: str, env: dict[str, str], *args: str, cwd: Path = ROOT) -> 
     full_env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
     if not _RUNNER:
         _RUNNER.append(StepRunner(dict(os.environ)))
-    path = ROOT / "lab_scripts" / script
-    with tempfile.TemporaryDirectory() as scratch:
-        stdout, stderr = Path(scratch) / "stdout", Path(scratch) / "stderr"
-        code = _RUNNER[0].run(path, list(args), cwd, full_env, stderr, stdout_path=stdout, timeout=300)
-        return subprocess.CompletedProcess([sys.executable, str(path), *args], code, stdout.read_text(), stderr.read_text())
+    return _RUNNER[0].run(ROOT / "lab_scripts" / script, list(args), cwd, full_env, capture_stdout=True, timeout=300)
 
 
 def close_step_runner() -> None:

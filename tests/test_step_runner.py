@@ -41,8 +41,8 @@ def direct_and_forked(runner, tmp_path, script: str, *arguments: str) -> list[tu
             done = subprocess.run([sys.executable, str(path), *arguments], cwd=work, env=env, capture_output=True, text=True)
             code, stderr = done.returncode, done.stderr
         else:
-            code = runner.run(path, list(arguments), work, env, tmp_path / "stderr")
-            stderr = (tmp_path / "stderr").read_text()
+            done = runner.run(path, list(arguments), work, env)
+            code, stderr = done.returncode, done.stderr
         seen = json.loads((work / "seen.json").read_text()) if (work / "seen.json").exists() else None
         outcomes.append((code, stderr, seen))
     return outcomes
@@ -71,16 +71,17 @@ def test_a_step_past_its_timeout_is_killed_and_the_runner_goes_on(runner, tmp_pa
     script = tmp_path / "sleeper.py"
     script.write_text("import time\ntime.sleep(60)\n")
     with pytest.raises(TimeoutError, match="sleeper.py still running"):
-        runner.run(script, [], tmp_path, {"PATH": os.environ["PATH"]}, tmp_path / "stderr", timeout=0.5)
+        runner.run(script, [], tmp_path, {"PATH": os.environ["PATH"]}, timeout=0.5)
     (tmp_path / "ok.py").write_text("print('next')\n")
-    assert runner.run(tmp_path / "ok.py", [], tmp_path, {}, tmp_path / "stderr", stdout_path=tmp_path / "stdout") == 0
-    assert (tmp_path / "stdout").read_text() == "next\n"
+    done = runner.run(tmp_path / "ok.py", [], tmp_path, {}, capture_stdout=True)
+    assert done.returncode == 0
+    assert done.stdout == "next\n"
 
 
 def test_ctrl_c_stops_the_step_not_the_runner(runner, tmp_path):
     script = tmp_path / "interrupted.py"
     # What Ctrl-C does to the two: SIGINT to the step and to the runner (its parent).
     script.write_text("import os, signal, time\nos.kill(os.getppid(), signal.SIGINT)\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
-    assert runner.run(script, [], tmp_path, {}, tmp_path / "stderr", timeout=30) == 130
+    assert runner.run(script, [], tmp_path, {}, timeout=30).returncode == 130
     (tmp_path / "ok.py").write_text("")
-    assert runner.run(tmp_path / "ok.py", [], tmp_path, {}, tmp_path / "stderr") == 0
+    assert runner.run(tmp_path / "ok.py", [], tmp_path, {}).returncode == 0
