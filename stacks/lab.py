@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, CfnResource, Tags, Validations
+from aws_cdk import App, Aws, CfnResource, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from processing.features import FEATURE_COLUMNS
@@ -17,6 +17,8 @@ from stacks.monitoring_stack import MonitoringProps, MonitoringStack
 from stacks.network_stack import NetworkProps, NetworkStack
 
 PROJECT_TAG = ("project", "fraudlab")
+# IAM roles are global: this tag says which region's lab a role belongs to (step 08's audit).
+REGION_TAG = "fraudlab:region"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
@@ -133,6 +135,7 @@ def build_lab(app: App) -> dict[str, object]:
 
     _drop_redundant_provider_depends_on(app)
     Tags.of(app).add(*PROJECT_TAG)
+    Tags.of(app).add(REGION_TAG, Aws.REGION, include_resource_types=["AWS::IAM::Role"])
     # Violations stop synth; acknowledgements live next to the construct they excuse.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stacks

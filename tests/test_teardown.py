@@ -34,6 +34,49 @@ def outputs_of(server) -> dict[str, str]:
     return merged
 
 
+def sleeping_job(sagemaker, name: str, role_arn: str) -> None:
+    sagemaker.create_processing_job(
+        ProcessingJobName=name, RoleArn=role_arn,
+        AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(120)"]},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.t3.medium", "VolumeSizeInGB": 1}},
+        StoppingCondition={"MaxRuntimeInSeconds": 300},
+    )
+
+
+def test_teardown_touches_only_the_labs_own_resources_in_its_own_region(deployed, tmp_path):
+    """Regression: step 08 deleted every monitoring schedule in the region (another team's
+    too), listed the lab's global IAM roles as leftovers from any other region (exit 1), and
+    never saw a running job offline (moto lists it Completed), so never stopped it."""
+    server = deployed
+    session, outputs = server.session(), outputs_of(server)
+    sagemaker = session.client("sagemaker")
+    env = isolated_env(**server.environment(), FRAUDLAB_STACK_PREFIX=PREFIX)
+    schedule = {"ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"}, "MonitoringType": "DataQuality"}
+    for name in ("other-team-drift", f"{PREFIX}-untagged-drift"):  # neither is the lab's: no project tag
+        sagemaker.create_monitoring_schedule(MonitoringScheduleName=name, MonitoringScheduleConfig=schedule)
+    sagemaker.create_model(ModelName="other-team-model", ExecutionRoleArn=outputs["SageMakerRoleArn"], PrimaryContainer={"Image": "img"})
+    session.client("sns").create_topic(Name="other-team-topic")
+    sleeping_job(sagemaker, "fraudlab-stuck-job", outputs["SageMakerRoleArn"])
+    sleeping_job(sagemaker, "other-team-job", outputs["SageMakerRoleArn"])
+    running = sagemaker.list_processing_jobs(StatusEquals="InProgress")["ProcessingJobSummaries"]
+    assert {j["ProcessingJobName"] for j in running} == {"fraudlab-stuck-job", "other-team-job"}
+
+    elsewhere = run_step("08_teardown.py", {**env, "AWS_REGION": "eu-central-1"}, "--audit-only", cwd=tmp_path)
+    assert elsewhere.returncode == 0 and "the lab is gone" in elsewhere.stdout, elsewhere.stdout + elsewhere.stderr
+
+    completed = run_step("08_teardown.py", env, cwd=tmp_path)
+    assert "stopped processing job fraudlab-stuck-job" in completed.stdout, completed.stdout + completed.stderr
+    assert "other-team" not in completed.stdout and "untagged-drift" not in completed.stdout, completed.stdout
+    schedules = {s["MonitoringScheduleName"] for s in sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]}
+    assert schedules == {"other-team-drift", f"{PREFIX}-untagged-drift"}
+    assert sagemaker.describe_model(ModelName="other-team-model")["ModelName"] == "other-team-model"
+    assert sagemaker.describe_processing_job(ProcessingJobName="fraudlab-stuck-job")["ProcessingJobStatus"] in ("Stopping", "Stopped")
+    assert sagemaker.describe_processing_job(ProcessingJobName="other-team-job")["ProcessingJobStatus"] == "InProgress"
+    server.jobs.wait("fraudlab-stuck-job", timeout=30)
+    assert sagemaker.list_processing_jobs(StatusEquals="Stopped")["ProcessingJobSummaries"][0]["ProcessingJobName"] == "fraudlab-stuck-job"
+    sagemaker.stop_processing_job(ProcessingJobName="other-team-job")  # the test's own cleanup
+
+
 def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(deployed, tmp_path):
     server = deployed
     session, outputs = server.session(), outputs_of(server)

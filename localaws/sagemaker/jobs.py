@@ -11,6 +11,7 @@ isolation, and FRAUDLAB_OPT_ML / SAGEMAKER_BASE_DIR saying where its /opt/ml is 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -44,10 +45,20 @@ class JobState:
     final_metrics: list[dict[str, Any]] = field(default_factory=list)
     reply_fields: dict[str, Any] = field(default_factory=dict)  # extra Describe* fields (tuning)
     done: threading.Event = field(default_factory=threading.Event)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    processes: list[subprocess.Popen] = field(default_factory=list)  # a processing job's containers
 
 
 class JobFailed(Exception):
     """The job's own code or data failed; str() becomes the job's FailureReason."""
+
+
+class JobStopped(Exception):
+    """Raised inside a runner once a stop was requested, so nothing more is uploaded."""
+
+
+class JobNotRunning(Exception):
+    """Stop* of a job that has already ended (SageMaker answers ValidationException)."""
 
 
 class JobRunner:
@@ -69,6 +80,25 @@ class JobRunner:
         run = {"processing": self._run_processing, "training": self._run_training, "tuning": self._run_tuning}[kind]
         threading.Thread(target=self._supervise, args=(state, run, name, spec), name=f"job-{name}", daemon=True).start()
 
+    def stop(self, name: str) -> None:
+        """Stop* as SageMaker does it: Stopping at once, Stopped when the job has let go.
+
+        Processing containers are killed; a training job (in-process XGBoost) finishes its
+        current run and is then reported Stopped, its outputs not uploaded; a tuning job
+        starts no more children and stops those running."""
+        state = self.jobs[name]
+        if state.done.is_set():
+            raise JobNotRunning(f"The job {name} is not in progress (status {state.status})")
+        state.stop_requested.set()
+        state.status = "Stopping"
+        for process in state.processes:
+            process.kill()
+        if state.kind == "tuning":  # its children are named after it
+            for child, child_state in list(self.jobs.items()):
+                if child.startswith(f"{name}-") and child_state.kind == "training":
+                    with contextlib.suppress(JobNotRunning):  # it may end meanwhile
+                        self.stop(child)
+
     def wait(self, name: str, timeout: float = 600) -> JobState:
         state = self.jobs[name]
         state.done.wait(timeout)
@@ -76,10 +106,14 @@ class JobRunner:
 
     def _supervise(self, state: JobState, run: Callable, name: str, spec: dict[str, Any]) -> None:
         try:
-            state.final_metrics = run(name, spec, state) or []
-            state.status = "Completed"
-        except JobFailed as error:
-            state.status, state.failure_reason = "Failed", str(error)
+            metrics = run(name, spec, state) or []
+            if state.stop_requested.is_set():
+                raise JobStopped
+            state.final_metrics, state.status = metrics, "Completed"
+        except JobStopped:
+            state.status = "Stopped"
+        except JobFailed as error:  # killed on request is not a failure of the job
+            state.status, state.failure_reason = ("Stopped", None) if state.stop_requested.is_set() else ("Failed", str(error))
         except Exception as error:  # noqa: BLE001 - any crash must end as a Failed job, not a hang
             traceback.print_exc()
             state.status, state.failure_reason = "Failed", f"InternalServerError: local runner: {error}"
@@ -119,6 +153,10 @@ class JobRunner:
         isolated = spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False)
         sandbox = image_env.network_sandbox()[0] if isolated else []
         runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]
+        state.processes = runs
+        if state.stop_requested.is_set():  # stopped while its inputs were staged
+            for process in runs:
+                process.kill()
         timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         failures = []
         for host, process in zip(hosts, runs):
@@ -133,6 +171,8 @@ class JobRunner:
                     last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
                     failures.append(f"{host}: exit code {process.returncode}: {last[0]}")
             logs.put(f"{name}/{host}", output)
+        if state.stop_requested.is_set():
+            raise JobStopped
         if failures:
             raise JobFailed("AlgorithmError: " + "; ".join(failures) + f" (logs: /aws/sagemaker/ProcessingJobs {name}/*)")
         for root in roots:
@@ -169,6 +209,8 @@ class JobRunner:
             raise JobFailed(f"ClientError: {error}") from None
         finally:
             logs.put(f"{name}/algo-1", "\n".join(log_lines))
+        if state.stop_requested.is_set():
+            raise JobStopped
         if checkpoint:
             _upload_dir(session, checkpoint_dir, checkpoint)
         output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
@@ -191,6 +233,8 @@ class JobRunner:
         rng = random.Random(name)
         children: dict[str, dict[str, str]] = {}
         for index in range(limits["MaxNumberOfTrainingJobs"]):
+            if state.stop_requested.is_set():
+                raise JobStopped
             tuned = _sample(config.get("ParameterRanges", {}), rng)
             child = f"{name}-{index + 1:03d}-{rng.getrandbits(32):08x}"
             children[child] = tuned

@@ -50,6 +50,12 @@ class MonitoringStore:
         "DeleteMonitoringSchedule", "ListMonitoringSchedules", "StopMonitoringSchedule", "StartMonitoringSchedule",
         "ListMonitoringExecutions",
     )
+    ARN_KINDS = (":monitoring-schedule/", ":data-quality-job-definition/")
+
+    @classmethod
+    def owns(cls, arn: str) -> bool:
+        """Whether a ListTags ARN is one of this store's (moto knows nothing of them)."""
+        return any(kind in arn for kind in cls.ARN_KINDS)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -144,6 +150,13 @@ class MonitoringStore:
     def _StartMonitoringSchedule(self, request, account, region):
         self._schedule(request["MonitoringScheduleName"], account, region)["MonitoringScheduleStatus"] = "Scheduled"
         return {}
+
+    def _ListTags(self, request, account, region):
+        arn = request["ResourceArn"]
+        for item in [*self.schedules.get((account, region), {}).values(), *self.definitions.get((account, region), {}).values()]:
+            if arn in (item.get("MonitoringScheduleArn"), item.get("JobDefinitionArn")):
+                return {"Tags": item.get("Tags", [])}
+        raise MonitoringApiError(400, "ValidationException", f"Resource {arn} does not exist")
 
     def _ListMonitoringExecutions(self, request, account, region):
         return {"MonitoringExecutionSummaries": []}  # nothing runs offline (see the module docstring)

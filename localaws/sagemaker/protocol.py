@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
-from localaws.sagemaker.jobs import JobRunner
+from localaws.sagemaker.jobs import JobNotRunning, JobRunner
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 REGION_IN_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -28,6 +28,19 @@ CREATE = {
     "CreateProcessingJob": ("processing", "ProcessingJobName"),
     "CreateTrainingJob": ("training", "TrainingJobName"),
     "CreateHyperParameterTuningJob": ("tuning", "HyperParameterTuningJobName"),
+}
+STOP = {
+    "StopProcessingJob": "ProcessingJobName",
+    "StopTrainingJob": "TrainingJobName",
+    "StopHyperParameterTuningJob": "HyperParameterTuningJobName",
+}
+# List* of run jobs: moto lists them Completed at once; the runner knows better.
+LIST = {
+    "ListProcessingJobs": ("ProcessingJobSummaries", "ProcessingJobName", "ProcessingJobStatus", "ProcessingEndTime"),
+    "ListTrainingJobs": ("TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus", "TrainingEndTime"),
+    "ListHyperParameterTuningJobs": (
+        "HyperParameterTuningJobSummaries", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus", "HyperParameterTuningEndTime",
+    ),
 }
 DESCRIBE = {
     "DescribeProcessingJob": ("ProcessingJobName", "ProcessingJobStatus", "ProcessingEndTime"),
@@ -53,6 +66,12 @@ class SageMakerLayer:
             return self._describe_endpoint(environ, start_response)
         if operation in STORE.OPERATIONS:
             return self._monitoring(environ, start_response, operation)
+        if operation == "ListTags" and STORE.owns(json.loads(self._body(environ) or b"{}").get("ResourceArn", "")):
+            return self._monitoring(environ, start_response, operation)
+        if operation in STOP:
+            return self._stop(environ, start_response, STOP[operation])
+        if operation in LIST:
+            return self._list(environ, start_response, operation)
         if operation not in CREATE and operation not in DESCRIBE:
             return self.app(environ, start_response)
         body = self._body(environ)
@@ -94,6 +113,39 @@ class SageMakerLayer:
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
         start_response(status, headers)
         return [reply]
+
+    def _stop(self, environ: dict[str, Any], start_response: Callable, name_key: str) -> Iterable[bytes]:
+        name = json.loads(self._body(environ) or b"{}").get(name_key, "")
+        if name not in self.runner.jobs:
+            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": f"Could not find job {name}"})
+        try:
+            self.runner.stop(name)
+        except JobNotRunning as error:
+            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
+        return _json(start_response, {})
+
+    def _list(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
+        """moto's listing with each job's true status; StatusEquals applied to that status."""
+        key, name_key, status_key, end_key = LIST[operation]
+        request = json.loads(self._body(environ) or b"{}")
+        wanted = request.pop("StatusEquals", None)
+        body = json.dumps(request).encode()
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        status, headers, reply = self._forward(environ)
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [reply]
+        listed = json.loads(reply)
+        for summary in listed.get(key, []):
+            state = self.runner.jobs.get(summary[name_key])
+            if state is not None:
+                summary[status_key] = state.status
+                if state.ended is None:
+                    summary.pop(end_key, None)
+                else:
+                    summary[end_key] = state.ended.timestamp()
+        listed[key] = [s for s in listed.get(key, []) if wanted in (None, s[status_key])]
+        return _json(start_response, listed)
 
     def _monitoring(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
         """Model Monitor's control plane, which moto lacks (see monitoring_api.py)."""
@@ -201,6 +253,12 @@ def _error_reply(status: int, error_type: str, document: dict) -> tuple[str, lis
     body = json.dumps(document).encode()
     reason = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 424: "Failed Dependency"}[status]
     return f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)], body
+
+
+def _json(start_response: Callable, document: dict) -> list[bytes]:
+    body = json.dumps(document).encode()
+    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
