@@ -7,7 +7,10 @@ else), with a few malformed records on purpose (--corrupt) for step 02 to quaran
 to s3://<bucket>/labels/, as chargebacks arrive in a bank; then what actually landed in
 S3, read back gzip-aware, counted per YYYY/MM/DD/HH partition. On AWS, Firehose buffers
 (5 MiB or 60 s by default), so the step waits for the data to land.
-Rerunning with the same --count and --seed does not stream again: it only verifies.
+Rerunning with the same --count and --seed after any failure (records Firehose refused,
+a crash, the local AWS stopped) sends exactly the records that have not landed, never one
+that has, and says how many it resent; after a full run it only verifies. Records Firehose
+accepted but has not delivered yet (its buffer) are waited for, not resent.
 
 Where to look: Firehose console > the stream > Monitoring (IncomingRecords,
 DeliveryToS3.Records); S3 console > the lab bucket > raw/transactions/.
@@ -32,12 +35,12 @@ from labkit import console, results
 from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
 from labkit.firehose import MAX_RECORDS_PER_CALL, send_records
-from labkit.landed import read_landed
+from labkit.landed import Landed, read_landed
 from labkit.outputs import lab_outputs
 from labkit.session import aws_session, client
 from labkit.transactions import generate
 
-FAILED_RECORDS_DIR = Path("build/failed-records")
+STREAM_STATE_DIR = Path("build/stream-state")
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,32 +61,82 @@ def parse_args() -> argparse.Namespace:
 
 
 def batch_id(count: int, seed: int) -> str:
-    """Names this dataset; the labels object under it doubles as the 'already streamed' marker."""
+    """Names this dataset (its labels object and its local stream state)."""
     return f"seed{seed}-n{count}"
 
 
-def already_streamed(s3, bucket: str, labels_key: str) -> bool:
-    return s3.list_objects_v2(Bucket=bucket, Prefix=labels_key, MaxKeys=1).get("KeyCount", 0) > 0
+def exists(s3, bucket: str, key: str) -> bool:
+    return s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount", 0) > 0
 
 
-def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int, corrupted: list[bytes]) -> None:
+class AcceptedLog:
+    """Transaction ids Firehose accepted, appended after every call (survives a crash): on a
+    rerun, an accepted record not yet in S3 is in Firehose's buffer and must not be resent."""
+
+    def __init__(self, batch: str) -> None:
+        self.path = STREAM_STATE_DIR / f"{batch}.accepted"
+
+    def ids(self) -> set[str]:
+        return set(self.path.read_text().split()) if self.path.exists() else set()
+
+    def modified(self) -> float:
+        return self.path.stat().st_mtime if self.path.exists() else 0.0
+
+    def append(self, ids: list[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as log:
+            log.write("".join(f"{tid}\n" for tid in ids))
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def buffer_seconds(session: boto3.Session, stream_name: str) -> int:
+    """How long Firehose may hold an accepted record before it lands in S3."""
+    description = client(session, "firehose").describe_delivery_stream(DeliveryStreamName=stream_name)["DeliveryStreamDescription"]
+    for destination in description.get("Destinations", []):
+        hints = destination.get("ExtendedS3DestinationDescription", {}).get("BufferingHints", {})
+        if "IntervalInSeconds" in hints:
+            return int(hints["IntervalInSeconds"])
+    return 300
+
+
+def wait_for_in_flight(s3, bucket: str, raw_prefix: str, in_flight: set[str], window: float) -> Landed:
+    """Wait (at most `window` s) for records Firehose accepted earlier to land; what has not
+    landed by then was lost in the buffer and is resent."""
+    deadline = time.monotonic() + window
+    while True:
+        landed = read_landed(s3, bucket, raw_prefix)
+        waiting = sum(1 for tid in in_flight if tid not in landed.transaction_ids)
+        if not waiting or time.monotonic() > deadline:
+            return landed
+        console.note(f"{waiting:,} records accepted by the last run are still in Firehose's buffer; checking again in 15 s")
+        time.sleep(15)
+
+
+def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int, corrupted: list[bytes], log: AcceptedLog) -> None:
     # One JSON object per line: without the newline, records run together in S3 objects.
+    # The malformed records go first, so a run cut short has still sent them.
+    ids = [None] * len(corrupted) + list(transactions["transaction_id"])
     valid = (json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in transactions.to_dict("records"))
-    records = itertools.chain(valid, corrupted)
+    records = itertools.chain(corrupted, valid)
     progress = console.Progress(len(transactions) + len(corrupted), "sent")
-    summary = send_records(
-        client(session, "firehose"), stream_name, records, batch_size=batch_size, on_progress=progress.advance
-    )
+
+    def accepted(indices: list[int]) -> None:
+        log.append([ids[i] for i in indices if ids[i] is not None])
+        progress.advance(len(indices))
+
+    summary = send_records(client(session, "firehose"), stream_name, records, batch_size=batch_size, on_accepted=accepted)
     progress.close()
     console.table(
-        [(summary.sent, summary.retried, len(summary.failed), summary.calls)],
-        ("sent", "retried", "failed", "PutRecordBatch calls"),
+        [(summary.sent, summary.retried, len(summary.failed), summary.unsent, summary.calls)],
+        ("sent", "retried", "failed", "not sent", "PutRecordBatch calls"),
     )
     if summary.failed:
-        FAILED_RECORDS_DIR.mkdir(parents=True, exist_ok=True)
-        kept = FAILED_RECORDS_DIR / f"{int(time.time())}.ndjson"
-        kept.write_bytes(b"".join(summary.failed))
-        raise LabError(f"{len(summary.failed)} records failed after retries; kept in {kept}: rerun later with the same seed")
+        raise LabError(
+            f"{len(summary.failed):,} records still failed after retries and {summary.unsent:,} were not sent (Firehose kept "
+            "refusing): rerun this step with the same --count and --seed; it sends only what has not landed"
+        )
 
 
 def deliver_labels(s3, bucket: str, key: str, labels) -> None:
@@ -93,7 +146,7 @@ def deliver_labels(s3, bucket: str, key: str, labels) -> None:
     console.done(f"labels for {len(labels):,} transactions ({labels['is_fraud'].sum():,} fraud) at s3://{bucket}/{key}")
 
 
-def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent_duplicates: int, wait_seconds: int) -> None:
+def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent_duplicates: int, wait_seconds: int, resent: int) -> None:
     deadline = time.monotonic() + wait_seconds
     while True:
         landed = read_landed(s3, bucket, raw_prefix)
@@ -112,11 +165,16 @@ def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent
     if found < len(expected_ids):
         raise LabError(f"only {found:,} of {len(expected_ids):,} records landed in {wait_seconds} s: rerun this step to check again")
     console.done(f"all {found:,} records of this batch landed in S3 ({duplicates} unexpected duplicates)")
+    if resent:
+        console.done(f"this run resent {resent:,} records that had not landed; none that had")
     console.note(f"{landed.unreadable_lines} unreadable lines in the bucket: malformed records, for step 02 to quarantine")
+    for key in landed.corrupt_objects:
+        console.failed(f"s3://{bucket}/{key} is not readable gzip (cut off or damaged): step 02 quarantines it whole")
     results.record(
         f"{found:,} records landed, {duplicates} unexpected duplicates",
         records_landed=found,
         duplicate_records=duplicates,
+        resent_records=resent,
         objects_landed=sum(landed.objects_per_partition.values()),
     )
 
@@ -131,20 +189,34 @@ def main() -> int:
     console.heading(f"Generate {args.count:,} labelled transactions (seed {args.seed})")
     data = generate(args.count, seed=args.seed)
     console.done(f"{len(data.transactions):,} transactions, fraud rate {data.labels['is_fraud'].mean():.2%}")
-
     corrupted, sent_duplicates = corrupted_records(data.transactions, args.corrupt)
-    labels_key = f"labels/{batch_id(args.count, args.seed)}/labels.csv"
-    if already_streamed(s3, bucket, labels_key):
-        console.heading("Stream: this batch was streamed before, verifying only")
+    batch = batch_id(args.count, args.seed)
+    labels_key, log = f"labels/{batch}/labels.csv", AcceptedLog(batch)
+
+    # What landed is the truth: a rerun after any failure sends exactly what is missing.
+    landed = read_landed(s3, bucket, raw_prefix)
+    ids = data.transactions["transaction_id"]
+    in_flight = {tid for tid in log.ids() if tid not in landed.transaction_ids}
+    if in_flight:
+        window = log.modified() + buffer_seconds(session, stream_name) + 60 - time.time()
+        landed = wait_for_in_flight(s3, bucket, raw_prefix, in_flight, max(window, 0))
+    missing = ~ids.isin(landed.transaction_ids.keys()).to_numpy()
+    first_run = bool(missing.all()) and not exists(s3, bucket, labels_key)
+    if not missing.any():
+        console.heading("Stream: every record of this batch has landed already; nothing is resent")
     else:
-        console.heading(f"Stream to Firehose {stream_name}")
-        console.note(f"plus {len(corrupted)} malformed records ({', '.join(KINDS)}), as real streams carry some")
-        stream(session, stream_name, data.transactions, args.batch_size, corrupted)
+        resumed = "" if first_run else f" ({missing.sum():,} not landed yet; {(~missing).sum():,} already landed are not resent)"
+        console.heading(f"Stream to Firehose {stream_name}{resumed}")
+        if first_run:
+            console.note(f"plus {len(corrupted)} malformed records ({', '.join(KINDS)}), as real streams carry some")
+        stream(session, stream_name, data.transactions[missing], args.batch_size, corrupted if first_run else [], log)
+    if not exists(s3, bucket, labels_key):
         console.heading("Deliver labels (chargebacks) apart from the stream")
         deliver_labels(s3, bucket, labels_key, data.labels)
 
     console.heading(f"What landed in s3://{bucket}/{raw_prefix}")
-    verify_landed(s3, bucket, raw_prefix, set(data.transactions["transaction_id"]), sent_duplicates, args.wait)
+    verify_landed(s3, bucket, raw_prefix, set(ids), sent_duplicates, args.wait, resent=0 if first_run else int(missing.sum()))
+    log.clear()
     return 0
 
 

@@ -5,8 +5,11 @@ What you see: the job's code uploaded to S3, a Processing job started in the iso
 (network isolation on, volumes and outputs encrypted with the lab key), its status until
 it completes; then what it produced: train/validation/test sets split by time (CSV, label
 first, no header: the built-in XGBoost format), the feature schema, the drift baseline,
-and how many records were quarantined and why (bad JSON, missing fields, wrong types,
-negative amounts, duplicates). A completed job is reused unless you pass --rerun.
+and every quarantine reason with its count: bad JSON, missing fields, wrong types,
+negative amounts, future timestamps, conflicting duplicates, unreadable objects (a cut-off
+gzip is quarantined whole, with what could be salvaged), bad, conflicting or orphan labels;
+identical copies (a resent batch) are kept once and only counted. Bad data never fails the
+job. A completed job is reused unless you pass --rerun.
 
 Where to look: SageMaker console > Processing > Processing jobs > fraudlab-features-*;
 CloudWatch Logs /aws/sagemaker/ProcessingJobs; S3 features/ and quarantine/.
@@ -37,7 +40,7 @@ from labkit.sagemaker import (
 )
 from labkit.session import aws_session, client
 
-CODE_FILES = ("feature_job.py", "validation.py", "features.py", "records.py")
+CODE_FILES = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py")
 POINTER = "features/latest.json"
 
 
@@ -81,15 +84,37 @@ def show_results(s3, bucket: str, name: str) -> dict:
     schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{name}/schema/feature_schema.json")["Body"].read())
     quarantined = json.loads(s3.get_object(Bucket=bucket, Key=f"quarantine/{name}/counts.json")["Body"].read())
     rows = schema["rows"]
-    console.done(f"{rows['read']:,} records read, {rows['valid']:,} valid, {rows['labelled']:,} with a known label")
+    console.done(
+        f"{rows['read']:,} records read, {rows['valid']:,} valid, {rows['labelled']:,} with a known label"
+        f" ({rows.get('labels_not_yet_known', 0):,} labels not available yet at the job's as-of)"
+    )
     console.table(
         [(split, f"{c['rows']:,}", f"{c['fraud']:,}", f"{c['fraud'] / max(c['rows'], 1):.2%}") for split, c in schema["splits"].items()],
         ("split", "rows", "fraud", "fraud rate"),
     )
     console.note(f"validation from {schema['split']['validation_from']}, test from {schema['split']['test_from']} (time split)")
     console.note(f"{len(schema['features'])} features; terminal fraud rates lag {schema['label_delay_days']} days (label delay)")
-    console.table([(reason, count) for reason, count in quarantined.items()], ("quarantined", "records"))
+    console.note(f"{quarantined_total(quarantined):,} quarantined (records, labels, objects); every reason, even at 0:")
+    console.table(
+        [(reason, f"{count:,}", UNIT.get(reason, "records"), where(name, reason, count)) for reason, count in quarantined.items()],
+        ("reason", "count", "of", "kept in"),
+    )
     return schema
+
+
+# Counted in something else than records, or kept rather than quarantined.
+UNIT = {"corrupt_object": "objects", "label_bad_file": "label files"}
+KEPT_ONCE = ("duplicate", "label_duplicate")
+
+
+def where(name: str, reason: str, count: int) -> str:
+    if reason in KEPT_ONCE:
+        return "kept once (identical copies)"
+    return f"quarantine/{name}/{reason}.jsonl" if count else "-"
+
+
+def quarantined_total(counts: dict[str, int]) -> int:
+    return sum(count for reason, count in counts.items() if reason not in KEPT_ONCE)
 
 
 def main() -> int:
@@ -114,7 +139,7 @@ def main() -> int:
 
     console.heading(f"What the job wrote to s3://{bucket}/features/{name}/")
     schema = show_results(s3, bucket, name)
-    train, quarantined = schema["splits"]["train"], sum(schema["rows"]["quarantined"].values())
+    train, quarantined = schema["splits"]["train"], quarantined_total(schema["rows"]["quarantined"])
     results.record(
         f"{train['rows']:,} training rows, {quarantined} records quarantined",
         training_rows=train["rows"],

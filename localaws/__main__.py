@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".localaws"
 
 
-def serve(port: int) -> int:
+def serve(port: int, firehose_failures: float = 0.0) -> int:
     """Start the local AWS with the stacks deployed; write .localaws/env; serve until stopped."""
     from localaws.cloudformation.deploy import deploy_assembly
     from localaws.cloudformation.synth import assembly_for
@@ -22,6 +22,7 @@ def serve(port: int) -> int:
 
     assembly = assembly_for()
     local = LocalAws(port=port).start()
+    local.faults.firehose_failure_fraction = firehose_failures
     for report in deploy_assembly(assembly, local.session()):
         print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
     STATE_DIR.mkdir(exist_ok=True)
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--workdir", type=Path, default=ROOT, help="where build/ (results, report) goes (default: the repo)")
     up = commands.add_parser("serve", help="run a local AWS with the lab's stacks deployed")
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    up.add_argument(
+        "--firehose-failures", type=float, default=0.0, metavar="FRACTION",
+        help="fail this fraction of PutRecordBatch records (0-1), as Firehose does under throttling (default 0)",
+    )
     cdk = commands.add_parser("deploy", help="deploy the stacks into the running local AWS, like cdk deploy --all")
     cdk.add_argument("-c", "--context", action="append", default=[], help="fraudlab:key=value, as with cdk -c")
     args = parser.parse_args(argv)
@@ -81,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         from localaws.offline_lab import run_lab
 
         return run_lab(args.size, args.workdir.resolve())
-    return serve(args.port)
+    if not 0 <= args.firehose_failures <= 1:
+        parser.error("--firehose-failures takes a fraction between 0 and 1")
+    return serve(args.port, args.firehose_failures)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localaws import moto_fixes
 from localaws.cloudformation import resources as cloudformation_resources
 from localaws.cloudwatch.alarms import AlarmEvaluator
+from localaws.faults import FaultLayer, Faults
 from localaws.runtime.endpoints import EndpointHost
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.protocol import SageMakerLayer
@@ -49,11 +50,12 @@ class LocalAws:
         self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
         self.endpoints = EndpointHost(lambda region: self.session(region), network_environment=lambda: self.environment())
         self.alarms = AlarmEvaluator()
+        self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
 
     def start(self) -> "LocalAws":
         cloudformation_resources.register()
         moto_fixes.apply()
-        app = SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID)
+        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID), self.faults)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)

@@ -6,11 +6,13 @@ the request mirrored in /opt/ml/config/processingjobconfig.json, the cluster in
 
 Inputs:  --raw     gzip/plain NDJSON from Firehose (any depth of YYYY/MM/DD/HH folders)
          --labels  labels CSV files (transaction_id,is_fraud,fraud_scenario,label_available_at)
+Bad data never fails the job: every rejected record, label and unreadable object is
+quarantined by reason (validation.py, labels.py) and counted, and the good ones go on.
 Outputs: --output  train/ validation/ test/   CSV, label first, no header (built-in XGBoost)
                    test-ids/                  transaction_id,timestamp,is_fraud,fraud_scenario per test row
                    baseline/baseline.csv      training features with header (drift baseline)
                    schema/feature_schema.json features, split cut-offs, counts
-         --quarantine  <reason>.jsonl + counts.json: every rejected record and why
+         --quarantine  <reason>.jsonl + counts.json: every rejected record, label and object, and why
 
 Split by time, never at random: validation and test are strictly later than train, as a
 deployed model only ever scores the future. Labels: features lag terminal fraud by
@@ -42,7 +44,8 @@ import pyarrow.csv as pa_csv
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the container's code dir is flat
 
 from features import DESCRIPTIONS, FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features  # noqa: E402
-from validation import parse_utc, read_transactions, string_codes  # noqa: E402
+from labels import Labels, keep_known_transactions, read_labels  # noqa: E402
+from validation import Transactions, read_transactions  # noqa: E402
 
 # Where the container's /opt/ml is; the local runner points it at a scratch directory.
 OPT_ML = Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
@@ -93,24 +96,6 @@ def require_replicated_raw_input(raw_dir: Path, hosts: int) -> None:
 
 
 # --- labels ---------------------------------------------------------------------------------
-
-
-def read_labels(labels_dir: Path, as_of: pd.Timestamp) -> pa.Table:
-    """Labels known at `as_of`, one per transaction (the latest delivery wins)."""
-    files = sorted(p for p in labels_dir.rglob("*.csv") if p.is_file())
-    if not files:
-        return pa.table({"transaction_id": pa.array([], pa.string()), "is_fraud": pa.array([], pa.int64()), "fraud_scenario": pa.array([], pa.string())})
-    types = {"transaction_id": pa.string(), "fraud_scenario": pa.string(), "label_available_at": pa.string()}
-    labels = pa.concat_tables(
-        [pa_csv.read_csv(p, convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True)) for p in files],
-        promote_options="default",
-    )
-    known = (parse_utc(labels.column("label_available_at")) <= as_of).to_numpy()
-    labels = labels.filter(pa.array(known))
-    ids = string_codes(labels.column("transaction_id"))
-    _, last_reversed = np.unique(ids[::-1], return_index=True)
-    latest = np.sort(len(ids) - 1 - last_reversed)
-    return labels.take(pa.array(latest)).select(["transaction_id", "is_fraud", "fraud_scenario"])
 
 
 def join_labels(transaction_ids: pd.Series, labels: pa.Table) -> tuple[pd.Series, pd.Series]:
@@ -221,12 +206,20 @@ def significant_digits(values: np.ndarray, digits: int = 6) -> np.ndarray:
     return rounded
 
 
-def write_quarantine(directory: Path, rejected: dict[str, list[str]]) -> dict[str, int]:
+def write_quarantine(directory: Path, landed: Transactions, labels: Labels) -> dict[str, int]:
+    """One <reason>.jsonl per reason that has entries, and counts.json with every reason."""
+    entries: dict[str, list[dict]] = {}
+    for reason, lines in landed.rejected.items():
+        entries[reason] = [{"reason": reason, "record": line} for line in lines]
+    entries["corrupt_object"] = [{"reason": "corrupt_object", **item} for item in landed.corrupt_objects]
+    for reason, rows in labels.rejected.items():
+        entries[reason] = [{"reason": reason, "record": row} for row in rows]
+    entries["label_bad_file"] = [{"reason": "label_bad_file", **item} for item in labels.bad_files]
     directory.mkdir(parents=True, exist_ok=True)
-    counts = {reason: len(lines) for reason, lines in rejected.items()}
-    for reason, lines in rejected.items():
-        if lines:
-            (directory / f"{reason}.jsonl").write_text("".join(json.dumps({"reason": reason, "record": line}) + "\n" for line in lines))
+    for reason, items in entries.items():
+        if items:
+            (directory / f"{reason}.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
+    counts = {**landed.counts(), **labels.counts()}
     (directory / "counts.json").write_text(json.dumps(counts, indent=2))
     return counts
 
@@ -239,21 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     as_of = pd.Timestamp(args.as_of, tz="UTC") if args.as_of else pd.Timestamp.now(tz="UTC")
 
     with ThreadPoolExecutor(1) as background:
-        known_labels = background.submit(read_labels, args.labels, as_of)  # arrow's C code: overlaps the stream's reading
-        landed = read_transactions(args.raw)
-        tx, rejected = landed.frame, landed.rejected
-        if tx.empty:
-            raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read): stream some first (step 01)")
-        is_fraud, scenario = join_labels(tx["transaction_id"], known_labels.result())
+        reading = background.submit(read_labels, args.labels, as_of)  # arrow's C code: overlaps the stream's reading
+        landed = read_transactions(args.raw, not_after=as_of)
+        labels = reading.result()
+    tx = landed.frame
+    keep_known_transactions(labels, pa.array(tx["transaction_id"].array) if len(tx) else pa.array([], pa.string()))
+    quarantine_counts = {**landed.counts(), **labels.counts()}
+    if host_index == 0:  # every host saw the same input; one report is enough
+        quarantine_counts = write_quarantine(args.quarantine, landed, labels)
+    if tx.empty:
+        rejected = ", ".join(f"{reason} {count}" for reason, count in quarantine_counts.items() if count) or "none"
+        raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read; quarantined: {rejected}): stream some first (step 01)")
+    is_fraud, scenario = join_labels(tx["transaction_id"], labels.table)
     features = build_features(tx, is_fraud.fillna(0), threads=2)
 
     split, first_cut, second_cut = time_split(tx["timestamp"], args.train_fraction, args.validation_fraction)
     mine = (host_of(tx["customer_id"], hosts) == host_index) & is_fraud.notna().to_numpy()
     counts = write_outputs(args.output, host, tx, features, is_fraud, split, scenario, mine)
 
-    quarantine_counts = {reason: len(r) for reason, r in rejected.items()}
-    if host_index == 0:  # every host saw the same input; one report is enough
-        quarantine_counts = write_quarantine(args.quarantine, rejected)
+    if host_index == 0:
         schema = {
             "label": "is_fraud",
             "features": [{"name": name, "type": "float", "description": DESCRIPTIONS[name]} for name in FEATURE_COLUMNS],
@@ -261,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             "label_delay_days": LABEL_DELAY_DAYS,
             "labels_known_as_of": as_of.isoformat(),
             "split": {"validation_from": first_cut.isoformat(), "test_from": second_cut.isoformat()},
-            "rows": {"read": landed.lines, "valid": len(tx), "labelled": int(is_fraud.notna().sum()), "quarantined": quarantine_counts},
+            "rows": {
+                "read": landed.lines, "valid": len(tx), "labelled": int(is_fraud.notna().sum()),
+                "labels_not_yet_known": labels.not_yet_known, "quarantined": quarantine_counts,
+            },
             "splits": {
                 name: {"rows": int(((split == name) & is_fraud.notna()).sum()), "fraud": int(is_fraud[split == name].sum())}
                 for name in SPLITS

@@ -9,11 +9,16 @@ own. Either way every non-blank line ends as exactly one valid row or one reject
 Rules, first reason wins: `bad_json` (not a JSON object) > `missing_field` (a required
 field absent or null) > `wrong_type` (a number that is not a finite number, a string that
 is empty or not a string, is_international not 0/1, a timestamp that is not ISO 8601) >
-`negative_amount` > `duplicate` (a transaction_id seen before, in file and line order).
+`negative_amount` > `future_timestamp` (after the reader's `not_after`: a clock that is
+wrong, not a payment to learn from) > `conflicting_duplicate` (a transaction_id that
+several otherwise valid records carry with different contents: every copy is rejected,
+since nothing says which is right). Identical copies of one record (a resent batch) are
+kept once and counted as `duplicate`, not quarantined. An object that cannot be decoded
+at all (truncated or damaged gzip) is rejected whole as `corrupt_object`, by name, with
+the lines that could be salvaged; the others are read as if it were not there.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import math
@@ -31,7 +36,7 @@ import pyarrow.json as pa_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the container's code dir is flat
 
-from records import GZIP_MAGIC, decode_object  # noqa: E402
+from records import CorruptObject, decode_object, gunzip  # noqa: E402
 
 SCHEMA = pa.schema([
     ("transaction_id", pa.string()),
@@ -48,7 +53,9 @@ SCHEMA = pa.schema([
 STRING_FIELDS = ("transaction_id", "customer_id", "terminal_id", "merchant_category", "device_fingerprint")
 NUMBER_FIELDS = ("amount", "location_distance_km", "time_since_last_txn_hours")
 REQUIRED_FIELDS = tuple(SCHEMA.names)
-REASONS = ("bad_json", "missing_field", "wrong_type", "negative_amount", "duplicate")
+REASONS = ("bad_json", "missing_field", "wrong_type", "negative_amount", "future_timestamp", "conflicting_duplicate", "duplicate")
+QUARANTINED = REASONS[:-1]  # an identical copy is only counted: the record itself is kept
+CORRUPT_OBJECT = "corrupt_object"
 NAT = np.iinfo(np.int64).min  # how numpy spells "not a time" in int64
 VALID = -1  # reason code of a row that passed every check; others index REASONS
 
@@ -63,8 +70,14 @@ class Transactions:
     """Valid transactions sorted by (timestamp, transaction_id), the rejected lines by reason."""
 
     frame: pd.DataFrame  # REQUIRED_FIELDS; timestamp tz-aware UTC, numbers float, is_international int
-    rejected: dict[str, list[str]] = field(default_factory=dict)
-    lines: int = 0  # non-blank lines read
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # QUARANTINED reason -> lines
+    lines: int = 0  # non-blank lines read (of readable objects)
+    duplicates: int = 0  # identical copies dropped
+    corrupt_objects: list[dict] = field(default_factory=list)  # {"object", "error", "salvaged"}
+
+    def counts(self) -> dict[str, int]:
+        """Every reason with its count: records, except corrupt_object (objects)."""
+        return {**{r: len(self.rejected.get(r, [])) for r in QUARANTINED}, "duplicate": self.duplicates, CORRUPT_OBJECT: len(self.corrupt_objects)}
 
 
 @dataclass
@@ -72,35 +85,43 @@ class _Batch:
     table: pa.Table  # SCHEMA, one row per non-blank line (nulls where a record was unusable)
     reason: np.ndarray  # int8 per row: VALID or an index into REASONS
     source: Path | bytes | list[str]  # where the lines can be read back for quarantine
+    name: str = ""  # the object's name (path under the raw directory, or S3 key)
+    corrupt: CorruptObject | None = None  # set when the object could not be decoded at all
     timestamps: np.ndarray = field(init=False)  # int64 ns since the epoch, NAT where not a time
 
     def __post_init__(self) -> None:
         self.timestamps = _classify(self.table, self.reason)  # in the reading thread, beside the next object
 
 
-def read_transactions(raw_dir: Path) -> Transactions:
+def read_transactions(raw_dir: Path, not_after: pd.Timestamp | None = None) -> Transactions:
     """Every object under `raw_dir` (any depth, sorted by path), gzip or plain. Two objects
     at a time: gunzip and pyarrow release the GIL."""
     paths = sorted(p for p in raw_dir.rglob("*") if p.is_file())
     with ThreadPoolExecutor(2) as pool:
-        return validate_batches(list(pool.map(lambda path: _parse_object(path.read_bytes(), path), paths)))
+        batches = pool.map(lambda path: _parse_object(path.read_bytes(), path, str(path.relative_to(raw_dir))), paths)
+        return validate_batches(list(batches), not_after)
 
 
-def validate_objects(bodies: list[bytes]) -> Transactions:
-    """The same rules over objects already in memory (e.g. read from S3)."""
-    return validate_batches([_parse_object(body, body) for body in bodies])
+def validate_objects(bodies: list[bytes], names: list[str] | None = None, not_after: pd.Timestamp | None = None) -> Transactions:
+    """The same rules over objects already in memory (e.g. read from S3, named by key)."""
+    names = names or [f"object {i + 1}" for i in range(len(bodies))]
+    return validate_batches([_parse_object(body, body, name) for body, name in zip(bodies, names)], not_after)
 
 
-def validate(lines: list[str]) -> Transactions:
+def validate(lines: list[str], not_after: pd.Timestamp | None = None) -> Transactions:
     """The same rules over lines already in memory (one object)."""
-    return validate_batches([_parse_object("\n".join(lines).encode(), list(lines))])
+    return validate_batches([_parse_object("\n".join(lines).encode(), list(lines), "lines")], not_after)
 
 
-def validate_batches(batches: list[_Batch]) -> Transactions:
+def validate_batches(batches: list[_Batch], not_after: pd.Timestamp | None = None) -> Transactions:
+    corrupt = [{"object": b.name, "error": str(b.corrupt), "salvaged": b.corrupt.salvaged} for b in batches if b.corrupt]
+    batches = [b for b in batches if not b.corrupt]
     table = pa.concat_tables([b.table for b in batches]) if batches else SCHEMA.empty_table()
     reason = np.concatenate([b.reason for b in batches]) if batches else np.empty(0, np.int8)
     nanoseconds = np.concatenate([b.timestamps for b in batches]) if batches else np.empty(0, np.int64)
-    _mark_duplicates(table.column("transaction_id"), reason)
+    if not_after is not None:
+        reason[(reason == VALID) & (nanoseconds > pd.Timestamp(not_after).value)] = REASONS.index("future_timestamp")
+    _mark_duplicates(table, nanoseconds, reason)
 
     valid = reason == VALID
     valid_rows = table.filter(pa.array(valid))
@@ -110,15 +131,18 @@ def validate_batches(batches: list[_Batch]) -> Transactions:
     keys = pa.table({"timestamp": nanoseconds[valid], "transaction_id": valid_rows.column("transaction_id")})
     order = pc.sort_indices(keys, sort_keys=[("timestamp", "ascending"), ("transaction_id", "ascending")]).to_numpy()
     frame = frame.iloc[order].reset_index(drop=True)
-    return Transactions(frame, _rejected_lines(batches, reason), len(reason))
+    duplicates = int((reason == REASONS.index("duplicate")).sum())
+    return Transactions(frame, _rejected_lines(batches, reason), len(reason), duplicates, corrupt)
 
 
 # --- parsing one object ---------------------------------------------------------------------
 
 
-def _parse_object(body: bytes, source: Path | bytes | list[str]) -> _Batch:
-    if body[:2] == GZIP_MAGIC:
-        body = gzip.decompress(body)
+def _parse_object(body: bytes, source: Path | bytes | list[str], name: str) -> _Batch:
+    try:
+        body = gunzip(body)
+    except CorruptObject as error:
+        return _Batch(SCHEMA.empty_table(), np.empty(0, np.int8), source, name, error)
     rows = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
     # pyarrow skips blank lines and reads `{..}{..}` as two rows: with no blank line, equal
     # counts mean row i is line i, so a rejected row can be quarantined as its own line.
@@ -126,10 +150,10 @@ def _parse_object(body: bytes, source: Path | bytes | list[str]) -> _Batch:
         try:
             table = pa_json.read_json(io.BytesIO(body), read_options=_ONE_THREAD, parse_options=_PARSE)
             if table.num_rows == rows:
-                return _Batch(table, np.full(rows, VALID, np.int8), source)
+                return _Batch(table, np.full(rows, VALID, np.int8), source, name)
         except (pa.ArrowInvalid, UnicodeDecodeError):
             pass
-    return _parse_lines(decode_object(body), source)
+    return _parse_lines(decode_object(body), source, name)
 
 
 def _has_blank_line(body: bytes) -> bool:
@@ -139,7 +163,7 @@ def _has_blank_line(body: bytes) -> bool:
     return not first.strip() or (tail != b"" and not tail.strip()) or _BLANK_INNER_LINE.search(body) is not None
 
 
-def _parse_lines(lines: list[str], source: Path | bytes | list[str]) -> _Batch:
+def _parse_lines(lines: list[str], source: Path | bytes | list[str], name: str) -> _Batch:
     """json.loads per line; each record's fields typed on their own."""
     columns: dict[str, list] = {name: [] for name in REQUIRED_FIELDS}
     reason = np.full(len(lines), VALID, np.int8)
@@ -148,7 +172,7 @@ def _parse_lines(lines: list[str], source: Path | bytes | list[str]) -> _Batch:
         reason[row] = code
         for name in REQUIRED_FIELDS:
             columns[name].append(values.get(name))
-    return _Batch(pa.table(columns, schema=SCHEMA), reason, source)
+    return _Batch(pa.table(columns, schema=SCHEMA), reason, source, name)
 
 
 def _typed_record(line: str) -> tuple[dict, int]:
@@ -217,31 +241,43 @@ def _nanoseconds(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return nanoseconds
 
 
-def _mark_duplicates(ids: pa.ChunkedArray, reason: np.ndarray) -> None:
-    """A valid row whose transaction_id an earlier valid row already has is a duplicate."""
+def _mark_duplicates(table: pa.Table, nanoseconds: np.ndarray, reason: np.ndarray) -> None:
+    """Among valid rows sharing a transaction_id: all conflicting if any field differs from
+    the first copy's, else every copy after the first is an identical duplicate."""
     valid = np.flatnonzero(reason == VALID)
-    codes = string_codes(ids.take(pa.array(valid)))
-    _, first = np.unique(codes, return_index=True)
+    codes = string_codes(table.column("transaction_id").take(pa.array(valid)))
+    _, first, group = np.unique(codes, return_index=True, return_inverse=True)
     repeated = np.ones(len(valid), bool)
     repeated[first] = False
-    reason[valid[repeated]] = REASONS.index("duplicate")
+    if not repeated.any():
+        return
+    # Compare only the repeated rows with their group's first copy (few, usually).
+    rows, firsts = valid[repeated], valid[first[group[repeated]]]
+    differs = nanoseconds[rows] != nanoseconds[firsts]
+    for name in REQUIRED_FIELDS:
+        if name != "timestamp":
+            column = table.column(name)
+            differs |= ~_array(pc.equal(column.take(pa.array(rows)), column.take(pa.array(firsts))), fill=False)
+    conflicting = np.isin(group, group[repeated][differs])
+    reason[valid[repeated & ~conflicting]] = REASONS.index("duplicate")
+    reason[valid[conflicting]] = REASONS.index("conflicting_duplicate")
 
 
 def _rejected_lines(batches: list[_Batch], reason: np.ndarray) -> dict[str, list[str]]:
     """The source line of every rejected row, by reason, in file and line order (an object
     with rejections is decoded a second time: cheaper than keeping every line in memory)."""
-    rejected: dict[str, list[str]] = {name: [] for name in REASONS}
-    start = 0
+    rejected: dict[str, list[str]] = {name: [] for name in QUARANTINED}
+    start, kept = 0, (VALID, REASONS.index("duplicate"))
     for batch in batches:
         codes = reason[start : start + batch.table.num_rows]
         start += batch.table.num_rows
-        if (codes == VALID).all():
+        if np.isin(codes, kept).all():
             continue
         if isinstance(batch.source, list):
             lines = batch.source
         else:
             lines = decode_object(batch.source if isinstance(batch.source, bytes) else batch.source.read_bytes())
-        for row in np.flatnonzero(codes != VALID):
+        for row in np.flatnonzero(~np.isin(codes, kept)):
             rejected[REASONS[codes[row]]].append(lines[row])
     return rejected
 

@@ -70,7 +70,7 @@ def test_stream_step_lands_every_record_and_reruns_without_duplicates(local_aws,
     env = isolated_env(**server.environment())
     first = run_step("01_stream_transactions.py", env, "--count", "2500", "--seed", "42", "--corrupt", "20", cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert re.search(r"^  2520 +0 +0 +6$", first.stdout, re.MULTILINE), first.stdout  # sent, retried, failed, calls
+    assert re.search(r"^  2520 +0 +0 +0 +6$", first.stdout, re.MULTILINE), first.stdout  # sent, retried, failed, not sent, calls
     assert "all 2,500 records of this batch landed in S3 (0 unexpected duplicates)" in first.stdout
 
     labels = server.session().client("s3").get_object(Bucket=outputs["LabBucketName"], Key="labels/seed42-n2500/labels.csv")
@@ -79,7 +79,7 @@ def test_stream_step_lands_every_record_and_reruns_without_duplicates(local_aws,
 
     again = run_step("01_stream_transactions.py", env, "--count", "2500", "--seed", "42", "--corrupt", "20", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "streamed before, verifying only" in again.stdout
+    assert "every record of this batch has landed already; nothing is resent" in again.stdout
     assert "(0 unexpected duplicates)" in again.stdout
     figures = json.loads((tmp_path / "build/lab-results/01_stream_transactions.json").read_text())
     assert (figures["records_landed"], figures["duplicate_records"]) == (2500, 0)

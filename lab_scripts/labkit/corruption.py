@@ -6,7 +6,8 @@ import json
 
 import pandas as pd
 
-KINDS = ("bad_json", "missing_field", "wrong_type", "negative_amount", "duplicate")
+KINDS = ("bad_json", "missing_field", "wrong_type", "negative_amount", "future_timestamp", "duplicate")
+FUTURE = pd.DateOffset(years=5)  # a device clock years ahead: after any as-of the job uses
 
 
 def corrupted_records(transactions: pd.DataFrame, count: int) -> tuple[list[bytes], int]:
@@ -29,6 +30,8 @@ def corrupted_records(transactions: pd.DataFrame, count: int) -> tuple[list[byte
             row["amount"] = f"{row['amount']:.2f}"  # a string where a number belongs
         elif kind == "negative_amount":
             row["amount"] = -abs(row["amount"])
+        elif kind == "future_timestamp":
+            row["timestamp"] = (pd.Timestamp(row["timestamp"]) + FUTURE).strftime("%Y-%m-%dT%H:%M:%SZ")
         else:
             duplicates += 1  # the same record delivered twice, as retries can do
         records.append(json.dumps(row, separators=(",", ":")).encode() + b"\n")

@@ -6,6 +6,7 @@ from typing import Callable
 
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
@@ -25,7 +26,7 @@ def explain(error: Exception) -> str | None:
         return "no AWS credentials: run `aws configure` (or `make local-up` and `source .localaws/env` to work offline)"
     if isinstance(error, NoRegionError):
         return "no AWS region: set AWS_REGION (e.g. export AWS_REGION=us-east-1) or run `aws configure`"
-    if isinstance(error, EndpointConnectionError):
+    if isinstance(error, (EndpointConnectionError, ConnectionClosedError)):
         return f"cannot reach {error.kwargs.get('endpoint_url')}: check AWS_ENDPOINT_URL / network (offline: `make local-up`)"
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")

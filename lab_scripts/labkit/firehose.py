@@ -3,6 +3,8 @@
 PutRecordBatch is not all-or-nothing: it can return HTTP 200 with FailedPutCount > 0,
 and the caller must resend exactly the failed entries (in order) or lose them. That is
 the bug the hands-on article's loop of put_record calls never meets, and an exam topic.
+A batch still failing after every attempt means the stream is unhealthy: sending stops
+there, and the caller learns which records were accepted (to resume without resending).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class SendSummary:
     retried: int = 0  # record resends after a partial failure or throttled call
     calls: int = 0
     failed: list[bytes] = field(default_factory=list)  # given up after max_attempts
+    unsent: int = 0  # records never tried: sending stopped at the batch that failed
 
 
 def batches(records: Iterable[bytes], max_records: int = MAX_RECORDS_PER_CALL) -> Iterator[list[bytes]]:
@@ -53,13 +56,17 @@ def send_records(
     *,
     batch_size: int = MAX_RECORDS_PER_CALL,
     max_attempts: int = 8,
-    on_progress: Callable[[int], None] = lambda accepted: None,
+    on_accepted: Callable[[list[int]], None] = lambda indices: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendSummary:
-    """Deliver every record at most once per success; failures after max_attempts are returned."""
-    summary = SendSummary()
-    for batch in batches(records, batch_size):
-        pending = batch
+    """Deliver every record at most once per success. `on_accepted` gets the input positions
+    of the records each call got accepted; failures after max_attempts are returned and the
+    records after them counted as unsent."""
+    summary, offset = SendSummary(), 0
+    all_batches = batches(records, batch_size)
+    for batch in all_batches:
+        pending = list(enumerate(batch, start=offset))
+        offset += len(batch)
         for attempt in range(1, max_attempts + 1):
             if attempt > 1:
                 summary.retried += len(pending)
@@ -68,19 +75,22 @@ def send_records(
             summary.calls += 1
             try:
                 response = firehose.put_record_batch(
-                    DeliveryStreamName=stream_name, Records=[{"Data": data} for data in pending]
+                    DeliveryStreamName=stream_name, Records=[{"Data": data} for _, data in pending]
                 )
             except ClientError as error:
                 if error.response["Error"]["Code"] in RETRYABLE_CALL_ERRORS:
                     continue
                 raise
             # Entries come back in request order; only those with an ErrorCode failed.
-            failed = [data for data, entry in zip(pending, response["RequestResponses"]) if entry.get("ErrorCode")]
-            accepted = len(pending) - len(failed)
-            summary.sent += accepted
-            on_progress(accepted)
-            pending = failed
+            outcome = list(zip(pending, response["RequestResponses"]))
+            accepted = [index for (index, _), entry in outcome if not entry.get("ErrorCode")]
+            summary.sent += len(accepted)
+            on_accepted(accepted)
+            pending = [item for item, entry in outcome if entry.get("ErrorCode")]
             if not pending:
                 break
-        summary.failed.extend(pending)
+        if pending:
+            summary.failed.extend(data for _, data in pending)
+            summary.unsent = sum(len(rest) for rest in all_batches)
+            break
     return summary

@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from processing.records import GZIP_MAGIC, decode_object
+from processing.records import GZIP_MAGIC, CorruptObject, decode_object
 
 
 @dataclass
@@ -15,6 +15,7 @@ class Landed:
     transaction_ids: Counter = field(default_factory=Counter)
     unreadable_lines: int = 0
     gzip_objects: int = 0
+    corrupt_objects: list[str] = field(default_factory=list)  # keys of objects that are not readable gzip
 
     @property
     def records(self) -> int:
@@ -29,8 +30,12 @@ def read_landed(s3, bucket: str, prefix: str) -> Landed:
             partition = "/".join(item["Key"][len(prefix):].split("/")[:4])
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
             landed.gzip_objects += body[:2] == GZIP_MAGIC
-            lines = decode_object(body)
             landed.objects_per_partition[partition] += 1
+            try:
+                lines = decode_object(body)
+            except CorruptObject:  # step 02 quarantines it, with what can be salvaged
+                landed.corrupt_objects.append(item["Key"])
+                continue
             landed.records_per_partition[partition] += len(lines)
             for line in lines:
                 try:

@@ -9,22 +9,25 @@ import time
 import numpy as np
 import pandas as pd
 
+from processing.labels import validate_labels
 from processing.validation import validate_objects
 
 
 def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Every valid landed payment and its label (0/1, NaN if not known)."""
-    bodies = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=raw_prefix):
-        for item in page.get("Contents", []):
-            bodies.append(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-    transactions = validate_objects(bodies).frame  # the same validation as the processing job
-    labels = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="labels/"):
-        for item in page.get("Contents", []):
-            labels.append(pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()), dtype={"transaction_id": str}))
-    known = pd.concat(labels).drop_duplicates("transaction_id", keep="last").set_index("transaction_id")["is_fraud"] if labels else pd.Series(dtype=float)
+    """Every valid landed payment and its label known now (0/1, NaN if not known), by the
+    same rules as the processing job: bad records, unreadable objects and bad labels are
+    left out (step 02 reports them)."""
+    now = pd.Timestamp.now(tz="UTC")
+    objects = _objects(s3, bucket, raw_prefix)
+    transactions = validate_objects([body for _, body in objects], [key for key, _ in objects], not_after=now).frame
+    labels = validate_labels([(key, io.BytesIO(body)) for key, body in _objects(s3, bucket, "labels/") if key.endswith(".csv")], now)
+    known = pd.Series(labels.table.column("is_fraud").to_numpy(), index=labels.table.column("transaction_id").to_pandas(), dtype=float)
     return transactions, transactions["transaction_id"].map(known)
+
+
+def _objects(s3, bucket: str, prefix: str) -> list[tuple[str, bytes]]:
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]
+    return [(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
 
 
 def csv_body(rows: np.ndarray) -> str:
