@@ -3,6 +3,7 @@ work against, and `cdk deploy` into it."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -54,12 +55,43 @@ def deploy(context: list[str]) -> int:
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("AWS_ENDPOINT_URL is not set: `make local-up` and `source .localaws/env` first")
     assembly = assembly_for(overrides)
-    for report in deploy_assembly(assembly, boto3.Session()):
+    # boto3 reads AWS_DEFAULT_REGION; the AWS docs (and .localaws/env) also set AWS_REGION.
+    for report in deploy_assembly(assembly, boto3.Session(region_name=os.environ.get("AWS_REGION") or None)):
         print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
     return 0
 
 
+def explain(error: Exception) -> str | None:
+    """One actionable line for a condition a user can meet, else None (a bug: traceback)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    from localaws.cloudformation.deploy import DeployError
+
+    if isinstance(error, DeployError):
+        return f"deploy failed: {error}"
+    if isinstance(error, EndpointConnectionError):
+        return f"no local AWS at {error.kwargs.get('endpoint_url')}: start one with `make local-up`, then `source .localaws/env`"
+    if isinstance(error, (NoRegionError, NoCredentialsError)):
+        return f"{error}: `source .localaws/env` (written by `make local-up`) sets the local AWS's region and keys"
+    if isinstance(error, ClientError):
+        return f"{error.operation_name}: {error.response['Error'].get('Message', error)}"
+    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+        return "the port is in use: pick another with --port, or stop what listens on it (`make local-down`)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except Exception as error:  # noqa: BLE001 - only explained conditions are one line
+        message = explain(error)
+        if message is None:
+            raise
+        print(f"✗ {message}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="run every lab step offline and print a summary")

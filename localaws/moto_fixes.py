@@ -8,6 +8,7 @@ import gzip
 import json
 from typing import Any
 
+from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
@@ -22,6 +23,7 @@ _moto_update_model_package = SageMakerModelBackend.update_model_package
 _moto_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 _moto_create_model_response = SageMakerResponse.create_model
 _moto_model_from_cloudformation = Model.create_from_cloudformation_json
+_moto_delete_stack = CloudFormationBackend.delete_stack
 
 
 def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -126,7 +128,23 @@ def _model_from_cloudformation_keeping_isolation(cls, resource_name: str, cloudf
     return model
 
 
+def _delete_stack_releasing_exports(self: CloudFormationBackend, name_or_stack_id: str) -> None:
+    """moto drops a stack whose resource deletion raised (e.g. a VPC with dependencies) but
+    keeps its exports, so deploying the lab again after `cdk destroy` failed with "Export
+    names must be unique". A stack that is gone exports nothing."""
+    gone = [s for s in self.stacks.values() if name_or_stack_id in (s.stack_id, s.name)]
+    try:
+        _moto_delete_stack(self, name_or_stack_id)
+    finally:
+        for stack in gone:
+            if stack.stack_id not in self.stacks:
+                for name, export in list(self.exports.items()):
+                    if export.exporting_stack_id == stack.stack_id:
+                        del self.exports[name]
+
+
 def apply() -> None:
+    CloudFormationBackend.delete_stack = _delete_stack_releasing_exports
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed
     SageMakerModelBackend.update_model_package = _update_model_package_keeping_metadata

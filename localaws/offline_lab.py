@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -123,29 +124,47 @@ def _reason(completed: subprocess.CompletedProcess) -> str:
     return f"exit code {completed.returncode}: {lines[-1][:160]}" if lines else f"exit code {completed.returncode}"
 
 
+class LabInterrupted(Exception):
+    """Ctrl-C: the step running was stopped; `results` holds what ran, that step last."""
+
+    def __init__(self, results: list[StepResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
+INTERRUPTED = "interrupted (Ctrl-C): rerun `make lab`, or the step by hand"
+
+
 def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[StepResult]:
-    """Run the numbered steps in order; stop at the first failure (later steps need it)."""
-    results = []
-    for path in steps or sorted(STEPS_DIR.glob("[0-9][0-9]_*.py")):
-        started = time.monotonic()
-        print(f"\n### {path.stem}", flush=True)
-        completed = _run(path, step_arguments(path.stem, size), run)
-        ok = completed.returncode == 0
-        # A step that fails may still have recorded what it found (the audit does).
-        recorded = run.recorded(path.stem).get("key_figure", "")
-        key_figure = recorded if ok else "; ".join(filter(None, (_reason(completed), recorded)))
-        results.append(StepResult(path.stem, ok, time.monotonic() - started, key_figure))
-        if not ok:
-            break
-        if path.stem in AFTER_STEP:
-            label, command = AFTER_STEP[path.stem]
-            started = time.monotonic()
-            try:
-                figure = command(run)
-            except AfterStepError as error:
-                results.append(StepResult(label, False, time.monotonic() - started, str(error)))
+    """Run the numbered steps in order; stop at the first failure (later steps need it).
+    Ctrl-C stops the step running and raises LabInterrupted with what ran."""
+    results: list[StepResult] = []
+    current, started = "", time.monotonic()
+    try:
+        for path in steps or sorted(STEPS_DIR.glob("[0-9][0-9]_*.py")):
+            current, started = path.stem, time.monotonic()
+            print(f"\n### {path.stem}", flush=True)
+            completed = _run(path, step_arguments(path.stem, size), run)
+            ok = completed.returncode == 0
+            # A step that fails may still have recorded what it found (the audit does).
+            recorded = run.recorded(path.stem).get("key_figure", "")
+            key_figure = recorded if ok else "; ".join(filter(None, (_reason(completed), recorded)))
+            results.append(StepResult(path.stem, ok, time.monotonic() - started, key_figure))
+            if not ok:
                 break
-            results.append(StepResult(label, True, time.monotonic() - started, figure))
+            if path.stem in AFTER_STEP:
+                label, command = AFTER_STEP[path.stem]
+                current, started = label, time.monotonic()
+                try:
+                    figure = command(run)
+                except AfterStepError as error:
+                    results.append(StepResult(label, False, time.monotonic() - started, str(error)))
+                    break
+                results.append(StepResult(label, True, time.monotonic() - started, figure))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup that follows runs to its end
+        results.append(StepResult(current, False, time.monotonic() - started, INTERRUPTED))
+        raise LabInterrupted(results) from None
     return results
 
 
@@ -154,22 +173,27 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
     for stale in (workdir / RESULTS_DIR).glob("*.json"):
         stale.unlink()
     print("== Synthesize the CDK app (cdk-nag enforced; reused while its inputs are unchanged)", flush=True)
-    with LocalAws() as local:
-        # One synthesis for the whole lab: the endpoint and monitoring stacks for the model
-        # step 04 will approve (predictable offline) are in it, deployed only after step 04.
-        # The other stacks' templates do not depend on that ARN (tested).
-        overrides = {"fraudlab:modelPackageArn": predicted_package_arn(local.region)}
-        env = {**os.environ, **local.environment()}
-        run = LabRun(local, env, workdir, assembly_for(overrides), StepRunner(env))
-        base = {f"{_context('stackPrefix')}-{name}" for name in ("Network", "Data", "MLPlatform")}
-        print(f"== Local AWS at {local.endpoint_url}: deploying the stacks", flush=True)
-        for deployed in deploy_assembly(run.assembly, local.session(), only=base):
-            skipped = f", {len(deployed.not_emulated)} not emulated" if deployed.not_emulated else ""
-            print(f"✓ {deployed.name}: {len(deployed.created)} resources{skipped}", flush=True)
-        try:
-            results = run_steps(run, size)
-        finally:
-            run.steps.close()
+    interrupted = False
+    try:
+        with LocalAws() as local:
+            # One synthesis for the whole lab: the endpoint and monitoring stacks for the model
+            # step 04 will approve (predictable offline) are in it, deployed only after step 04.
+            # The other stacks' templates do not depend on that ARN (tested).
+            overrides = {"fraudlab:modelPackageArn": predicted_package_arn(local.region)}
+            env = {**os.environ, **local.environment()}
+            steps = StepRunner(env)
+            try:
+                run = LabRun(local, env, workdir, assembly_for(overrides), steps)
+                results = deploy_base_stacks(run)
+                if not results:  # deployed: the steps, in order
+                    results = run_steps(run, size)
+            finally:
+                steps.close()
+    except LabInterrupted as stop:
+        results, interrupted = stop.results, True
+    except KeyboardInterrupt:  # before the first step: synthesis or deployment
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        results, interrupted = [StepResult("set-up (synth, deploy)", False, time.monotonic() - started, INTERRUPTED)], True
     total = time.monotonic() - started
     print_summary(results, total)
     page = lab_report.build(
@@ -181,8 +205,22 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n✗ lab stopped at {failed[0].step}: {failed[0].key_figure} (its output is above)")
-        return 1
+        return 130 if interrupted else 1
     return 0
+
+
+def deploy_base_stacks(run: LabRun) -> list[StepResult]:
+    """`cdk deploy --all` before step 00 (network, data, platform); a failure as a result."""
+    started = time.monotonic()
+    base = {f"{_context('stackPrefix')}-{name}" for name in ("Network", "Data", "MLPlatform")}
+    print(f"== Local AWS at {run.local.endpoint_url}: deploying the stacks", flush=True)
+    try:
+        for deployed in deploy_assembly(run.assembly, run.local.session(), only=base):
+            skipped = f", {len(deployed.not_emulated)} not emulated" if deployed.not_emulated else ""
+            print(f"✓ {deployed.name}: {len(deployed.created)} resources{skipped}", flush=True)
+    except DeployError as error:
+        return [StepResult("cdk deploy (network, data, platform)", False, time.monotonic() - started, str(error))]
+    return []
 
 
 def print_summary(results: list[StepResult], total_seconds: float) -> None:

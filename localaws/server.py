@@ -11,6 +11,7 @@ import threading
 import boto3
 import requests
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.sagemaker.models import sagemaker_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -48,7 +49,10 @@ class LocalAws:
         self._runtime: RuntimeServer | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
         self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
-        self.endpoints = EndpointHost(lambda region: self.session(region), network_environment=lambda: self.environment())
+        self.endpoints = EndpointHost(
+            lambda region: self.session(region), network_environment=lambda: self.environment(),
+            exists=lambda region, name: name in sagemaker_backends[ACCOUNT_ID][region].endpoints,
+        )
         self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
 

@@ -11,6 +11,7 @@ by FRAUDLAB_STEP_RESULTS_FD, the child's pid, then its exit code, one line each.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
@@ -51,7 +52,11 @@ class StepRunner:
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
             pid = int(self._line())
-            code = self._line(timeout)
+            try:
+                code = self._line(timeout)
+            except KeyboardInterrupt:
+                self._stop_interrupted(pid)
+                raise
             if code is None:
                 os.kill(pid, signal.SIGKILL)
                 self._line()
@@ -60,6 +65,17 @@ class StepRunner:
                 [sys.executable, str(script), *arguments], int(code),
                 stdout.read_text(errors="replace") if capture_stdout else None, stderr.read_text(errors="replace"),
             )
+
+    def _stop_interrupted(self, pid: int) -> None:
+        """Ctrl-C reaches the step too (one process group): let it stop its own way (it
+        says what to rerun), tell it if the signal came to this process alone, kill it last."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        for send in (None, signal.SIGINT, signal.SIGKILL):
+            if send is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, send)
+            if self._line(5) is not None:
+                return
 
     def _line(self, timeout: float | None = None) -> str | None:
         """The next line from the zygote, or None if none came within `timeout` seconds."""

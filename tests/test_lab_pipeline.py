@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from labkit import drift
 from localaws.cloudformation.deploy import deploy_assembly
-from localaws.server import ACCOUNT_ID, LocalAws
+from localaws.server import ACCOUNT_ID
 from moto.sns.models import sns_backends
 from localaws.cloudformation.synth import assembly_for
 from tests.helpers import ROOT, isolated_env, run_step
@@ -190,15 +190,6 @@ def test_approval_decision_both_ways():
     assert status == "PendingManualApproval" and "0.320 < 0.5" in reason
 
 
-def test_training_needs_features_first(assembly, tmp_path):
-    """A freshly deployed lab with no data: step 03 says which step to run, in one line."""
-    with LocalAws(region="eu-west-2") as server:
-        deploy_assembly(assembly, server.session())
-        result = run_step("03_train_model.py", isolated_env(**server.environment()), cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "✗ no features yet: run lab_scripts/02_feature_engineering.py first"
-
-
 def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, outputs):
     server, _, cwd, runs = pipeline
     figures = results_of(cwd, "07_monitor_drift")
@@ -217,3 +208,18 @@ def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["LabBucketName"], Prefix="monitoring/reports/")["Contents"]]
     assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
     assert "No data" not in runs["07_monitor_drift.py"].stdout
+
+
+def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
+    """Regression: the serving container outlived `cdk destroy`: InvokeEndpoint on the deleted
+    endpoint answered 200. (Last in this module: it takes the endpoint away.)"""
+    server, _, _, _ = pipeline
+    name = endpoint_name(server)
+    process = server.endpoints.hosted(server.region, name).container.process
+    cloudformation = server.session().client("cloudformation")
+    for stack in ("FraudLab-Monitoring", "FraudLab-Endpoint"):
+        cloudformation.delete_stack(StackName=stack)
+    process.wait(timeout=30)  # stopped by the local AWS, without any call naming the endpoint
+    with pytest.raises(ClientError) as gone:
+        server.session().client("sagemaker-runtime").invoke_endpoint(EndpointName=name, ContentType="text/csv", Body="1")
+    assert gone.value.response["Error"]["Code"] == "ValidationError" and "not found" in str(gone.value)

@@ -38,7 +38,13 @@ def stack_status(session: boto3.Session, name: str) -> str | None:
 
 
 def stack_outputs(session: boto3.Session, name: str) -> dict[str, str]:
-    stack = client(session, "cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    """The stack's outputs; none when it does not exist (the step says what to deploy)."""
+    try:
+        stack = client(session, "cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" in error.response["Error"].get("Message", ""):
+            return {}
+        raise
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 

@@ -10,6 +10,7 @@ does. Requests reach gunicorn over its unix socket, where the image's nginx woul
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import os
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localaws.runtime import image_env
+from localaws.runtime.reaper import REAPER
 
 SERVE = "xgboost_serving"  # the image's `serve` console script (glue/xgboost_serving.py)
 HEALTH_CHECK_TIMEOUT_SECONDS = 180.0
@@ -132,8 +134,11 @@ class ServingContainer:
         except ProcessLookupError:
             pass  # nothing of it left
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
+        self.process.wait()
+        REAPER.release(self.process.pid)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -182,6 +187,7 @@ def start_serving_container(
             cwd=workdir, env=image_env.container_environment(variables, opt_ml),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    REAPER.watch(process.pid)
     container = ServingContainer(name, workdir, process, network_isolation and not isolation_note, isolation_note)
     try:
         container.wait_healthy()

@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import random
+import sys
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import boto3
+from botocore.exceptions import ClientError
 
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container
 
@@ -56,14 +58,18 @@ class EndpointHost:
         self,
         session_for_region: Callable[[str], boto3.Session],
         network_environment: Callable[[], dict[str, str]] = dict,
+        exists: Callable[[str, str], bool] = lambda region, name: True,
     ) -> None:
         self._session_for_region = session_for_region
         self._network_environment = network_environment  # how a container with network reaches AWS
+        # Whether the endpoint still exists, however it was deleted (DeleteEndpoint, or the
+        # stack deleted by CloudFormation, which calls no API this host sees).
+        self._exists = exists
         self._endpoints: dict[tuple[str, str], HostedEndpoint] = {}
         self._starting: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._started = threading.Condition(self._lock)
-        self._flusher = threading.Thread(target=self._flush_periodically, name="capture-flush", daemon=True)
+        self._flusher = threading.Thread(target=self._housekeep, name="endpoint-housekeeping", daemon=True)
         self._flusher.start()
 
     def ensure(self, region: str, name: str) -> HostedEndpoint:
@@ -101,6 +107,9 @@ class EndpointHost:
 
     def invoke(self, region: str, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
         """(status, body, content type, variant) of one invocation."""
+        if not self._exists(region, name):
+            self.stop(region, name)
+            raise EndpointError(f"Endpoint {name} not found.")
         hosted = self.ensure(region, name)
         headers = {"Content-Type": content_type, "Accept": accept} if accept else {"Content-Type": content_type}
         try:
@@ -115,8 +124,12 @@ class EndpointHost:
         with self._lock:
             hosted = self._endpoints.pop((region, name), None)
         if hosted is not None:
-            self._flush(region, hosted, force=True)
-            hosted.container.stop()
+            try:
+                self._flush(region, hosted, force=True)
+            except ClientError:  # the capture bucket went with the stack: nothing to keep them in
+                pass
+            finally:
+                hosted.container.stop()
 
     def stop_all(self) -> None:
         for region, name in list(self._endpoints):
@@ -172,11 +185,18 @@ class EndpointHost:
         with self._lock:
             capture.lines.append((now, line))
 
-    def _flush_periodically(self) -> None:
+    def _housekeep(self) -> None:
+        """Flush captured requests; stop the containers of endpoints deleted meanwhile."""
         while True:
             time.sleep(CAPTURE_FLUSH_SECONDS / 2)
-            for (region, _), hosted in list(self._endpoints.items()):
-                self._flush(region, hosted)
+            for (region, name), hosted in list(self._endpoints.items()):
+                try:
+                    if self._exists(region, name):
+                        self._flush(region, hosted)
+                    else:
+                        self.stop(region, name)
+                except ClientError as error:  # keep housekeeping; say what was lost
+                    print(f"localaws: data capture of {name} not written: {error}", file=sys.stderr)
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
         capture = hosted.capture

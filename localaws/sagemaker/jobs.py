@@ -15,8 +15,10 @@ import contextlib
 import io
 import json
 import math
+import os
 import random
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -31,6 +33,7 @@ from typing import Any, Callable
 import boto3
 
 from localaws.runtime import image_env
+from localaws.runtime.reaper import REAPER
 
 OPT_ML = "/opt/ml"
 
@@ -92,7 +95,8 @@ class JobRunner:
         state.stop_requested.set()
         state.status = "Stopping"
         for process in state.processes:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the container's whole process group
         if state.kind == "tuning":  # its children are named after it
             for child, child_state in list(self.jobs.items()):
                 if child.startswith(f"{name}-") and child_state.kind == "training":
@@ -156,7 +160,7 @@ class JobRunner:
         state.processes = runs
         if state.stop_requested.is_set():  # stopped while its inputs were staged
             for process in runs:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
         timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         failures = []
         for host, process in zip(hosts, runs):
@@ -171,6 +175,9 @@ class JobRunner:
                     last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
                     failures.append(f"{host}: exit code {process.returncode}: {last[0]}")
             logs.put(f"{name}/{host}", output)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # anything the job left running in its group
+            REAPER.release(process.pid)
         if state.stop_requested.is_set():
             raise JobStopped
         if failures:
@@ -303,7 +310,11 @@ def _container_command(command: list[str], root: Path) -> list[str]:
 def _start_process(command: list[str], root: Path, environment: dict[str, str]) -> subprocess.Popen:
     # A container has only what the image and its job give it: nothing of this process's environment.
     env = image_env.container_environment(environment, opt_ml=root)
-    return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    REAPER.watch(process.pid)  # killed with the local AWS, however that ends
+    return process
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
