@@ -4,7 +4,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -209,6 +211,47 @@ def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, 
     assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
     assert "No data" not in runs["07_monitor_drift.py"].stdout
 
+
+def malformed_requests(count: int, seed: int = 13) -> list[tuple[bytes, str, str]]:
+    """(body, content type, accept) triples, each wrong in one of many ways."""
+    rng = random.Random(seed)
+    width = 25
+    number = lambda: repr(rng.uniform(-1e3, 1e3))  # noqa: E731
+    makers = [
+        lambda: (bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 400))), "text/csv", "application/json"),
+        lambda: (",".join(number() for _ in range(rng.choice([1, 24, 26, 50]))).encode(), "text/csv", "text/csv"),
+        lambda: (",".join(rng.choice(["abc", "1..2", "--3", "0x1G", "1e", "\u00e9"]) for _ in range(width)).encode(), "text/csv", "text/csv"),
+        lambda: (",".join(rng.choice(["nan", "inf", "-inf", "1e999", "NaN"]) for _ in range(width)).encode(), "text/csv", "application/json"),
+        lambda: (("\n".join(",".join(number() for _ in range(width)) for _ in range(3)) + "\n1,2").encode(), "text/csv", "text/csv"),
+        lambda: (json.dumps({"instances": [[number()] * rng.randint(0, 30)]})[: rng.randint(1, 60)].encode(), "application/json", "application/json"),
+        lambda: (json.dumps(rng.choice([[], {}, "x", 3, None, {"instances": "x"}, {"instances": [None]}, {"rows": []}])).encode(), "application/json", "application/json"),
+        lambda: (json.dumps({"instances": [["1"] * width]}).encode(), "application/json", "application/json"),
+        lambda: (("[" * rng.randint(100, 3000)).encode(), "application/json", "application/json"),
+        lambda: (",".join(["0"] * width).encode(), rng.choice(["image/png", "text/plain", "application/x-npy", "x"]), "application/json"),
+        lambda: (",".join(["0"] * width).encode(), "text/csv", rng.choice(["application/xml", "image/png", "text/html"])),
+        lambda: (b"", "text/csv", "application/json"),
+        lambda: (b"\xff\xfe" + ",".join(["0"] * width).encode("utf-16-le"), "text/csv", "text/csv"),
+    ]
+    return [makers[i % len(makers)]() for i in range(count)]
+
+
+def test_fuzzed_requests_never_get_a_5xx_and_the_endpoint_keeps_serving(pipeline):
+    """Through InvokeEndpoint, as a client would send them: 260 malformed bodies, then a good one."""
+    server, _, _, _ = pipeline
+    runtime = server.session().client("sagemaker-runtime")
+    good = ",".join(["0"] * 25)
+    before = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
+    statuses: Counter = Counter()
+    for body, content_type, accept in malformed_requests(260):
+        try:
+            runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType=content_type, Accept=accept, Body=body)
+            statuses[200] += 1
+        except ClientError as error:
+            statuses[error.response.get("OriginalStatusCode", error.response["ResponseMetadata"]["HTTPStatusCode"])] += 1
+    assert sum(statuses.values()) == 260 and not any(status >= 500 for status in statuses), statuses
+    assert set(statuses) - {200} <= {400, 406, 413, 415}, statuses
+    after = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
+    assert after == before
 
 def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
     """Regression: the serving container outlived `cdk destroy`: InvokeEndpoint on the deleted
