@@ -78,7 +78,8 @@ def main() -> int:
     check_identity(session)
     if not check_stacks(session):
         return 1
-    outputs = lab_outputs(session, "LabBucketName", "DeliveryStreamName", "RawPrefix", "SageMakerRoleArn")
+    roles = [f"{kind}RoleArn" for kind in ("Processing", "Training", "Serving", "Monitoring")]
+    outputs = lab_outputs(session, "LabBucketName", "DeliveryStreamName", "RawPrefix", *roles)
     failures = 0
     for check, args in (
         (check_bucket, (outputs["LabBucketName"], outputs["RawPrefix"])),
@@ -92,7 +93,9 @@ def main() -> int:
             failures += 1
     if failures:
         return 1
-    console.done(f"ready: SageMaker jobs will run as {outputs['SageMakerRoleArn'].split('/')[-1]}")
+    console.done("ready: each kind of SageMaker job runs as its own role, reaching only its own data:")
+    for role in roles:
+        console.note(f"{role.removesuffix('RoleArn').lower():<10} {outputs[role].split('/')[-1]}")
     show_cost(session.region_name)
     results.record(f"{len(stack_names())} stacks ready in {session.region_name}")
     return 0

@@ -62,6 +62,7 @@ def processing_request(name: str, args, outputs: dict[str, str], code_uri: str) 
     return isolated_processing_job(
         name,
         outputs,
+        role="Processing",
         script="feature_job.py",
         arguments=["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels"],
         inputs=[
@@ -120,7 +121,7 @@ def quarantined_total(counts: dict[str, int]) -> int:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "ProcessingRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
 
     previous = read_pointer(s3, bucket, POINTER)

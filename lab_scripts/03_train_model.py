@@ -72,7 +72,7 @@ def training_definition(args, outputs: dict[str, str], features_uri: str, image:
 
     definition = {
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-        "RoleArn": outputs["SageMakerRoleArn"],
+        "RoleArn": outputs["TrainingRoleArn"],
         "InputDataConfig": [channel("train"), channel("validation")],
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/models/", "KmsKeyId": outputs["KeyArn"]},
         "ResourceConfig": {"InstanceType": args.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 10, "VolumeKmsKeyId": outputs["KeyArn"]},
@@ -129,7 +129,7 @@ def tune(sagemaker, name: str, definition: dict, hyperparameters: dict) -> dict:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
+    outputs = lab_outputs(session, "LabBucketName", "TrainingRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
     features = read_pointer(s3, bucket, "features/latest.json")
     if features is None:

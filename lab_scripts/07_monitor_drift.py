@@ -74,6 +74,7 @@ def baseline_request(name: str, outputs: dict, monitoring: dict, features_job: s
     return isolated_processing_job(
         name,
         outputs,
+        role="Monitoring",
         script="drift_monitor.py",
         arguments=[
             "--mode", "baseline", "--reference", f"{CONTAINER}/input/reference", "--output", f"{CONTAINER}/output",
@@ -195,7 +196,7 @@ def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "SageMakerRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "MonitoringRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3 = outputs["LabBucketName"], client(session, "s3")
     endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if endpoint is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".localaws"
+INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 
 def serve(port: int, firehose_failures: float = 0.0) -> int:
@@ -117,7 +118,14 @@ def run(argv: list[str] | None = None) -> int:
             threading.Thread(target=importlib.import_module, args=("stacks.lab",), daemon=True).start()
         from localaws.offline_lab import run_lab
 
-        return run_lab(args.size, args.workdir.resolve())
+        code = run_lab(args.size, args.workdir.resolve())
+        if code == INTERRUPTED:
+            # Everything is stopped and reported. The CDK's Node process (if this run
+            # synthesized) got the Ctrl-C too; its exit hook would print a traceback about it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if not 0 <= args.firehose_failures <= 1:
         parser.error("--firehose-failures takes a fraction between 0 and 1")
     return serve(args.port, args.firehose_failures)

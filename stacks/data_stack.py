@@ -50,13 +50,6 @@ class DataStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
         )
-        Validations.of(access_logs).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-S1",
-                reason="This is the access-log destination; logging it into itself would loop.",
-            )
-        )
-
         self.bucket = s3.Bucket(
             self,
             "LabBucket",

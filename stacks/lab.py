@@ -91,7 +91,7 @@ def build_lab(app: App) -> dict[str, object]:
             tags=stack_tags,
             props=EndpointProps(
                 model_package_arn=config.model_package_arn,
-                role_arn_export=ml.role_arn_export,
+                role_arn_export=ml.role_arn_exports["Serving"],
                 bucket_arn_export=data.bucket_arn_export,
                 key_arn_export=data.key_arn_export,
                 subnet_ids=network.isolated_subnet_ids,
@@ -106,7 +106,7 @@ def build_lab(app: App) -> dict[str, object]:
                 alerts_topic_export=ml.alerts_topic_export,
             ),
         )
-        stacks["endpoint"].add_stack_dependency(ml, "imports the execution role, bucket and key by export name")
+        stacks["endpoint"].add_stack_dependency(ml, "imports the serving role, bucket and key by export name")
 
         # Drift monitoring watches the endpoint's captured traffic (none on serverless).
         if config.drift_monitor != "off" and not config.serverless:
@@ -122,7 +122,7 @@ def build_lab(app: App) -> dict[str, object]:
                     instance_type=config.monitor_instance_type,
                     stack_prefix=prefix,
                     feature_count=len(FEATURE_COLUMNS),
-                    role_arn_export=ml.role_arn_export,
+                    role_arn_export=ml.role_arn_exports["Monitoring"],
                     bucket_arn_export=data.bucket_arn_export,
                     key_arn_export=data.key_arn_export,
                     alerts_topic_export=ml.alerts_topic_export,

@@ -1,9 +1,28 @@
 """Where each kind of lab data lives in the lab bucket. IAM policies are scoped to these."""
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 RAW_PREFIX = "raw/transactions/"  # Firehose output: gzip NDJSON, YYYY/MM/DD/HH/ partitions
 RAW_ERRORS_PREFIX = "raw-errors/"  # Firehose delivery failures
 LABELS_PREFIX = "labels/"  # chargebacks (ground truth), delivered apart from the stream
 
-# What SageMaker jobs read, and what they write.
-SAGEMAKER_READ_PREFIXES = (RAW_PREFIX, LABELS_PREFIX, "code/", "features/", "models/", "capture/", "monitoring/")
-SAGEMAKER_WRITE_PREFIXES = ("features/", "models/", "evaluation/", "capture/", "monitoring/", "quarantine/")
+
+@dataclass(frozen=True)
+class JobAccess:
+    """What one kind of SageMaker job reads and writes in the lab bucket, and why."""
+
+    role: str  # construct id prefix and output name: <role>RoleArn
+    description: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+# One execution role per kind of job, each reaching only its own prefixes: the endpoint
+# cannot read raw payments or labels, the feature job cannot touch models.
+JOB_ACCESS = (
+    JobAccess("Processing", "FraudLab feature engineering (Processing jobs)", (RAW_PREFIX, LABELS_PREFIX, "code/"), ("features/", "quarantine/")),
+    JobAccess("Training", "FraudLab training and tuning jobs (built-in XGBoost)", ("features/", "models/checkpoints/"), ("models/",)),
+    JobAccess("Serving", "FraudLab real-time endpoint (model and data capture)", ("models/",), ("capture/",)),
+    JobAccess("Monitoring", "FraudLab drift baseline and monitor jobs", ("code/", "features/", "capture/", "monitoring/"), ("monitoring/",)),
+)

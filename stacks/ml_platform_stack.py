@@ -1,4 +1,4 @@
-"""ML platform: the SageMaker execution role, the model registry group, the alerts topic."""
+"""ML platform: one SageMaker execution role per kind of job, the model registry group, the alerts topic."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.images import XGBOOST, image_map
-from stacks.layout import SAGEMAKER_READ_PREFIXES, SAGEMAKER_WRITE_PREFIXES
+from stacks.layout import JOB_ACCESS, JobAccess
 from stacks.service_role import service_role
 
 METRICS_NAMESPACE = "FraudLab"
@@ -44,44 +44,17 @@ class MlPlatformStack(Stack):
         bucket = s3.Bucket.from_bucket_arn(self, "LabBucket", Fn.import_value(props.bucket_arn_export))
         key = kms.Key.from_key_arn(self, "LabKey", Fn.import_value(props.key_arn_export))
 
-        self.role, policy = service_role(
-            self,
-            "SageMakerExecutionRole",
-            "SageMakerExecutionPolicy",
-            service="sagemaker.amazonaws.com",
-            description="FraudLab processing, training, endpoints and monitoring jobs",
-            statements=_execution_statements(props, bucket, key),
-        )
-        Validations.of(policy).acknowledge(
-            *[
-                Acknowledgment(id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/{prefix}*]", reason=reason)
-                for prefix, reason in _prefix_reasons().items()
-            ],
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason=(
-                    "Only actions without resource-level permissions use '*': ecr:GetAuthorizationToken, "
-                    "ec2:Describe* for VPC placement, and cloudwatch:PutMetricData (limited by a "
-                    f"cloudwatch:namespace condition to {METRICS_NAMESPACE} and SageMaker's own job and endpoint namespaces)."
-                ),
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::ec2:Describe*]",
-                reason="SageMaker VPC placement reads VPCs, subnets, security groups and DHCP options; all read-only.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*]",
-                reason="SageMaker names job log groups and streams itself (/aws/sagemaker/ProcessingJobs etc.).",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-*]",
-                reason="Built-in algorithm images live in AWS-owned registries whose account differs per region.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
-                reason="SageMaker creates the job's ENIs with IDs unknown in advance; limited to this account and region.",
-            ),
-        )
+        self.roles: dict[str, iam.Role] = {}
+        for access in JOB_ACCESS:
+            self.roles[access.role], policy = service_role(
+                self,
+                f"{access.role}Role",
+                f"{access.role}Policy",
+                service="sagemaker.amazonaws.com",
+                description=access.description,
+                statements=_execution_statements(props, bucket, key, access),
+            )
+            Validations.of(policy).acknowledge(*_acknowledgements(props, access))
 
         # The group's name is part of every package ARN the later steps pass around.
         self.model_package_group = sagemaker.CfnModelPackageGroup(
@@ -127,10 +100,12 @@ class MlPlatformStack(Stack):
         if props.alert_email:
             self.alerts_topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
 
-        # Named export: the endpoint stack imports it, so adding that stack later does not
-        # change this one (a CDK-generated export would appear only then).
-        self.role_arn_export = f"{self.stack_name}-SageMakerRoleArn"
-        CfnOutput(self, "SageMakerRoleArn", value=self.role.role_arn, export_name=self.role_arn_export)
+        # Named exports: the endpoint and monitoring stacks import them, so adding those stacks
+        # later does not change this one (a CDK-generated export would appear only then).
+        self.role_arn_exports = {}
+        for name, role in self.roles.items():
+            self.role_arn_exports[name] = f"{self.stack_name}-{name}RoleArn"
+            CfnOutput(self, f"{name}RoleArn", value=role.role_arn, export_name=self.role_arn_exports[name])
         self.alerts_topic_export = f"{self.stack_name}-AlertsTopicArn"
         CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn, export_name=self.alerts_topic_export)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
@@ -138,32 +113,64 @@ class MlPlatformStack(Stack):
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
 
 
-def _prefix_reasons() -> dict[str, str]:
-    reasons = {}
-    for prefix in dict.fromkeys(SAGEMAKER_READ_PREFIXES + SAGEMAKER_WRITE_PREFIXES):
-        access = "read/write" if prefix in SAGEMAKER_WRITE_PREFIXES else "read-only"
-        reasons[prefix] = f"Jobs {access} objects they name at run time, only under the '{prefix}' prefix."
-    return reasons
+def _acknowledgements(props: MlPlatformProps, access: JobAccess) -> list[Acknowledgment]:
+    def mode(prefix: str) -> str:
+        return {(True, False): "read", (False, True): "write", (True, True): "read and write"}[(prefix in access.reads, prefix in access.writes)]
+
+    prefixes = [
+        Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/{prefix}*]",
+            reason=f"{access.role} jobs {mode(prefix)} objects they name at run time, only under the '{prefix}' prefix.",
+        )
+        for prefix in dict.fromkeys(access.reads + access.writes)
+    ]
+    return [
+        *prefixes,
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason=(
+                "Only actions without resource-level permissions use '*': ecr:GetAuthorizationToken, "
+                "ec2:Describe* calls for VPC placement, and cloudwatch:PutMetricData (limited by a "
+                "cloudwatch:namespace condition to SageMaker's own job and endpoint namespaces"
+                f"{' and ' + METRICS_NAMESPACE if access.role == 'Monitoring' else ''})."
+            ),
+        ),
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*]",
+            reason="SageMaker names job and endpoint log groups and streams itself (/aws/sagemaker/ProcessingJobs etc.).",
+        ),
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-*]",
+            reason="Built-in algorithm images live in AWS-owned registries whose account differs per region.",
+        ),
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
+            reason="SageMaker creates the job's ENIs with IDs unknown in advance; limited to this account and region.",
+        ),
+    ]
 
 
-def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.IKey) -> list[iam.PolicyStatement]:
+def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.IKey, access: JobAccess) -> list[iam.PolicyStatement]:
     region, account, partition = Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION
+    namespaces = [*SAGEMAKER_NAMESPACES, *([METRICS_NAMESPACE] if access.role == "Monitoring" else [])]
     return [
         iam.PolicyStatement(
             sid="ReadLabData",
             actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects(f"{p}*") for p in SAGEMAKER_READ_PREFIXES],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in access.reads],
         ),
         iam.PolicyStatement(
             sid="WriteLabOutputs",
             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-            resources=[bucket.arn_for_objects(f"{p}*") for p in SAGEMAKER_WRITE_PREFIXES],
+            resources=[bucket.arn_for_objects(f"{p}*") for p in access.writes],
         ),
         iam.PolicyStatement(
-            sid="ListLabPrefixes",
-            actions=["s3:ListBucket", "s3:GetBucketLocation"],
+            sid="ListOwnPrefixes",
+            actions=["s3:ListBucket"],
             resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in dict.fromkeys(access.reads + access.writes)]}},
         ),
+        iam.PolicyStatement(sid="LocateLabBucket", actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
         iam.PolicyStatement(
             sid="UseLabKey",
             actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey"],
@@ -209,7 +216,7 @@ def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.I
             sid="PublishLabMetrics",
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": [METRICS_NAMESPACE, *SAGEMAKER_NAMESPACES]}},
+            conditions={"StringEquals": {"cloudwatch:namespace": namespaces}},
         ),
     ]
 

@@ -101,12 +101,12 @@ class MonitoringStack(Stack):
         props = self.props
         code = s3_assets.Asset(self, "MonitorCode", path=str(MONITOR_CODE))
         code_file = Path(code.s3_object_key).name
-        sagemaker_role = iam.Role.from_role_arn(self, "SageMakerRole", self.role_arn)
+        monitoring_role = iam.Role.from_role_arn(self, "MonitoringRole", self.role_arn)
         # The job reads its code from the CDK assets bucket: exactly that object.
         iam.Policy(
             self,
             "ReadMonitorCode",
-            roles=[sagemaker_role],
+            roles=[monitoring_role],
             statements=[
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[code.bucket.arn_for_objects(code.s3_object_key)]),
                 iam.PolicyStatement(
@@ -288,7 +288,7 @@ class MonitoringStack(Stack):
         metrics_policy = iam.Policy(
             self,
             "PublishModelMonitorMetrics",
-            roles=[iam.Role.from_role_arn(self, "SageMakerRole", self.role_arn)],
+            roles=[iam.Role.from_role_arn(self, "MonitoringRole", self.role_arn)],
             statements=[
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],

@@ -36,7 +36,7 @@ def test_model_serves_the_package_in_the_vpc_with_network_isolation(endpoint):
     assert model["PrimaryContainer"] == {"ModelPackageName": ARN}
     assert model["EnableNetworkIsolation"] is True
     assert len(model["VpcConfig"]["Subnets"]) == 2 and len(model["VpcConfig"]["SecurityGroupIds"]) == 1
-    assert model["ExecutionRoleArn"] == {"Fn::ImportValue": "FraudLab-MLPlatform-SageMakerRoleArn"}
+    assert model["ExecutionRoleArn"] == {"Fn::ImportValue": "FraudLab-MLPlatform-ServingRoleArn"}
 
 
 def test_endpoint_config_encrypts_and_captures_both_content_types(endpoint):

@@ -201,7 +201,7 @@ def test_step_03_spot_tuning_keeps_max_wait_in_the_tuning_definition():
     from tests.test_lab_pipeline import load_step
 
     step = load_step("03_train_model.py")
-    outputs = {"LabBucketName": "b", "SageMakerRoleArn": ROLE, "KeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",
+    outputs = {"LabBucketName": "b", "TrainingRoleArn": ROLE, "KeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",
                "SecurityGroupId": "sg-1", "SubnetIds": "subnet-1,subnet-2"}
     definition, hyperparameters = step.training_definition(
         type("Args", (), {"spot": True, "instance_type": "ml.m5.large"})(), outputs, "s3://b/features/x", XGBOOST_IMAGE, 50.0)

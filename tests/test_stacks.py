@@ -163,29 +163,54 @@ def test_sagemaker_role_has_no_wildcard_action_on_wildcard_resource(templates):
                 )
 
 
-def test_sagemaker_role_reaches_the_bucket_only_under_lab_prefixes(templates):
-    ml = templates["MLPlatform"]
-    (policy,) = resources(ml, "AWS::IAM::Policy").values()
+def role_policies(ml: dict) -> dict[str, dict]:
+    """Execution role name (Processing, Training, Serving, Monitoring) -> its inline policy."""
+    return {
+        logical_id.rstrip("0123456789ABCDEF").removesuffix("Policy"): policy
+        for logical_id, policy in resources(ml, "AWS::IAM::Policy").items()
+    }
+
+
+def object_prefixes(policy: dict, action: str) -> set[str]:
+    """The lab-bucket prefixes `action` is allowed on (from ".../<prefix>*")."""
+    found = set()
     for statement in statements(policy):
-        object_actions = [a for a in as_list(statement["Action"]) if a in ("s3:GetObject", "s3:PutObject")]
-        if object_actions:
+        if action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
-                assert "LabBucketArn" in text(resource)
-                assert text(resource).endswith('/*"]]}') or text(resource).endswith('*"]]}'), resource
-                assert not text(resource).endswith('"/*"]]}'), "whole-bucket access"
-        if "*" in as_list(statement["Resource"]):
-            assert statement["Sid"] in {"EcrLogin", "DescribeVpcPlacement", "PublishLabMetrics"}
-    publish = next(s for s in statements(policy) if s["Sid"] == "PublishLabMetrics")
-    # the kit's drift metrics, and what SageMaker publishes with this role for training, processing and endpoints
-    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": [
-        "FraudLab", "/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/Endpoints"]}}
+                assert "LabBucketArn" in text(resource) and not text(resource).endswith('"/*"]]}'), "whole-bucket access"
+                found.add(resource["Fn::Join"][1][-1].lstrip("/").removesuffix("*"))
+    return found
 
 
-def test_sagemaker_role_is_assumable_only_by_sagemaker_in_this_account(templates):
-    (role,) = resources(templates["MLPlatform"], "AWS::IAM::Role").values()
-    (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+def test_each_kind_of_job_has_its_own_role_reaching_only_its_own_prefixes(templates):
+    """Regression: one role served every job, so the endpoint could read raw payments and labels."""
+    policies = role_policies(templates["MLPlatform"])
+    reach = {role: (object_prefixes(p, "s3:GetObject"), object_prefixes(p, "s3:PutObject")) for role, p in policies.items()}
+    assert reach == {
+        "Processing": ({RAW_PREFIX, "labels/", "code/"}, {"features/", "quarantine/"}),
+        "Training": ({"features/", "models/checkpoints/"}, {"models/"}),
+        "Serving": ({"models/"}, {"capture/"}),
+        "Monitoring": ({"code/", "features/", "capture/", "monitoring/"}, {"monitoring/"}),
+    }
+    for role, policy in policies.items():
+        listing = next(s for s in statements(policy) if s["Sid"] == "ListOwnPrefixes")
+        assert set(listing["Condition"]["StringLike"]["s3:prefix"]) == {f"{p}*" for p in set().union(*reach[role])}
+        for statement in statements(policy):
+            if "*" in as_list(statement["Resource"]):
+                assert statement["Sid"] in {"EcrLogin", "DescribeVpcPlacement", "PublishLabMetrics"}
+        publish = next(s for s in statements(policy) if s["Sid"] == "PublishLabMetrics")
+        # what SageMaker publishes with the role, and the kit's drift metrics for the monitor only
+        expected = ["/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/Endpoints"]
+        assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": expected + (["FraudLab"] if role == "Monitoring" else [])}}
+
+
+def test_execution_roles_are_assumable_only_by_sagemaker_in_this_account(templates):
+    roles = resources(templates["MLPlatform"], "AWS::IAM::Role")
+    assert len(roles) == 4
+    for role in roles.values():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def test_model_package_group_and_discoverable_outputs(templates):
@@ -193,7 +218,7 @@ def test_model_package_group_and_discoverable_outputs(templates):
     expected = {
         "Network": {"VpcId", "SubnetIds", "SecurityGroupId"},
         "Data": {"LabBucketName", "LabBucketArn", "KeyArn", "DeliveryStreamName", "RawPrefix"},
-        "MLPlatform": {"SageMakerRoleArn", "ModelPackageGroupName", "ModelPackageGroupArn"},
+        "MLPlatform": {"ProcessingRoleArn", "TrainingRoleArn", "ServingRoleArn", "MonitoringRoleArn", "ModelPackageGroupName", "ModelPackageGroupArn"},
     }
     for stack, keys in expected.items():
         assert keys <= set(templates[stack]["Outputs"]), stack

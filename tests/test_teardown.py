@@ -54,10 +54,10 @@ def test_teardown_touches_only_the_labs_own_resources_in_its_own_region(deployed
     schedule = {"ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"}, "MonitoringType": "DataQuality"}
     for name in ("other-team-drift", f"{PREFIX}-untagged-drift"):  # neither is the lab's: no project tag
         sagemaker.create_monitoring_schedule(MonitoringScheduleName=name, MonitoringScheduleConfig=schedule)
-    sagemaker.create_model(ModelName="other-team-model", ExecutionRoleArn=outputs["SageMakerRoleArn"], PrimaryContainer={"Image": "img"})
+    sagemaker.create_model(ModelName="other-team-model", ExecutionRoleArn=outputs["ServingRoleArn"], PrimaryContainer={"Image": "img"})
     session.client("sns").create_topic(Name="other-team-topic")
-    sleeping_job(sagemaker, "fraudlab-stuck-job", outputs["SageMakerRoleArn"])
-    sleeping_job(sagemaker, "other-team-job", outputs["SageMakerRoleArn"])
+    sleeping_job(sagemaker, "fraudlab-stuck-job", outputs["ProcessingRoleArn"])
+    sleeping_job(sagemaker, "other-team-job", outputs["ProcessingRoleArn"])
     running = sagemaker.list_processing_jobs(StatusEquals="InProgress")["ProcessingJobSummaries"]
     assert {j["ProcessingJobName"] for j in running} == {"fraudlab-stuck-job", "other-team-job"}
 
@@ -87,7 +87,7 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
         ModelPackageGroupName=outputs["ModelPackageGroupName"], ModelPackageDescription="left by step 04",
         InferenceSpecification={"Containers": [{"Image": "img", "ModelDataUrl": "s3://b/k"}], "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
     )["ModelPackageArn"]
-    sagemaker.create_model(ModelName="fraudlab-try-serverless", ExecutionRoleArn=outputs["SageMakerRoleArn"], PrimaryContainer={"Image": "img"}, Tags=TAGS)
+    sagemaker.create_model(ModelName="fraudlab-try-serverless", ExecutionRoleArn=outputs["ServingRoleArn"], PrimaryContainer={"Image": "img"}, Tags=TAGS)
     # ...and one thing teardown does not delete by itself: the audit must name it.
     stray = sns.create_topic(Name=f"{PREFIX}-stray-topic", Tags=TAGS)["TopicArn"]
 

@@ -27,6 +27,7 @@ def isolated_processing_job(
     name: str,
     outputs: dict[str, str],
     *,
+    role: str,
     script: str,
     arguments: list[str],
     inputs: list[dict],
@@ -36,12 +37,13 @@ def isolated_processing_job(
     volume_gb: int,
     max_runtime_seconds: int,
 ) -> dict:
-    """A CreateProcessingJob request as the lab's steps run them: `script` from the code
+    """A CreateProcessingJob request as the lab's steps run them: as the `role` execution
+    role (Processing, Monitoring: each reaches only its own prefixes), `script` from the code
     input, in the isolated VPC with network isolation, volume and `results` ({output name:
     (S3 URI, container path)}) encrypted with the lab key, tagged."""
     return {
         "ProcessingJobName": name,
-        "RoleArn": outputs["SageMakerRoleArn"],
+        "RoleArn": outputs[f"{role}RoleArn"],
         "AppSpecification": {
             "ImageUri": outputs["XgboostImageUri"],
             "ContainerEntrypoint": ["python3", f"{CONTAINER}/input/code/{script}"],
