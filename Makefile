@@ -7,6 +7,7 @@ PYTHON312 ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 IMAGE_ENV := .image-env/xgboost-3.2-0
+CHECKOV_ENV := .tools/checkov
 SIZE ?= 20000
 
 # Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
@@ -17,7 +18,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup lab test synth cost local-up local-down bench clean
 
-setup: $(VENV)/.installed node_modules/.installed $(IMAGE_ENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(IMAGE_ENV)/.installed $(CHECKOV_ENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # container and the Processing jobs offline.
 $(IMAGE_ENV)/.installed: localaws/runtime/image-requirements.txt localaws/runtime/image-nodeps.txt localaws/runtime/image_env.py
 	$(PYTHON) -m localaws.runtime.image_env build $(if $(PYTHON312),--python $(PYTHON312))
+
+# checkov in a venv of its own: its pins (requirements-checkov.txt) would clash with the kit's.
+$(CHECKOV_ENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_ENV)
+	$(CHECKOV_ENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -63,4 +70,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf build cdk.out .pytest_cache .image-env
+	rm -rf build cdk.out .pytest_cache .image-env .tools

@@ -37,6 +37,18 @@ class DataStack(Stack):
             pending_window=Duration.days(7),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        # The lab's log groups (Firehose delivery, VPC flow logs) are encrypted with this key:
+        # CloudWatch Logs may use it for log groups of this lab's stacks, nothing else.
+        lab_log_groups = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{construct_id.rsplit('-', 1)[0]}-*"
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsForLabLogGroups",
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=["*"],  # in a key policy "*" is this key
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": lab_log_groups}},
+            )
+        )
 
         # S3 server access logs cannot be delivered to an SSE-KMS bucket, hence SSE-S3 here.
         access_logs = s3.Bucket(
@@ -68,6 +80,7 @@ class DataStack(Stack):
         log_group = logs.LogGroup(
             self,
             "FirehoseLogs",
+            encryption_key=self.key,
             retention=props.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )

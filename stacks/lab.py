@@ -39,18 +39,6 @@ def build_lab(app: App) -> dict[str, object]:
     # Stack tags reach resources CloudFormation creates that the CDK cannot tag itself.
     stack_tags = dict([PROJECT_TAG])
 
-    network = NetworkStack(
-        app,
-        f"{prefix}-Network",
-        description="FraudLab: isolated VPC for SageMaker (no NAT)",
-        tags=stack_tags,
-        props=NetworkProps(
-            max_azs=config.max_azs,
-            interface_endpoints=config.interface_endpoints,
-            metrics_endpoint=config.drift_monitor == "kit",
-            log_retention=config.log_retention,
-        ),
-    )
     data = DataStack(
         app,
         f"{prefix}-Data",
@@ -63,10 +51,24 @@ def build_lab(app: App) -> dict[str, object]:
             access_log_expiration_days=config.access_log_expiration_days,
         ),
     )
+    network = NetworkStack(
+        app,
+        f"{prefix}-Network",
+        description="FraudLab: isolated VPC for SageMaker (no NAT)",
+        tags=stack_tags,
+        props=NetworkProps(
+            max_azs=config.max_azs,
+            interface_endpoints=config.interface_endpoints,
+            metrics_endpoint=config.drift_monitor == "kit",
+            log_retention=config.log_retention,
+            key_arn_export=data.key_arn_export,
+        ),
+    )
+    network.add_stack_dependency(data, "imports the lab key (flow logs are encrypted with it) by export name")
     ml = MlPlatformStack(
         app,
         f"{prefix}-MLPlatform",
-        description="FraudLab: SageMaker execution role and model registry",
+        description="FraudLab: SageMaker execution roles (one per kind of job) and model registry",
         tags=stack_tags,
         props=MlPlatformProps(
             vpc=network.vpc,

@@ -263,6 +263,7 @@ class MonitoringStack(Stack):
                 )
             ),
             network_config=sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
+                enable_inter_container_traffic_encryption=True,  # between the job's instances, if it ever has several
                 enable_network_isolation=True,
                 vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
                     security_group_ids=[props.security_group_id], subnets=props.subnet_ids

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -32,6 +33,7 @@ class NetworkProps:
     interface_endpoints: bool
     metrics_endpoint: bool
     log_retention: logs.RetentionDays
+    key_arn_export: str  # the lab key (data stack): flow logs are encrypted with it
 
 
 class NetworkStack(Stack):
@@ -54,6 +56,7 @@ class NetworkStack(Stack):
         flow_log_group = logs.LogGroup(
             self,
             "FlowLogs",
+            encryption_key=kms.Key.from_key_arn(self, "LabKey", Fn.import_value(props.key_arn_export)),
             retention=props.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,61 @@ def test_malformed_context_fails_synth_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "fraudlab: context key fraudlab:maxAzs='three' is not a whole number: fix it in cdk.json or -c"
     ]
+
+
+# --- checkov on every synthesized variant ---------------------------------------------------
+
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+CHECKOV_VARIANTS = {
+    "base stacks": {},
+    "with interface endpoints": {"fraudlab:interfaceEndpoints": "true"},
+    "with the endpoint and the kit's monitor": {"fraudlab:modelPackageArn": PACKAGE_ARN},
+    "serverless endpoint": {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:serverless": "true"},
+    "Model Monitor mode": {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:driftMonitor": "modelMonitor"},
+}
+
+
+def run_checkov(directory: Path) -> tuple[int, list[tuple[str, str]]]:
+    """(passed checks, [(check id, resource logical id without the CDK's hash)] of the failed)."""
+    completed = subprocess.run(
+        [str(CHECKOV), "-d", str(directory), "--framework", "cloudformation", "--quiet", "--compact", "-o", "json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    reports = json.loads(completed.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        (check["check_id"], check["resource"].split(".", 1)[1].rstrip("0123456789ABCDEF"))
+        for report in reports for check in report["results"]["failed_checks"]
+    ]
+    return sum(r["summary"]["passed"] for r in reports), failed
+
+
+def readme_security() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index("## Security"):text.index("## Performance")]
+
+
+@pytest.fixture(scope="module")
+def checkov_results() -> dict[str, tuple[int, list[tuple[str, str]]]]:
+    """Variant name -> checkov's result on its synthesized templates (two at a time)."""
+    assemblies = {name: assembly_for(context) for name, context in CHECKOV_VARIANTS.items()}
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(assemblies, pool.map(run_checkov, assemblies.values())))
+
+
+def test_checkov_fails_only_what_the_readme_explains(checkov_results):
+    documented = set()
+    for line in readme_security().splitlines():
+        if line.startswith("| CKV_"):
+            checks, resources, _ = (cell.strip() for cell in line.strip("|").split("|"))
+            names = [r.split(" (")[0].strip() for r in resources.split(",")]
+            documented |= {(c.strip(), n) for c in checks.split(",") for n in names}
+    for variant, (_, failed) in checkov_results.items():
+        assert set(failed) <= documented, (variant, sorted(set(failed) - documented))
+
+
+def test_readme_shows_the_checkov_figures_as_measured(checkov_results):
+    table = readme_security()
+    for variant, (passed, failed) in checkov_results.items():
+        row = f"| {variant} | {passed} | {len(failed)} | {100 * passed / (passed + len(failed)):.1f} |"
+        assert row in table, row

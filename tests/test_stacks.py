@@ -263,3 +263,16 @@ def test_the_xgboost_image_map_covers_every_region_the_image_is_published_in(tem
     monitor_regions = set(image_uris.config_for_framework("model-monitor")["versions"][""]["registries"])
     assert {"ap-south-2", "ap-southeast-4", "ca-west-1"} <= set(mapping) and set(mapping) > monitor_regions
     assert mapping["ca-west-1"]["uri"].endswith("/sagemaker-xgboost:3.2-0")
+
+
+def test_every_log_group_is_encrypted_with_the_lab_key(templates):
+    """Regression: the Firehose and flow-log groups had no customer key, though the README
+    says KMS everywhere. The key lets CloudWatch Logs use it for this lab's groups only."""
+    groups = {(stack, logical_id): r["Properties"] for stack, t in templates.items() for logical_id, r in t["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert len(groups) >= 2
+    for (stack, logical_id), group in groups.items():
+        key = text(group.get("KmsKeyId"))
+        assert ("LabKey" in key) if stack == "Data" else ("FraudLab-Data-KeyArn" in key), (stack, logical_id, key)
+    (key,) = resources(templates["Data"], "AWS::KMS::Key").values()
+    logs = next(s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "CloudWatchLogsForLabLogGroups")
+    assert "log-group:FraudLab-*" in text(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])

@@ -49,3 +49,15 @@ def test_a_cached_assembly_is_reused_per_override_set(tmp_path, monkeypatch):
     other = synth.assembly_for({"fraudlab:modelPackageArn": "arn:x"}, cache=tmp_path)
     assert other != first and made == [None, {"fraudlab:modelPackageArn": "arn:x"}]
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_pruning_keeps_every_assembly_of_the_current_source(tmp_path):
+    """Regression: with more override sets in use than the cache kept (checkov's five
+    variants beside the tests' own), an assembly a fixture held vanished mid-session."""
+    for key, count in (("current", 9), ("old", 4)):
+        for index in range(count):
+            (tmp_path / f"{key}-{index:08x}").mkdir()
+            (tmp_path / f"{key}-{index:08x}" / "manifest.json").write_text("{}")
+    synth._prune(tmp_path, current="current")
+    left = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert left.count("current") == 9 and left.count("old") == synth.KEPT_OTHER_SOURCES

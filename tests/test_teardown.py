@@ -112,15 +112,15 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: s3.put_object(Bucket=outputs["LabBucketName"], Key=f"raw/part-{i:05d}.gz", Body=b"x"), range(1_100)))
     # `cdk destroy --all` (offline), then the audit finds nothing at all.
-    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Data", f"{PREFIX}-Network"]
+    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Network", f"{PREFIX}-Data"]
     final = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)
     assert final.returncode == 0 and "the lab is gone" in final.stdout, final.stdout + final.stderr
 
     # The same lab deployed again on the same local AWS (regression: "Export names must be
     # unique": moto kept the exports of the stack whose VPC it failed to delete).
     assembly = assembly_for({"fraudlab:stackPrefix": PREFIX, "fraudlab:modelPackageGroupName": "teardown-lab"})
-    assert [r.name for r in deploy_assembly(assembly, session)] == [f"{PREFIX}-Network", f"{PREFIX}-Data", f"{PREFIX}-MLPlatform"]
-    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Data", f"{PREFIX}-Network"]
+    assert [r.name for r in deploy_assembly(assembly, session)] == [f"{PREFIX}-Data", f"{PREFIX}-Network", f"{PREFIX}-MLPlatform"]
+    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Network", f"{PREFIX}-Data"]
 
 
 def test_teardown_without_credentials_says_what_to_do(tmp_path):

@@ -22,7 +22,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "synth-cache"
-KEPT = 6  # assemblies kept (one per override set in use: the lab's, serve's, tests')
+KEPT_OTHER_SOURCES = 2  # assemblies of other sources kept (e.g. another branch's)
 # What synthesis reads: the stacks, the context, and the code it imports or packages.
 INPUTS = ("stacks/**/*.py", "processing/*.py", "cdk.json", "localaws/cloudformation/synth.py")
 PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
@@ -40,7 +40,8 @@ def synthesize(outdir: Path | str, overrides: dict | None = None):
 
 def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
     """The cloud assembly for the current inputs and `overrides`, synthesized only if the
-    cache has none (then kept, with the KEPT most recent others)."""
+    cache has none (then kept: every assembly of the current source is, one per override set
+    in use; of other sources only the KEPT_OTHER_SOURCES most recent)."""
     ready = cache / f"{source_key()}-{_digest(json.dumps(overrides or {}, sort_keys=True).encode())}"
     if (ready / "manifest.json").exists():
         os.utime(ready)  # most recently used: pruned last
@@ -52,7 +53,7 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
         scratch.rename(ready)
     except OSError:  # another run cached the same assembly meanwhile: identical, keep theirs
         shutil.rmtree(scratch, ignore_errors=True)
-    _prune(cache)
+    _prune(cache, current=source_key())
     return ready
 
 
@@ -78,7 +79,12 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:8]
 
 
-def _prune(cache: Path) -> None:
-    assemblies = sorted((p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp")), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in assemblies[KEPT:]:
+def _prune(cache: Path, current: str) -> None:
+    """Never an assembly of the current source: a test session or a lab may still use it
+    (regression: with more override sets in use than the cache kept, one vanished mid-run)."""
+    others = sorted(
+        (p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp") and not p.name.startswith(f"{current}-")),
+        key=lambda p: p.stat().st_mtime, reverse=True,
+    )
+    for stale in others[KEPT_OTHER_SOURCES:]:
         shutil.rmtree(stale, ignore_errors=True)
