@@ -14,9 +14,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 from labkit import console, cost, results
+from labkit.cli import step_parser
 from labkit.errors import LabError, explain, run_step
 from labkit.outputs import lab_outputs, stack_names, stack_status
-from labkit.session import aws_session, backend_description, client
+from labkit.session import aws_session, backend_description, client, stacks_command
 
 
 def check_identity(session: boto3.Session) -> None:
@@ -29,7 +30,7 @@ def check_stacks(session: boto3.Session) -> bool:
     for name in stack_names():
         status = stack_status(session, name)
         if status is None:
-            console.failed(f"stack {name} is not deployed: run `npx cdk deploy --all` (offline: `make local-up`)")
+            console.failed(f"stack {name} is not deployed: run `{stacks_command('deploy')}`")
             ok = False
         elif status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
             console.done(f"stack {name} {status}")
@@ -45,7 +46,7 @@ def check_bucket(session: boto3.Session, bucket: str, raw_prefix: str) -> None:
         s3.head_bucket(Bucket=bucket)
     except ClientError as error:
         code = error.response["Error"]["Code"]
-        raise LabError(f"bucket {bucket} is not reachable ({code}): redeploy with `npx cdk deploy --all`") from None
+        raise LabError(f"bucket {bucket} is not reachable ({code}): redeploy with `{stacks_command('deploy')}`") from None
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=raw_prefix, MaxKeys=1000)
     console.done(f"bucket s3://{bucket} reachable ({listed.get('KeyCount', 0)} objects under {raw_prefix} so far)")
 
@@ -73,6 +74,7 @@ def show_cost(region: str) -> None:
 
 
 def main() -> int:
+    step_parser(__doc__).parse_args()  # no options: --help shows what the step does
     console.heading("Preflight")
     session = aws_session()
     check_identity(session)

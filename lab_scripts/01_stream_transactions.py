@@ -31,6 +31,7 @@ from pathlib import Path
 
 import boto3
 
+from labkit.cli import step_parser
 from labkit import console, results
 from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
@@ -44,12 +45,12 @@ STREAM_STATE_DIR = Path("build/stream-state")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20_000, help="transactions to stream (default 20000)")
+    parser = step_parser(__doc__)
+    parser.add_argument("--count", type=int, default=20_000, help="transactions to stream")
     parser.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same transactions")
     parser.add_argument("--batch-size", type=int, default=MAX_RECORDS_PER_CALL, help="records per PutRecordBatch (1-500)")
-    parser.add_argument("--wait", type=int, default=300, help="seconds to wait for Firehose to deliver (default 300)")
-    parser.add_argument("--corrupt", type=int, default=20, help="malformed records to send along (default 20)")
+    parser.add_argument("--wait", type=int, default=300, help="seconds to wait for Firehose to deliver")
+    parser.add_argument("--corrupt", type=int, default=20, help="malformed records to send along")
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from labkit.cli import step_parser
 from labkit import console, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
@@ -45,9 +46,9 @@ POINTER = "features/latest.json"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__)
     parser.add_argument("--instances", type=int, default=1, help="processing hosts (1-4)")
-    parser.add_argument("--instance-type", default="ml.m5.xlarge")
+    parser.add_argument("--instance-type", default="ml.m5.xlarge", help="processing instance type (SageMaker Processing pricing applies)")
     parser.add_argument("--rerun", action="store_true", help="run a new job even if one completed before")
     args = parser.parse_args()
     if not 1 <= args.instances <= 4:

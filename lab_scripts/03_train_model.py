@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from labkit.cli import step_parser
 from labkit import console, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
@@ -52,8 +53,8 @@ TUNED = {r["Name"] for ranges in TUNING_RANGES.values() for r in ranges}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instance-type", default="ml.m5.large")
+    parser = step_parser(__doc__)
+    parser.add_argument("--instance-type", default="ml.m5.large", help="training instance type (SageMaker Training pricing applies)")
     parser.add_argument("--spot", action="store_true", help="managed spot training with S3 checkpoints")
     parser.add_argument("--tune", action="store_true", help="Bayesian tuning: 6 training jobs, 2 in parallel")
     parser.add_argument("--rerun", action="store_true", help="train again even if a model exists")

@@ -36,12 +36,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
+from labkit.cli import step_parser  # noqa: E402
 from labkit import console, metrics, results  # noqa: E402
 from labkit.errors import LabError, run_step  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402
 from labkit.sagemaker import TAGS, read_pointer, split_uri  # noqa: E402
-from labkit.session import aws_session, client  # noqa: E402
+from labkit.session import aws_session, client, each  # noqa: E402
 from processing.features import FEATURE_COLUMNS  # noqa: E402
 
 MODEL_FILE = "xgboost-model"  # what the built-in XGBoost container writes and loads
@@ -49,7 +50,7 @@ LOCAL_DIR = Path("build/evaluation")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__)
     parser.add_argument("--margin", type=float, default=0.10, help="PR-AUC the model must add over the rule to be approved")
     parser.add_argument("--budget", type=float, default=0.01, help="share of payments investigators can review")
     args = parser.parse_args()
@@ -197,7 +198,7 @@ def approval_decision(report: dict, margin: float) -> tuple[str, str]:
 def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
     """Create the model package (once per training job) and apply the approval decision."""
     arn = None
-    for summary in sagemaker.list_model_packages(ModelPackageGroupName=group, MaxResults=100)["ModelPackageSummaryList"]:
+    for summary in each(sagemaker, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group):
         described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
         if described.get("CustomerMetadataProperties", {}).get("training_job") == model["training_job"]:
             arn, current = summary["ModelPackageArn"], described["ModelApprovalStatus"]

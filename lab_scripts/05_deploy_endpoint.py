@@ -21,10 +21,11 @@ KMS), 4.4 (deploy and operationalize ML solutions).
 from __future__ import annotations
 
 from labkit import console, results
+from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix, stack_status
 from labkit.sagemaker import wait_for_job
-from labkit.session import aws_session, client
+from labkit.session import aws_session, client, each, stacks_command
 
 
 def approved_package(sagemaker, group: str) -> str | None:
@@ -35,6 +36,7 @@ def approved_package(sagemaker, group: str) -> str | None:
 
 
 def main() -> int:
+    step_parser(__doc__).parse_args()  # no options: --help shows what the step does
     session = aws_session()
     outputs = lab_outputs(session, "ModelPackageGroupName")
     sagemaker = client(session, "sagemaker")
@@ -43,7 +45,7 @@ def main() -> int:
         arn = approved_package(sagemaker, outputs["ModelPackageGroupName"])
         if arn is None:
             raise LabError("no approved model yet: run lab_scripts/04_evaluate_and_register.py first")
-        raise LabError(f"stack {stack} is not deployed: run `npx cdk deploy --all -c fraudlab:modelPackageArn={arn}`")
+        raise LabError(f"stack {stack} is not deployed: run `{stacks_command('deploy', f'fraudlab:modelPackageArn={arn}')}`")
     endpoint_outputs = stack_outputs(session, stack)
     name = endpoint_outputs["EndpointName"]
 
@@ -69,7 +71,7 @@ def main() -> int:
     for target in targets:
         console.note(f"autoscaling: {target['MinCapacity']}-{target['MaxCapacity']} instances, target tracking on invocations per instance")
     alarms = [
-        a["AlarmName"] for a in client(session, "cloudwatch").describe_alarms()["MetricAlarms"]
+        a["AlarmName"] for a in each(client(session, "cloudwatch"), "describe_alarms", "MetricAlarms")
         if {"Name": "EndpointName", "Value": name} in a.get("Dimensions", [])
     ]
     console.note(f"alarms: {', '.join(sorted(alarms)) or 'none'}")

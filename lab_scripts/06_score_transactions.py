@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from labkit.cli import step_parser
 from labkit import console, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
@@ -36,7 +37,7 @@ BATCH = 100
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__)
     parser.add_argument("--count", type=int, default=1000, help="held-out payments to score")
     parser.add_argument("--single", type=int, default=200, help="of which sent one per request")
     args = parser.parse_args()

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from labkit.cli import step_parser
 from labkit import console, drift, polling, results
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
@@ -53,7 +54,7 @@ CLOCK_FEATURES = ("hour_of_day", "is_weekend", "is_night")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__)
     parser.add_argument("--requests", type=int, default=10, help="requests of 100 payments per window")
     parser.add_argument("--drift", default=",".join(drift.KINDS), help=f"comma-separated: {', '.join(drift.KINDS)}")
     parser.add_argument("--traffic", choices=("training", "recent"), default="training", help="what normal traffic is")

@@ -23,17 +23,18 @@ import time
 
 from botocore.exceptions import ClientError
 
+from labkit.cli import step_parser
 from labkit import audit, console, polling, results
 from labkit.errors import run_step
 from labkit.outputs import stack_prefix, stack_status
-from labkit.session import aws_session, client
+from labkit.session import aws_session, client, stacks_command
 
 EXTRA_STACKS = ("Endpoint", "Monitoring")
 JOB_LOG_GROUPS = ("/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = step_parser(__doc__)
     parser.add_argument("--audit-only", action="store_true", help="only list what is left (e.g. after cdk destroy)")
     return parser.parse_args()
 
@@ -132,7 +133,7 @@ def main() -> int:
     console.heading(f"Audit: what is left of the lab in {session.region_name}")
     if in_stacks:
         console.note(f"{len(in_stacks)} resources belong to stacks still deployed: {', '.join(stacks)}")
-        console.note("next: npx cdk destroy --all (with -c fraudlab:modelPackageArn=<arn> for the endpoint and monitoring stacks), then rerun with --audit-only")
+        console.note(f"next: {stacks_command('destroy', 'fraudlab:modelPackageArn=<arn>')} (the ARN brings in the endpoint and monitoring stacks), then rerun with --audit-only")
     if leftovers:
         console.table([(f.service, f.kind, f.name) for f in leftovers], ("service", "kind", "left over"))
         console.failed(f"{len(leftovers)} leftovers outside any stack: delete them (console or CLI) or rerun this step")

@@ -1,10 +1,11 @@
-"""`python -m localaws lab|serve|deploy`: the offline lab in one command, a local AWS to
-work against, and `cdk deploy` into it."""
+"""`python -m localaws lab|serve|deploy|destroy`: the offline lab in one command, a local
+AWS to work against, and `cdk deploy` / `cdk destroy` against it."""
 from __future__ import annotations
 
 import argparse
 import errno
 import importlib
+import json
 import os
 import signal
 import sys
@@ -67,9 +68,12 @@ def explain(error: Exception) -> str | None:
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
     from localaws.cloudformation.deploy import DeployError
+    from localaws.cloudformation.destroy import DestroyError
 
     if isinstance(error, DeployError):
         return f"deploy failed: {error}"
+    if isinstance(error, DestroyError):
+        return f"destroy failed: {error}"
     if isinstance(error, EndpointConnectionError):
         return f"no local AWS at {error.kwargs.get('endpoint_url')}: start one with `make local-up`, then `source .localaws/env`"
     if isinstance(error, (NoRegionError, NoCredentialsError)):
@@ -79,6 +83,20 @@ def explain(error: Exception) -> str | None:
     if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
         return "the port is in use: pick another with --port, or stop what listens on it (`make local-down`)"
     return None
+
+
+def destroy() -> int:
+    """`cdk destroy --all` against the running local AWS: every stack of the lab, newest first."""
+    import boto3
+
+    from localaws.cloudformation.destroy import destroy_stacks
+
+    if "AWS_ENDPOINT_URL" not in os.environ:
+        raise SystemExit("AWS_ENDPOINT_URL is not set: `source .localaws/env` first (on AWS: npx cdk destroy --all)")
+    prefix = os.environ.get("FRAUDLAB_STACK_PREFIX") or json.loads((ROOT / "cdk.json").read_text())["context"]["fraudlab:stackPrefix"]
+    destroyed = destroy_stacks(boto3.Session(region_name=os.environ.get("AWS_REGION") or None), prefix)
+    print(f"✓ destroyed {', '.join(destroyed) or 'nothing: no stack of the lab is deployed'}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,9 +124,12 @@ def run(argv: list[str] | None = None) -> int:
     )
     cdk = commands.add_parser("deploy", help="deploy the stacks into the running local AWS, like cdk deploy --all")
     cdk.add_argument("-c", "--context", action="append", default=[], help="fraudlab:key=value, as with cdk -c")
+    commands.add_parser("destroy", help="delete every stack of the lab from the running local AWS, like cdk destroy --all")
     args = parser.parse_args(argv)
     if args.command == "deploy":
         return deploy(args.context)
+    if args.command == "destroy":
+        return destroy()
     if args.command == "lab":
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")

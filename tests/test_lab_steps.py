@@ -48,7 +48,8 @@ def test_preflight_explains_a_missing_setting_in_one_line(local_aws, tmp_path, r
 def test_preflight_says_which_stacks_to_deploy(empty_aws, tmp_path):
     result = run_step("00_preflight.py", isolated_env(**empty_aws.environment()), cwd=tmp_path)
     assert result.returncode == 1
-    assert "✗ stack FraudLab-Network is not deployed: run `npx cdk deploy --all` (offline: `make local-up`)" in result.stdout
+    # the command that works on the backend in use: the local AWS's own deploy here
+    assert "✗ stack FraudLab-Network is not deployed: run `python -m localaws deploy`" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -62,7 +63,7 @@ def test_preflight_cannot_reach_the_endpoint(tmp_path):
 def test_stream_step_needs_the_stacks(empty_aws, tmp_path):
     result = run_step("01_stream_transactions.py", isolated_env(**empty_aws.environment()), "--count", "100", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "✗ stack FraudLab-Network is not deployed: run `npx cdk deploy --all` (offline: `make local-up`)"
+    assert result.stderr.strip() == "✗ stack FraudLab-Network is not deployed: run `python -m localaws deploy`"
 
 
 def test_stream_step_lands_every_record_and_reruns_without_duplicates(local_aws, outputs, tmp_path):

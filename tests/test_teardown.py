@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +13,7 @@ from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudformation.destroy import destroy_stacks
 from localaws.server import LocalAws
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import isolated_env, run_step
+from tests.helpers import ROOT, isolated_env, run_step
 
 # Its own region and stack prefix: the other tests' resources share this process's moto,
 # and S3 buckets and IAM roles are global, as on AWS.
@@ -95,7 +98,7 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     assert first.returncode == 1, first.stdout + first.stderr
     assert "deleted model package" in first.stdout and "deleted model fraudlab-try-serverless" in first.stdout
     assert f"{PREFIX}-stray-topic" in first.stdout and "1 leftovers outside any stack" in first.stdout, first.stdout
-    assert "next: npx cdk destroy --all" in first.stdout
+    assert "next: python -m localaws destroy (the ARN" in first.stdout  # the command that works offline
     with pytest.raises(sagemaker.exceptions.ClientError):
         sagemaker.describe_model_package(ModelPackageName=package)
 
@@ -111,8 +114,12 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     s3 = session.client("s3")
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: s3.put_object(Bucket=outputs["LabBucketName"], Key=f"raw/part-{i:05d}.gz", Body=b"x"), range(1_100)))
-    # `cdk destroy --all` (offline), then the audit finds nothing at all.
-    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Network", f"{PREFIX}-Data"]
+    # What step 08 told the learner to run, then the audit finds nothing at all.
+    destroyed = subprocess.run(
+        [sys.executable, "-m", "localaws", "destroy"], cwd=ROOT, env={**env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=300,
+    )
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert destroyed.stdout.strip() == f"✓ destroyed {PREFIX}-MLPlatform, {PREFIX}-Network, {PREFIX}-Data"
     final = run_step("08_teardown.py", env, "--audit-only", cwd=tmp_path)
     assert final.returncode == 0 and "the lab is gone" in final.stdout, final.stdout + final.stderr
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import boto3
 from botocore.exceptions import ClientError
 
-from labkit.session import client
+from labkit.session import client, each
 
 TAG = ("project", "fraudlab")
 REGION_TAG = "fraudlab:region"  # on IAM roles, which are global (see stacks/lab.py)
@@ -37,13 +37,6 @@ def _tag_value(tags: Iterable[dict], key: str) -> str | None:
 
 def _tagged(tags: Iterable[dict]) -> bool:
     return _tag_value(tags, TAG[0]) == TAG[1]
-
-
-def each(service_client, operation: str, key: str, **kwargs) -> list:
-    """Every item of a List*/Describe* call, all pages (one page of 100 would miss the rest)."""
-    if service_client.can_paginate(operation):
-        return [item for page in service_client.get_paginator(operation).paginate(**kwargs) for item in page.get(key, [])]
-    return getattr(service_client, operation)(**kwargs).get(key, [])
 
 
 def delivery_stream_names(firehose) -> list[str]:

@@ -9,7 +9,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from labkit.errors import LabError
-from labkit.session import client
+from labkit.session import client, stacks_command
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 STACKS = ("Network", "Data", "MLPlatform")
@@ -54,11 +54,11 @@ def lab_outputs(session: boto3.Session, *required: str) -> dict[str, str]:
     for name in stack_names():
         status = stack_status(session, name)
         if status is None:
-            raise LabError(f"stack {name} is not deployed: run `npx cdk deploy --all` (offline: `make local-up`)")
+            raise LabError(f"stack {name} is not deployed: run `{stacks_command('deploy')}`")
         if not status.endswith("_COMPLETE") or status.startswith(("DELETE", "ROLLBACK")) or "ROLLBACK" in status:
-            raise LabError(f"stack {name} is {status}: fix it in the CloudFormation console, then `npx cdk deploy --all`")
+            raise LabError(f"stack {name} is {status}: fix it in the CloudFormation console, then `{stacks_command('deploy')}`")
         outputs.update(stack_outputs(session, name))
     missing = [key for key in required if key not in outputs]
     if missing:
-        raise LabError(f"stack outputs {', '.join(missing)} are missing: redeploy with `npx cdk deploy --all`")
+        raise LabError(f"stack outputs {', '.join(missing)} are missing: redeploy with `{stacks_command('deploy')}`")
     return outputs

@@ -29,7 +29,23 @@ def client(session: boto3.Session, service: str):
     return session.client(service, config=CLIENT_CONFIG)
 
 
+def stacks_command(action: str, context: str = "") -> str:
+    """The command that deploys or destroys the lab's stacks on the backend in use: the CDK
+    CLI on AWS; on the local AWS its own deploy/destroy (the CDK CLI cannot drive moto's
+    CloudFormation to the end; its destroy takes every stack of the lab, no context needed)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return f"python -m localaws {action}{f' -c {context}' if context and action == 'deploy' else ''}"
+    return f"npx cdk {action} --all{f' -c {context}' if context else ''}"
+
+
 def backend_description() -> str:
     """Where the calls go, for the learner's benefit (the steps never branch on it)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     return f"local AWS at {endpoint}" if endpoint else "AWS"
+
+
+def each(service_client, operation: str, key: str, **kwargs) -> list:
+    """Every item of a List*/Describe* call, all pages (one page of 100 would miss the rest)."""
+    if service_client.can_paginate(operation):
+        return [item for page in service_client.get_paginator(operation).paginate(**kwargs) for item in page.get(key, [])]
+    return getattr(service_client, operation)(**kwargs).get(key, [])
