@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from typing import Any
 
 from moto.cloudformation.models import CloudFormationBackend
@@ -144,6 +145,9 @@ def _delete_stack_releasing_exports(self: CloudFormationBackend, name_or_stack_i
 
 
 def apply() -> None:
+    # moto's serializer warns that its own DependencyViolation (a VPC deleted before its
+    # dependents, which destroy.py then deletes) has no error shape: noise in `make lab`.
+    warnings.filterwarnings("ignore", message=r"Exception\(DependencyViolationError\) with code DependencyViolation", category=UserWarning)
     CloudFormationBackend.delete_stack = _delete_stack_releasing_exports
     FakeBucket.get_permission = _bucket_permission_without_conditions
     FirehoseBackend.put_s3_records = _put_s3_records_compressed

@@ -68,6 +68,8 @@ def test_ctrl_c_of_the_lab_stops_cleanly_with_the_summary_and_report(tmp_path):
     lab = subprocess.Popen(
         [sys.executable, "-m", "localaws", "lab", "--size", "2000", "--workdir", str(tmp_path)], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,  # a terminal's process group
+        # as from a shell prompt: Ctrl-C not ignored, whatever this test runner inherited
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = []
     for line in lab.stdout:

@@ -48,6 +48,7 @@ def test_every_step_runs_and_the_summary_says_so(lab):
     assert "alarm ALARM" in rows["07_monitor_drift"][1]
     assert rows["cdk destroy + audit"][1].endswith("0 leftovers, 0 resources in 0 stacks")
     assert re.search(r"total [\d.]+s", completed.stdout)
+    assert "Warning" not in completed.stdout + completed.stderr  # regression: moto's UserWarning in every make lab
 
 
 def test_the_report_shows_every_part_of_the_lab(lab):
