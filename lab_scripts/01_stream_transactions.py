@@ -31,8 +31,8 @@ from pathlib import Path
 
 import boto3
 
-from labkit.cli import step_parser
 from labkit import console, results
+from labkit.cli import step_parser
 from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
 from labkit.firehose import MAX_RECORDS_PER_CALL, send_records

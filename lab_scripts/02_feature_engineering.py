@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from labkit.cli import step_parser
 from labkit import console, results
+from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
 from labkit.sagemaker import (

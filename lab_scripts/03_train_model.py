@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from labkit.cli import step_parser
 from labkit import console, results
+from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
 from labkit.sagemaker import TAGS, job_name, read_pointer, wait_for_job, write_pointer

@@ -36,8 +36,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-from labkit.cli import step_parser  # noqa: E402
 from labkit import console, metrics, results  # noqa: E402
+from labkit.cli import step_parser  # noqa: E402
 from labkit.errors import LabError, run_step  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402

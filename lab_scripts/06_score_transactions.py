@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit.cli import step_parser
 from labkit import console, results
+from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.sagemaker import read_pointer

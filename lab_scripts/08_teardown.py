@@ -23,8 +23,8 @@ import time
 
 from botocore.exceptions import ClientError
 
-from labkit.cli import step_parser
 from labkit import audit, console, polling, results
+from labkit.cli import step_parser
 from labkit.errors import run_step
 from labkit.outputs import stack_prefix, stack_status
 from labkit.session import aws_session, client, stacks_command
