@@ -45,6 +45,8 @@ from labkit.sagemaker import TAGS, read_pointer, split_uri  # noqa: E402
 from labkit.session import aws_session, client, each  # noqa: E402
 from processing.features import FEATURE_COLUMNS  # noqa: E402
 
+# Below this many test frauds a recall or precision is a handful of payments: say so.
+FEW_FRAUDS = 30
 MODEL_FILE = "xgboost-model"  # what the built-in XGBoost container writes and loads
 LOCAL_DIR = Path("build/evaluation")
 
@@ -259,6 +261,11 @@ def main() -> int:
     c = m["confusion_matrix"]
     console.note(f"at threshold {m['threshold']:.3f} (best F1 on validation): {c['tp']} caught, {c['fn']} missed, {c['fp']} false alarms")
     console.table([(s, f"{r['caught']}/{r['fraud']}") for s, r in report["recall_by_scenario"].items()], ("scenario", "caught"))
+    if report["test_fraud"] < FEW_FRAUDS:
+        console.warn(
+            f"only {report['test_fraud']} frauds in the test set: every figure above moves by 1/{report['test_fraud']} with one payment; "
+            "treat them as noise and stream more (step 01 --count) for figures you can compare"
+        )
 
     evaluation_prefix = f"evaluation/{model['training_job']}"
     LOCAL_DIR.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ VPC, KMS-encrypted topic); MLS-C01 4.1 (build ML solutions for availability: mon
 from __future__ import annotations
 
 import argparse
+import textwrap
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -185,7 +186,7 @@ def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
     while True:
         alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
         if alarm["StateValue"] != last:
-            console.note(f"alarm {name}: {alarm['StateValue']} ({alarm.get('StateReason', '')[:90]})")
+            console.note(f"alarm {name}: {alarm['StateValue']} ({textwrap.shorten(alarm.get('StateReason', ''), 160, placeholder=' ...')})")
             last = alarm["StateValue"]
         if last == state:
             return alarm

@@ -52,6 +52,11 @@ OPT_ML = Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
 REFERENCE_ROWS = 100_000
 KS_CRITICAL_C = 1.949  # c(alpha) for alpha = 0.001: D_crit = c * sqrt((n + m) / (n * m))
 UNSEEN = "(none)"  # the value of a one-hot group whose columns are all 0
+
+
+def _category_name(value: str) -> str:
+    """How a category reads in a report: all one-hot columns 0 is a category training never saw."""
+    return "a category unseen in training (every one-hot column 0)" if value == UNSEEN else value
 METRIC_PREFIX = "feature_baseline_drift_"
 MONITORING_CONFIG = {
     "evaluate_constraints": "Enabled",
@@ -263,7 +268,7 @@ def check(current: pd.DataFrame, extra_columns: list[str], constraints: dict, re
             unseen = present[~present.astype(str).isin(domain)]
             in_domain = 1 - len(unseen) / len(present)
             if in_domain < config["domain_content_threshold"]:
-                shown = ", ".join(f"{v} ({c})" for v, c in Counter(unseen.astype(str)).most_common(3))
+                shown = ", ".join(f"{_category_name(v)} ({c})" for v, c in Counter(unseen.astype(str)).most_common(3))
                 violations.append(violation(
                     name, "categorical_values_check",
                     f"{in_domain:.2%} of values are in the baseline domain (threshold {config['domain_content_threshold']:.0%}); not in it: {shown}",

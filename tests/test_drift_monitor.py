@@ -173,6 +173,9 @@ def test_each_injected_drift_kind_is_detected_and_named(lab_data, baseline_dir, 
     found = {(v["feature_name"], v["constraint_check_type"]) for v in report["constraint_violations"]["violations"]}
     assert drift.EXPECTED[kind] in found
     assert report["result"]["outcome"] == "CompletedWithViolations"
+    if kind == "new_category":  # named in words (regression: "not in it: (none) (1000)")
+        (description,) = [v["description"] for v in report["constraint_violations"]["violations"] if v["constraint_check_type"] == "categorical_values_check"]
+        assert "not in it: a category unseen in training (every one-hot column 0) (1000)" in description
 
 
 def test_malformed_columns_are_named(lab_data, baseline_dir):

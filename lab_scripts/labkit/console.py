@@ -17,6 +17,11 @@ def note(text: str) -> None:
     print(f"  {text}", flush=True)
 
 
+def warn(text: str) -> None:
+    """Something to keep in mind, not a failure."""
+    print(f"! {text}", flush=True)
+
+
 def failed(text: str) -> None:
     print(f"✗ {text}", flush=True)
 
