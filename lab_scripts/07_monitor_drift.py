@@ -180,18 +180,29 @@ def show(found: dict, threshold: float) -> None:
     console.table([(f, f"{v:.3f}", "over" if v > threshold else "") for f, v in drifts[:5]], ("feature", "drift distance", f"threshold {threshold}"))
 
 
-def wait_for_alarm(cloudwatch, name: str, state: str, timeout: float) -> dict:
-    """CloudWatch evaluates alarms about once a minute: poll until it reaches `state`."""
-    started, last, waits = time.monotonic(), None, polling.intervals()
+def wait_for_alarm(cloudwatch, name: str, state: str, since: datetime, timeout: float) -> dict:
+    """CloudWatch evaluates alarms about once a minute: poll until it reaches `state`, saying
+    what it shows meanwhile (a state older than `since` is the verdict of an earlier run)."""
+    started, last, waits, told = time.monotonic(), None, polling.intervals(), time.monotonic()
     while True:
         alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        updated = alarm["StateUpdatedTimestamp"]
+        earlier = updated < since
         if alarm["StateValue"] != last:
-            console.note(f"alarm {name}: {alarm['StateValue']} ({textwrap.shorten(alarm.get('StateReason', ''), 160, placeholder=' ...')})")
-            last = alarm["StateValue"]
+            when = f"since {updated:%H:%M:%S} UTC, an earlier run's verdict" if earlier else f"at {updated:%H:%M:%S} UTC"
+            console.note(f"alarm {name}: {alarm['StateValue']} {when} ({textwrap.shorten(alarm.get('StateReason', ''), 160, placeholder=' ...')})")
+            last, told = alarm["StateValue"], time.monotonic()
         if last == state:
             return alarm
-        if time.monotonic() - started > timeout:
+        waited = time.monotonic() - started
+        if waited > timeout:
             raise LabError(f"alarm {name} still {last} after {timeout:.0f} s (expected {state}): see CloudWatch > Alarms")
+        if time.monotonic() - told >= 15:
+            console.note(
+                f"still {last} after {waited:.0f} s: CloudWatch keeps each period's Maximum, so an earlier datapoint in the "
+                f"period decides until the period passes; waiting for {state} (at most {timeout - waited:.0f} s more)"
+            )
+            told = time.monotonic()
         time.sleep(next(waits))
 
 
@@ -254,7 +265,7 @@ def main() -> int:
         show(found, threshold)
         console.note(f"reports: {where}")
         expected_state = "ALARM" if found["result"].get("violations") else "OK"
-        alarm = wait_for_alarm(cloudwatch, monitoring["DriftAlarmName"], expected_state, args.timeout)
+        alarm = wait_for_alarm(cloudwatch, monitoring["DriftAlarmName"], expected_state, start, args.timeout)
         figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"],
                           "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
 

@@ -209,7 +209,9 @@ class MonitoringStack(Stack):
             metric_name="constraint_violations",
             dimensions_map={"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_name},
             statistic="Maximum",
-            period=Duration.minutes(5),
+            # One datapoint per run, so a short period costs nothing; it lets a run's verdict
+            # replace the previous run's within a minute (a rerun of step 07 waits that long).
+            period=Duration.minutes(1),
         )
         return cloudwatch.Alarm(
             self,

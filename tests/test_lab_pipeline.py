@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -212,6 +213,18 @@ def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, 
     assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
     assert "No data" not in runs["07_monitor_drift.py"].stdout
 
+
+def test_the_drift_step_reruns_and_says_the_alarm_it_finds_is_an_earlier_runs(pipeline):
+    """Regression: a rerun waited silently (283 s) for the previous run's ALARM to clear, and
+    showed that stale ALARM as if the new clean traffic had raised it."""
+    server, env, cwd, _ = pipeline
+    started = time.monotonic()
+    rerun = run_step("07_monitor_drift.py", env, "--requests", "2", cwd=cwd)
+    seconds = time.monotonic() - started
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "an earlier run's verdict" in rerun.stdout
+    assert "still ALARM after" in rerun.stdout or seconds < 20  # progress on any longer wait
+    assert seconds < 150  # a one-minute alarm period: the earlier verdict clears within about a minute
 
 def malformed_requests(count: int, seed: int = 13) -> list[tuple[bytes, str, str]]:
     """(body, content type, accept) triples, each wrong in one of many ways."""
