@@ -252,19 +252,19 @@ def malformed_requests(count: int, seed: int = 13) -> list[tuple[bytes, str, str
 def test_fuzzed_requests_never_get_a_5xx_and_the_endpoint_keeps_serving(pipeline):
     """Through InvokeEndpoint, as a client would send them: 260 malformed bodies, then a good one."""
     server, _, _, _ = pipeline
-    runtime = server.session().client("sagemaker-runtime")
+    runtime, name = server.session().client("sagemaker-runtime"), endpoint_name(server)
     good = ",".join(["0"] * 25)
-    before = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
+    before = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
     statuses: Counter = Counter()
     for body, content_type, accept in malformed_requests(260):
         try:
-            runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType=content_type, Accept=accept, Body=body)
+            runtime.invoke_endpoint(EndpointName=name, ContentType=content_type, Accept=accept, Body=body)
             statuses[200] += 1
         except ClientError as error:
             statuses[error.response.get("OriginalStatusCode", error.response["ResponseMetadata"]["HTTPStatusCode"])] += 1
     assert sum(statuses.values()) == 260 and not any(status >= 500 for status in statuses), statuses
     assert set(statuses) - {200} <= {400, 406, 413, 415}, statuses
-    after = runtime.invoke_endpoint(EndpointName=endpoint_name(server), ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
+    after = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
     assert after == before
 
 def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
