@@ -36,7 +36,7 @@ from labkit.cli import step_parser
 from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
 from labkit.firehose import MAX_RECORDS_PER_CALL, send_records
-from labkit.landed import Landed, read_landed
+from labkit.landed import Landed, has_objects, read_landed
 from labkit.outputs import lab_outputs
 from labkit.session import aws_session, client
 from labkit.transactions import generate
@@ -64,10 +64,6 @@ def parse_args() -> argparse.Namespace:
 def batch_id(count: int, seed: int) -> str:
     """Names this dataset (its labels object and its local stream state)."""
     return f"seed{seed}-n{count}"
-
-
-def exists(s3, bucket: str, key: str) -> bool:
-    return s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount", 0) > 0
 
 
 class AcceptedLog:
@@ -202,7 +198,8 @@ def main() -> int:
         window = log.modified() + buffer_seconds(session, stream_name) + 60 - time.time()
         landed = wait_for_in_flight(s3, bucket, raw_prefix, in_flight, max(window, 0))
     missing = ~ids.isin(landed.transaction_ids.keys()).to_numpy()
-    first_run = bool(missing.all()) and not exists(s3, bucket, labels_key)
+    labels_delivered = has_objects(s3, bucket, labels_key)
+    first_run = bool(missing.all()) and not labels_delivered
     if not missing.any():
         console.heading("Stream: every record of this batch has landed already; nothing is resent")
     else:
@@ -211,7 +208,7 @@ def main() -> int:
         if first_run:
             console.note(f"plus {len(corrupted)} malformed records ({', '.join(KINDS)}), as real streams carry some")
         stream(session, stream_name, data.transactions[missing], args.batch_size, corrupted if first_run else [], log)
-    if not exists(s3, bucket, labels_key):
+    if not labels_delivered:
         console.heading("Deliver labels (chargebacks) apart from the stream")
         deliver_labels(s3, bucket, labels_key, data.labels)
 

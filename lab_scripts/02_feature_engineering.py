@@ -27,6 +27,7 @@ import json
 from labkit import console, results
 from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
+from labkit.landed import has_objects
 from labkit.outputs import lab_outputs
 from labkit.sagemaker import (
     CONTAINER,
@@ -131,7 +132,7 @@ def main() -> int:
         console.heading(f"Features: reusing {name} (pass --rerun for a new job)")
     else:
         for prefix, what in ((outputs["RawPrefix"], "no transactions"), ("labels/", "no labels")):
-            if not s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"):
+            if not has_objects(s3, bucket, prefix):
                 raise LabError(f"{what} under s3://{bucket}/{prefix}: run lab_scripts/01_stream_transactions.py first")
         console.heading("Upload the job's code")
         code_uri = upload_code(s3, bucket, ROOT / "processing", CODE_FILES)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".localaws"
-INTERRUPTED = 130  # the shell's code for a Ctrl-C
 
 
 def serve(port: int, firehose_failures: float = 0.0) -> int:
@@ -137,10 +136,10 @@ def run(argv: list[str] | None = None) -> int:
 
         if not synth.is_cached_source():  # importing the CDK (4 s, mostly Node starting) overlaps moto's import
             threading.Thread(target=importlib.import_module, args=("stacks.lab",), daemon=True).start()
-        from localaws.offline_lab import run_lab
+        from localaws.offline_lab import INTERRUPTED_EXIT, run_lab
 
         code = run_lab(args.size, args.workdir.resolve())
-        if code == INTERRUPTED:
+        if code == INTERRUPTED_EXIT:
             # Everything is stopped and reported. The CDK's Node process (if this run
             # synthesized) got the Ctrl-C too; its exit hook would print a traceback about it.
             sys.stdout.flush()

@@ -7,11 +7,12 @@ resend it. With `firehose_failure_fraction` set, each record of a call fails so,
 """
 from __future__ import annotations
 
-import io
 import json
 import random
 import threading
 from typing import Any, Callable, Iterable
+
+from localaws.wsgi import call, json_reply
 
 PUT_RECORD_BATCH = "Firehose_20150804.PutRecordBatch"
 FAILED_ENTRY = {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down. (injected by the local AWS)"}
@@ -43,30 +44,12 @@ class FaultLayer:
         passed = [r for r, fails in zip(records, failing) if not fails]
         delivered: list[dict] = []
         if passed:
-            status, headers, body = _call(self.app, environ, {**request, "Records": passed})
+            status, headers, body = call(self.app, environ, json.dumps({**request, "Records": passed}).encode())
             if not status.startswith("200"):  # the call itself failed: that is moto's answer
                 start_response(status, headers)
                 return [body]
             delivered = json.loads(body)["RequestResponses"]
         replies = iter(delivered)
         merged = [dict(FAILED_ENTRY) if fails else next(replies) for fails in failing]
-        reply = json.dumps({"FailedPutCount": sum(failing), "Encrypted": False, "RequestResponses": merged}).encode()
-        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(reply)))])
-        return [reply]
-
-
-def _call(app: Callable, environ: dict[str, Any], request: dict[str, Any]) -> tuple[str, list, bytes]:
-    body = json.dumps(request).encode()
-    forwarded = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
-    captured: dict[str, Any] = {}
-
-    def capture(status, headers, exc_info=None):
-        captured["status"], captured["headers"] = status, headers
-        return lambda data: None
-
-    chunks = app(forwarded, capture)
-    try:
-        return captured["status"], captured["headers"], b"".join(chunks)
-    finally:
-        getattr(chunks, "close", lambda: None)()
+        return json_reply(start_response, {"FailedPutCount": sum(failing), "Encrypted": False, "RequestResponses": merged})
 

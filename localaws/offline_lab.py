@@ -132,7 +132,8 @@ class LabInterrupted(Exception):
         self.results = results
 
 
-INTERRUPTED = "interrupted (Ctrl-C): rerun `make lab`, or the step by hand"
+INTERRUPTED_NOTE = "interrupted (Ctrl-C): rerun `make lab`, or the step by hand"
+INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
 
 
 def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[StepResult]:
@@ -163,7 +164,7 @@ def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[S
                 results.append(StepResult(label, True, time.monotonic() - started, figure))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup that follows runs to its end
-        results.append(StepResult(current, False, time.monotonic() - started, INTERRUPTED))
+        results.append(StepResult(current, False, time.monotonic() - started, INTERRUPTED_NOTE))
         raise LabInterrupted(results) from None
     return results
 
@@ -193,7 +194,7 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
         results, interrupted = stop.results, True
     except KeyboardInterrupt:  # before the first step: synthesis or deployment
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        results, interrupted = [StepResult("set-up (synth, deploy)", False, time.monotonic() - started, INTERRUPTED)], True
+        results, interrupted = [StepResult("set-up (synth, deploy)", False, time.monotonic() - started, INTERRUPTED_NOTE)], True
     total = time.monotonic() - started
     print_summary(results, total)
     page = lab_report.build(
@@ -205,7 +206,7 @@ def run_lab(size: int, workdir: Path = ROOT) -> int:
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"\n✗ lab stopped at {failed[0].step}: {failed[0].key_figure} (its output is above)")
-        return 130 if interrupted else 1
+        return INTERRUPTED_EXIT if interrupted else 1
     return 0
 
 

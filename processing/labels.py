@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +26,7 @@ import pyarrow.csv as pa_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the container's code dir is flat
 
-from validation import parse_utc, string_codes  # noqa: E402
+from validation import copies, filled_array, parse_utc, string_codes  # noqa: E402
 
 COLUMNS = ("transaction_id", "is_fraud", "fraud_scenario", "label_available_at")
 QUARANTINED = ("label_bad_value", "label_conflicting", "label_unknown_transaction")
@@ -77,8 +76,8 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
     available = parse_utc(table.column("label_available_at"))
     flag = table.column("is_fraud")
     bad = (
-        _filled(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column("transaction_id"))), 0), True)
-        | ~_filled(pc.is_in(flag, pa.array(["0", "1"])), False)
+        filled_array(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table.column("transaction_id"))), 0), True)
+        | ~filled_array(pc.is_in(flag, pa.array(["0", "1"])), False)
         | available.isna().to_numpy()
     )
     rejected["label_bad_value"] = table.filter(pa.array(bad)).to_pylist()
@@ -86,17 +85,11 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
     not_yet_known = int((~bad & ~known).sum())
     table = table.filter(pa.array(known))
 
-    ids = string_codes(table.column("transaction_id"))
-    _, first, group = np.unique(ids, return_index=True, return_inverse=True)
-    same = lambda name: _filled(pc.equal(table.column(name), table.column(name).take(pa.array(first[group]))), False)  # noqa: E731
-    scenario = pc.fill_null(table.column("fraud_scenario"), "")
-    same_scenario = _filled(pc.equal(scenario, scenario.take(pa.array(first[group]))), False)
-    conflicting = np.isin(group, group[~(same("is_fraud") & same_scenario)])
+    scenario = pc.fill_null(table.column("fraud_scenario"), "")  # no scenario equals no scenario
+    repeated, conflicting = copies(string_codes(table.column("transaction_id")), [table.column("is_fraud"), scenario])
     rejected["label_conflicting"] = table.filter(pa.array(conflicting)).to_pylist()
-    keep = np.zeros(len(ids), bool)
-    keep[first] = True
-    keep &= ~conflicting
-    duplicates = int((~keep & ~conflicting).sum())
+    keep = ~repeated & ~conflicting
+    duplicates = int((repeated & ~conflicting).sum())
     kept = table.filter(pa.array(keep))
     result = pa.table({
         "transaction_id": kept.column("transaction_id"),
@@ -109,10 +102,7 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
 
 def keep_known_transactions(labels: Labels, transaction_ids: pa.Array) -> None:
     """Reject (as label_unknown_transaction) the labels of no valid transaction."""
-    matched = _filled(pc.is_in(labels.table.column("transaction_id"), value_set=transaction_ids), False)
+    matched = filled_array(pc.is_in(labels.table.column("transaction_id"), value_set=transaction_ids), False)
     labels.rejected["label_unknown_transaction"] = labels.table.filter(pa.array(~matched)).to_pylist()
     labels.table = labels.table.filter(pa.array(matched))
 
-
-def _filled(values, fill: bool) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=bool)

@@ -208,16 +208,16 @@ def _classify(table: pa.Table, reason: np.ndarray) -> np.ndarray:
     """Set missing / wrong / negative reasons on rows still VALID; return the timestamps (ns)."""
     missing = np.zeros(len(reason), bool)
     for name in REQUIRED_FIELDS:
-        missing |= _array(pc.is_null(table.column(name)))
+        missing |= filled_array(pc.is_null(table.column(name)))
     wrong = np.zeros(len(reason), bool)
     for name in STRING_FIELDS:
-        wrong |= _array(pc.equal(pc.binary_length(table.column(name)), 0), fill=False)
+        wrong |= filled_array(pc.equal(pc.binary_length(table.column(name)), 0), fill=False)
     for name in NUMBER_FIELDS:
-        wrong |= ~_array(pc.is_finite(table.column(name)), fill=True)
-    wrong |= ~_array(pc.is_in(table.column("is_international"), pa.array([0, 1])), fill=True)
+        wrong |= ~filled_array(pc.is_finite(table.column(name)), fill=True)
+    wrong |= ~filled_array(pc.is_in(table.column("is_international"), pa.array([0, 1])), fill=True)
     timestamps = _nanoseconds(table.column("timestamp"))
     wrong |= (timestamps == NAT) & ~missing
-    negative = _array(pc.less(table.column("amount"), 0.0), fill=False)
+    negative = filled_array(pc.less(table.column("amount"), 0.0), fill=False)
     for code, mask in ((1, missing), (2, wrong), (3, negative)):
         reason[(reason == VALID) & mask] = code
     return timestamps
@@ -232,8 +232,8 @@ def _nanoseconds(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """ISO 8601 strings -> int64 ns since the epoch (NAT where not a time). The stream's own
     format is parsed in C; any other ISO 8601 form falls back to pandas, row by row."""
     fast = pc.strptime(values, format=_FAST_TIMESTAMP, unit="ns", error_is_null=True)
-    nanoseconds = _array(pc.cast(fast, pa.int64()), fill=NAT, dtype=np.int64).copy()
-    retry = _array(pc.and_(pc.is_null(fast), pc.is_valid(values)))
+    nanoseconds = filled_array(pc.cast(fast, pa.int64()), fill=NAT, dtype=np.int64).copy()
+    retry = filled_array(pc.and_(pc.is_null(fast), pc.is_valid(values)))
     if retry.any():
         others = pd.Series(pc.filter(values, pa.array(retry)).to_pylist(), dtype=object)
         parsed = pd.to_datetime(others, utc=True, errors="coerce", format="ISO8601").dt.as_unit("ns")
@@ -245,22 +245,30 @@ def _mark_duplicates(table: pa.Table, nanoseconds: np.ndarray, reason: np.ndarra
     """Among valid rows sharing a transaction_id: all conflicting if any field differs from
     the first copy's, else every copy after the first is an identical duplicate."""
     valid = np.flatnonzero(reason == VALID)
-    codes = string_codes(table.column("transaction_id").take(pa.array(valid)))
-    _, first, group = np.unique(codes, return_index=True, return_inverse=True)
-    repeated = np.ones(len(valid), bool)
-    repeated[first] = False
-    if not repeated.any():
-        return
-    # Compare only the repeated rows with their group's first copy (few, usually).
-    rows, firsts = valid[repeated], valid[first[group[repeated]]]
-    differs = nanoseconds[rows] != nanoseconds[firsts]
-    for name in REQUIRED_FIELDS:
-        if name != "timestamp":
-            column = table.column(name)
-            differs |= ~_array(pc.equal(column.take(pa.array(rows)), column.take(pa.array(firsts))), fill=False)
-    conflicting = np.isin(group, group[repeated][differs])
+    columns = [nanoseconds, *(table.column(name) for name in REQUIRED_FIELDS if name != "timestamp")]
+    repeated, conflicting = copies(string_codes(table.column("transaction_id").take(pa.array(valid))), columns, valid)
     reason[valid[repeated & ~conflicting]] = REASONS.index("duplicate")
     reason[valid[conflicting]] = REASONS.index("conflicting_duplicate")
+
+
+def copies(codes: np.ndarray, columns: list, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sharing a key (`codes`): (repeated: a copy after its key's first, conflicting: of a
+    key whose copies differ in any of `columns`). Row i is at `positions[i]` in the columns
+    (numpy arrays or arrow columns without nulls); only repeated rows are compared."""
+    _, first, group = np.unique(codes, return_index=True, return_inverse=True)
+    repeated = np.ones(len(codes), bool)
+    repeated[first] = False
+    if not repeated.any():
+        return repeated, np.zeros(len(codes), bool)
+    at = np.arange(len(codes)) if positions is None else positions
+    rows, firsts = at[repeated], at[first[group[repeated]]]
+    differs = np.zeros(len(rows), bool)
+    for column in columns:
+        if isinstance(column, np.ndarray):
+            differs |= column[rows] != column[firsts]
+        else:
+            differs |= ~filled_array(pc.equal(column.take(pa.array(rows)), column.take(pa.array(firsts))), fill=False)
+    return repeated, np.isin(group, group[repeated][differs])
 
 
 def _rejected_lines(batches: list[_Batch], reason: np.ndarray) -> dict[str, list[str]]:
@@ -285,7 +293,7 @@ def _rejected_lines(batches: list[_Batch], reason: np.ndarray) -> dict[str, list
 # --- small helpers --------------------------------------------------------------------------
 
 
-def _array(values, fill=False, dtype=bool) -> np.ndarray:
+def filled_array(values, fill=False, dtype=bool) -> np.ndarray:
     """A (chunked) arrow array as numpy, nulls replaced by `fill`."""
     return np.asarray(pc.fill_null(values, fill).to_numpy(zero_copy_only=False), dtype=dtype)
 

@@ -43,3 +43,9 @@ def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=300
     )
+
+
+def outputs_of(server) -> dict[str, str]:
+    """Every output of every stack deployed in `server`'s region (the local AWS)."""
+    stacks = server.session().client("cloudformation").describe_stacks()["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for stack in stacks for o in stack.get("Outputs", [])}

@@ -14,7 +14,7 @@ from labkit.transactions import generate
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudformation.synth import assembly_for
 from localaws.server import ACCOUNT_ID, LocalAws
-from tests.helpers import isolated_env, run_step
+from tests.helpers import isolated_env, outputs_of, run_step
 
 REGION = "ca-central-1"  # its own region: the bucket and stream are this module's alone
 PREFIX = "FaultLab"
@@ -25,11 +25,6 @@ def lab():
     with LocalAws(region=REGION) as server:
         deploy_assembly(assembly_for({"fraudlab:stackPrefix": PREFIX}), server.session())
         yield server
-
-
-def outputs_of(server) -> dict[str, str]:
-    stacks = server.session().client("cloudformation").describe_stacks()["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for stack in stacks for o in stack.get("Outputs", [])}
 
 
 def landed_counts(server, count: int, seed: int) -> Counter:

@@ -13,7 +13,7 @@ from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudformation.destroy import destroy_stacks
 from localaws.server import LocalAws
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import ROOT, isolated_env, run_step
+from tests.helpers import ROOT, isolated_env, outputs_of, run_step
 
 # Its own region and stack prefix: the other tests' resources share this process's moto,
 # and S3 buckets and IAM roles are global, as on AWS.
@@ -28,13 +28,6 @@ def deployed(tmp_path_factory):
     with LocalAws(region=REGION) as server:
         deploy_assembly(assembly, server.session())
         yield server
-
-
-def outputs_of(server) -> dict[str, str]:
-    merged = {}
-    for stack in server.session().client("cloudformation").describe_stacks()["Stacks"]:
-        merged.update({o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
-    return merged
 
 
 def sleeping_job(sagemaker, name: str, role_arn: str) -> None:

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from labkit.landed import objects
 from processing.labels import validate_labels
 from processing.validation import validate_objects
 
@@ -18,16 +19,11 @@ def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.S
     same rules as the processing job: bad records, unreadable objects and bad labels are
     left out (step 02 reports them)."""
     now = pd.Timestamp.now(tz="UTC")
-    objects = _objects(s3, bucket, raw_prefix)
-    transactions = validate_objects([body for _, body in objects], [key for key, _ in objects], not_after=now).frame
-    labels = validate_labels([(key, io.BytesIO(body)) for key, body in _objects(s3, bucket, "labels/") if key.endswith(".csv")], now)
+    raw = list(objects(s3, bucket, raw_prefix))
+    transactions = validate_objects([body for _, body in raw], [key for key, _ in raw], not_after=now).frame
+    labels = validate_labels([(key, io.BytesIO(body)) for key, body in objects(s3, bucket, "labels/") if key.endswith(".csv")], now)
     known = pd.Series(labels.table.column("is_fraud").to_numpy(), index=labels.table.column("transaction_id").to_pandas(), dtype=float)
     return transactions, transactions["transaction_id"].map(known)
-
-
-def _objects(s3, bucket: str, prefix: str) -> list[tuple[str, bytes]]:
-    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]
-    return [(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
 
 
 def csv_body(rows: np.ndarray) -> str:

@@ -10,7 +10,6 @@ does. Requests reach gunicorn over its unix socket, where the image's nginx woul
 """
 from __future__ import annotations
 
-import contextlib
 import http.client
 import io
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localaws.runtime import image_env
-from localaws.runtime.reaper import REAPER
+from localaws.runtime.reaper import REAPER, kill_group
 
 SERVE = "xgboost_serving"  # the image's `serve` console script (glue/xgboost_serving.py)
 HEALTH_CHECK_TIMEOUT_SECONDS = 180.0
@@ -135,8 +134,7 @@ class ServingContainer:
             pass  # nothing of it left
         except subprocess.TimeoutExpired:
             pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # whatever of the group is left
+        kill_group(self.process.pid)  # whatever of the group is left
         self.process.wait()
         REAPER.release(self.process.pid)
         shutil.rmtree(self.workdir, ignore_errors=True)

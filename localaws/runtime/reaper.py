@@ -41,6 +41,14 @@ class Reaper:
 REAPER = Reaper()  # one per local AWS process
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of a container's group; nothing left of it is fine."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
@@ -51,10 +59,7 @@ def main() -> None:
         else:
             groups.discard(pgid)
     for pgid in groups:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(pgid)
 
 
 if __name__ == "__main__":

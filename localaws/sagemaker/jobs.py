@@ -15,10 +15,8 @@ import contextlib
 import io
 import json
 import math
-import os
 import random
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -33,7 +31,7 @@ from typing import Any, Callable
 import boto3
 
 from localaws.runtime import image_env
-from localaws.runtime.reaper import REAPER
+from localaws.runtime.reaper import REAPER, kill_group
 
 OPT_ML = "/opt/ml"
 
@@ -95,8 +93,7 @@ class JobRunner:
         state.stop_requested.set()
         state.status = "Stopping"
         for process in state.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # the container's whole process group
+            kill_group(process.pid)  # the container's whole process group
         if state.kind == "tuning":  # its children are named after it
             for child, child_state in list(self.jobs.items()):
                 if child.startswith(f"{name}-") and child_state.kind == "training":
@@ -160,7 +157,7 @@ class JobRunner:
         state.processes = runs
         if state.stop_requested.is_set():  # stopped while its inputs were staged
             for process in runs:
-                os.killpg(process.pid, signal.SIGKILL)
+                kill_group(process.pid)
         timeout = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         failures = []
         for host, process in zip(hosts, runs):
@@ -175,8 +172,7 @@ class JobRunner:
                     last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
                     failures.append(f"{host}: exit code {process.returncode}: {last[0]}")
             logs.put(f"{name}/{host}", output)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # anything the job left running in its group
+            kill_group(process.pid)  # anything the job left running in its group
             REAPER.release(process.pid)
         if state.stop_requested.is_set():
             raise JobStopped

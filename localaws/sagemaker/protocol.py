@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
 from localaws.sagemaker.jobs import JobNotRunning, JobRunner
+from localaws.wsgi import call, json_reply
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 REGION_IN_CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -122,16 +123,14 @@ class SageMakerLayer:
             self.runner.stop(name)
         except JobNotRunning as error:
             return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
-        return _json(start_response, {})
+        return json_reply(start_response, {})
 
     def _list(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
         """moto's listing with each job's true status; StatusEquals applied to that status."""
         key, name_key, status_key, end_key = LIST[operation]
         request = json.loads(self._body(environ) or b"{}")
         wanted = request.pop("StatusEquals", None)
-        body = json.dumps(request).encode()
-        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-        status, headers, reply = self._forward(environ)
+        status, headers, reply = self._forward(environ, json.dumps(request).encode())
         if not status.startswith("200"):
             start_response(status, headers)
             return [reply]
@@ -145,7 +144,7 @@ class SageMakerLayer:
                 else:
                     summary[end_key] = state.ended.timestamp()
         listed[key] = [s for s in listed.get(key, []) if wanted in (None, s[status_key])]
-        return _json(start_response, listed)
+        return json_reply(start_response, listed)
 
     def _monitoring(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
         """Model Monitor's control plane, which moto lacks (see monitoring_api.py)."""
@@ -153,9 +152,7 @@ class SageMakerLayer:
             reply = STORE.handle(operation, json.loads(self._body(environ) or b"{}"), self.account_id, _region(environ))
         except MonitoringApiError as error:
             return _error(start_response, error.status, error.code, {"__type": error.code, "message": str(error)})
-        body = json.dumps(reply).encode()
-        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
-        return [body]
+        return json_reply(start_response, reply)
 
     def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""
@@ -166,19 +163,8 @@ class SageMakerLayer:
         start_response(status, headers)
         return [body]
 
-    def _forward(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
-        captured: dict[str, Any] = {}
-
-        def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
-
-        chunks = self.app(environ, capture)
-        try:
-            reply = b"".join(chunks)
-        finally:
-            getattr(chunks, "close", lambda: None)()
-        return captured["status"], captured["headers"], reply
+    def _forward(self, environ: dict[str, Any], body: bytes | None = None) -> tuple[str, list, bytes]:
+        return call(self.app, environ, body)
 
     def _patch_describe(self, operation: str, request: dict[str, Any], reply: bytes) -> bytes:
         name_key, status_key, end_key = DESCRIBE[operation]
@@ -253,12 +239,6 @@ def _error_reply(status: int, error_type: str, document: dict) -> tuple[str, lis
     body = json.dumps(document).encode()
     reason = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 424: "Failed Dependency"}[status]
     return f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)], body
-
-
-def _json(start_response: Callable, document: dict) -> list[bytes]:
-    body = json.dumps(document).encode()
-    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
-    return [body]
 
 
 def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
