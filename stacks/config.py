@@ -48,6 +48,7 @@ class LabConfig:
     firehose_buffer_seconds: int
     log_retention: RetentionDays
     access_log_expiration_days: int
+    noncurrent_version_days: int
     model_package_group_name: str
     model_package_arn: str  # "" until a model is approved: then the endpoint stack exists
     endpoint_instance_type: str
@@ -84,6 +85,7 @@ class LabConfig:
             access_log_expiration_days=_int(
                 get("accessLogExpirationDays"), "accessLogExpirationDays", 1, 3653
             ),
+            noncurrent_version_days=_int(get("noncurrentVersionDays"), "noncurrentVersionDays", 1, 365),
             model_package_group_name=_name(
                 get("modelPackageGroupName"),
                 "modelPackageGroupName",

@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks import checkov
 from stacks.layout import RAW_ERRORS_PREFIX, RAW_PREFIX
 from stacks.service_role import service_role
 
@@ -21,6 +22,7 @@ class DataProps:
     firehose_buffer_seconds: int
     log_retention: logs.RetentionDays
     access_log_expiration_days: int
+    noncurrent_version_days: int
 
 
 class DataStack(Stack):
@@ -50,6 +52,9 @@ class DataStack(Stack):
             )
         )
 
+        # Versioned so an overwrite or delete can be undone; the old versions expire after a
+        # few days, and auto-delete removes every version at `cdk destroy`.
+        keep_old_versions = s3.LifecycleRule(noncurrent_version_expiration=Duration.days(props.noncurrent_version_days))
         # S3 server access logs cannot be delivered to an SSE-KMS bucket, hence SSE-S3 here.
         access_logs = s3.Bucket(
             self,
@@ -58,9 +63,15 @@ class DataStack(Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(props.access_log_expiration_days))],
+            versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(props.access_log_expiration_days)), keep_old_versions],
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
+        )
+        checkov.accept(
+            access_logs.node.default_child,
+            "CKV_AWS_18",
+            "this is the access-log destination: logging it into itself would loop",
         )
         self.bucket = s3.Bucket(
             self,
@@ -73,6 +84,8 @@ class DataStack(Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="lab-bucket/",
+            versioned=True,
+            lifecycle_rules=[keep_old_versions],
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
         )

@@ -11,6 +11,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks import checkov
+
 # The variant name must stay the same across updates, or the autoscaling target that
 # points at it is orphaned (and deregistration fails on delete).
 VARIANT = "AllTraffic"
@@ -59,6 +61,12 @@ class EndpointStack(Stack):
             enable_network_isolation=None if props.serverless else True,
         )
         if props.serverless:
+            checkov.accept(
+                model,
+                "CKV_AWS_370",
+                "Serverless Inference supports neither VPC configuration nor network isolation: "
+                "the opt-in trade-off of fraudlab:serverless",
+            )
             Validations.of(model).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-SM1",

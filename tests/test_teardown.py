@@ -107,6 +107,13 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     s3 = session.client("s3")
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: s3.put_object(Bucket=outputs["LabBucketName"], Key=f"raw/part-{i:05d}.gz", Body=b"x"), range(1_100)))
+    # Versioned, as on AWS: an overwrite and a delete leave an old version and a delete marker,
+    # which must go too before the bucket can.
+    assert s3.get_bucket_versioning(Bucket=outputs["LabBucketName"])["Status"] == "Enabled"
+    s3.put_object(Bucket=outputs["LabBucketName"], Key="raw/part-00000.gz", Body=b"y")
+    s3.delete_object(Bucket=outputs["LabBucketName"], Key="raw/part-00001.gz")
+    versions = s3.list_object_versions(Bucket=outputs["LabBucketName"], Prefix="raw/part-0000")
+    assert len(versions["Versions"]) == 11 and len(versions["DeleteMarkers"]) == 1
     # What step 08 told the learner to run, then the audit finds nothing at all.
     destroyed = subprocess.run(
         [sys.executable, "-m", "localaws", "destroy"], cwd=ROOT, env={**env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=300,

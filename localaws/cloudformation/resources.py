@@ -19,7 +19,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.firehose.models import firehose_backends
 from moto.kms.models import Key as MotoKmsKey
 from moto.logs.models import logs_backends
-from moto.s3.models import s3_backends
+from moto.s3.models import FakeBucket, s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.scheduler.models import scheduler_backends
 from moto.sns.models import sns_backends
@@ -95,6 +95,19 @@ class DeliveryStream(_LocalModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         firehose_backends[account_id][region_name].delete_delivery_stream(self.physical_resource_id)
+
+
+class Bucket(FakeBucket):
+    """AWS::S3::Bucket: moto's, plus the versioning its CloudFormation ignores (deletes then
+    leave versions and delete markers, as on AWS, which destroy must remove)."""
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        bucket = super().create_from_cloudformation_json(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        versioning = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {})
+        if versioning.get("Status") == "Enabled":
+            s3_backends[account_id]["global"].put_bucket_versioning(bucket.name, "Enabled")
+        return bucket
 
 
 class BucketPolicy(_LocalModel):
@@ -413,7 +426,7 @@ class MonitoringSchedule(_LocalModel):
 def register() -> None:
     """Make moto's CloudFormation use the classes above; for a type both know, ours wins."""
     native = [m for m in CloudFormationModel.__subclasses__() if m is not _LocalModel]
-    by_type = {m.cloudformation_type(): m for m in native + _LocalModel.__subclasses__()}
+    by_type = {m.cloudformation_type(): m for m in native + _LocalModel.__subclasses__() + [Bucket]}
     # moto looks these up through module-level (cached) functions on every resource.
     parsing.get_model_map = lambda: by_type
     parsing.get_model_list = lambda: list(by_type.values())
