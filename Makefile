@@ -8,17 +8,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 IMAGE_ENV := .image-env/xgboost-3.2-0
 CHECKOV_ENV := .tools/checkov
+AWSCLI_ENV := .tools/awscli
 SIZE ?= 20000
 
 # Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
 export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The CDK CLI and jsii run on the Node package.json pins (node_modules/.bin/node).
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup lab test synth cost local-up local-down bench clean
 
-setup: $(VENV)/.installed node_modules/.installed $(IMAGE_ENV)/.installed $(CHECKOV_ENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed $(IMAGE_ENV)/.installed $(CHECKOV_ENV)/.installed $(AWSCLI_ENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,13 @@ $(IMAGE_ENV)/.installed: localaws/runtime/image-requirements.txt localaws/runtim
 $(CHECKOV_ENV)/.installed: requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_ENV)
 	$(CHECKOV_ENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# The AWS CLI v1 (tests drive the local AWS with it, as a learner does); it bundles its own
+# botocore and pins s3transfer below the kit's, hence a venv of its own.
+$(AWSCLI_ENV)/.installed: requirements-awscli.txt
+	$(PYTHON) -m venv $(AWSCLI_ENV)
+	$(AWSCLI_ENV)/bin/pip install --quiet -r requirements-awscli.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

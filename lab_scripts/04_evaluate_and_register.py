@@ -212,7 +212,7 @@ def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_ur
             InferenceSpecification={
                 # The XGBoost image runs our entry point (script mode): see inference/inference.py.
                 "Containers": [{"Image": model["image"], "ModelDataUrl": serving_uri, "Environment": ENVIRONMENT}],
-                "SupportedContentTypes": ["text/csv"],
+                "SupportedContentTypes": ["text/csv", "application/json"],  # what inference.py accepts
                 "SupportedResponseMIMETypes": ["text/csv", "application/json"],
                 "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large", "ml.c5.large"],
                 "SupportedTransformInstanceTypes": ["ml.m5.large"],

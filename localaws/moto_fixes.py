@@ -13,18 +13,22 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.firehose.models import FirehoseBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.logs.models import LogGroup
 from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
 from moto.core.responses import ActionResult
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import Model, SageMakerModelBackend
+from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
+
+from localaws.cloudwatch import history
 
 _moto_update_model_package = SageMakerModelBackend.update_model_package
 _moto_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 _moto_create_model_response = SageMakerResponse.create_model
 _moto_model_from_cloudformation = Model.create_from_cloudformation_json
 _moto_delete_stack = CloudFormationBackend.delete_stack
+_moto_log_group_from_cloudformation = LogGroup.create_from_cloudformation_json
 
 
 def _bucket_permission_without_conditions(self: FakeBucket, action: str, resource: str) -> PermissionResult:
@@ -106,6 +110,7 @@ def _put_metric_alarm_starting_without_data(self: CloudWatchBackend, name: str, 
     alarm = _moto_put_metric_alarm(self, name, *args, **kwargs)
     if new:
         alarm.update_state("Unchecked: Initial alarm creation", None, "INSUFFICIENT_DATA")
+    history.record(self, name, "ConfigurationUpdate", f'Alarm "{name}" {"created" if new else "updated"}', {"type": "Create" if new else "Update"})
     return alarm
 
 
@@ -144,6 +149,14 @@ def _delete_stack_releasing_exports(self: CloudFormationBackend, name_or_stack_i
                         del self.exports[name]
 
 
+def _log_group_from_cloudformation_keeping_key(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any) -> LogGroup:
+    """moto reads the API's `kmsKeyId` but not the template's `KmsKeyId`: an encrypted log
+    group from CloudFormation came out unencrypted."""
+    group = _moto_log_group_from_cloudformation(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    group.kms_key_id = cloudformation_json["Properties"].get("KmsKeyId")
+    return group
+
+
 def apply() -> None:
     # moto's serializer warns that its own DependencyViolation (a VPC deleted before its
     # dependents, which destroy.py then deletes) has no error shape: noise in `make lab`.
@@ -157,5 +170,10 @@ def apply() -> None:
     SageMakerModelBackend.delete_model_package_group = _delete_model_package_group
     SageMakerResponse.delete_model_package_group = _delete_model_package_group_response
     CloudWatchBackend.put_metric_alarm = _put_metric_alarm_starting_without_data
+    history.apply()
     SageMakerResponse.create_model = _create_model_keeping_isolation
     Model.create_from_cloudformation_json = classmethod(_model_from_cloudformation_keeping_isolation)
+    LogGroup.create_from_cloudformation_json = classmethod(_log_group_from_cloudformation_keeping_key)
+    # moto names every endpoint after its logical id; the template's EndpointName is the name
+    # (the endpoint's log group is created under it before the endpoint).
+    FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")

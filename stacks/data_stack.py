@@ -39,9 +39,12 @@ class DataStack(Stack):
             pending_window=Duration.days(7),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # The lab's log groups (Firehose delivery, VPC flow logs) are encrypted with this key:
-        # CloudWatch Logs may use it for log groups of this lab's stacks, nothing else.
-        lab_log_groups = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{construct_id.rsplit('-', 1)[0]}-*"
+        # The lab's log groups (Firehose delivery, VPC flow logs, the endpoint's, which SageMaker
+        # names /aws/sagemaker/Endpoints/<endpoint>) are encrypted with this key: CloudWatch
+        # Logs may use it for log groups of this lab's stacks, nothing else.
+        prefix = construct_id.rsplit("-", 1)[0]
+        log_group_arn = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
+        lab_log_groups = [f"{log_group_arn}{prefix}-*", f"{log_group_arn}/aws/sagemaker/Endpoints/{prefix}-*"]
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchLogsForLabLogGroups",

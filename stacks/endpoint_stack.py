@@ -7,6 +7,8 @@ from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, RemovalPolicy, Stac
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -36,6 +38,7 @@ class EndpointProps:
     serverless: bool
     latency_alarm_ms: int
     alerts_topic_export: str
+    log_retention: logs.RetentionDays
 
 
 class EndpointStack(Stack):
@@ -116,7 +119,21 @@ class EndpointStack(Stack):
                     ),
                 ),
             )
-        endpoint = sagemaker.CfnEndpoint(self, "Endpoint", endpoint_config_name=config.attr_endpoint_config_name)
+        # Named, so its log group (which SageMaker would create, unencrypted, never expiring,
+        # and leave behind) can be created first: encrypted, expiring, deleted with the stack.
+        endpoint_name = f"{self.stack_name}-fraud-scoring"
+        log_group = logs.LogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            encryption_key=kms.Key.from_key_arn(self, "LabKey", key_arn),
+            retention=props.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+        )
+        endpoint.node.add_dependency(log_group)
         for resource in (model, config, endpoint):
             resource.apply_removal_policy(RemovalPolicy.DESTROY)
 

@@ -108,6 +108,7 @@ def build_lab(app: App) -> dict[str, object]:
                 serverless=config.serverless,
                 latency_alarm_ms=config.latency_alarm_ms,
                 alerts_topic_export=ml.alerts_topic_export,
+                log_retention=config.log_retention,
             ),
         )
         stacks["endpoint"].add_stack_dependency(ml, "imports the serving role, bucket and key by export name")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import stacks  # noqa: F401  (before any CDK import: jsii runs on the pinned Node, see stacks/__init__.py)
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
 from localaws.cloudformation.synth import assembly_for, synthesize

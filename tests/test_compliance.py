@@ -163,6 +163,19 @@ def test_malformed_context_fails_synth_with_one_line(tmp_path):
     ]
 
 
+def test_synthesis_runs_on_the_pinned_node_without_a_banner(tmp_path):
+    """Regression: on Node 20 (past end-of-life) jsii printed an 11-line banner on every
+    synthesis outside make (make silenced it). The package.json pin is what runs, by hand too:
+    here with no JSII_* variables and no node_modules/.bin on PATH."""
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["node"]
+    node = subprocess.run([str(ROOT / "node_modules/.bin/node"), "--version"], capture_output=True, text=True, check=True)
+    assert node.stdout.strip() == f"v{pinned}" and pinned.startswith("22.")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "node_modules" not in p)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_")} | {"PATH": path, "CDK_OUTDIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 # --- checkov on every synthesized variant ---------------------------------------------------
 
 CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"

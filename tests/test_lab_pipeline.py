@@ -6,8 +6,10 @@ import json
 import os
 import random
 import re
+import subprocess
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,12 @@ from botocore.exceptions import ClientError
 
 from labkit import drift
 from localaws.cloudformation.deploy import deploy_assembly
+from localaws.cloudwatch.alarms import evaluate
 from localaws.server import ACCOUNT_ID
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import sns_backends
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import ROOT, isolated_env, run_step
+from tests.helpers import ROOT, isolated_env, outputs_of, run_step
 
 
 def load_step(script: str):
@@ -267,6 +271,95 @@ def test_fuzzed_requests_never_get_a_5xx_and_the_endpoint_keeps_serving(pipeline
     after = runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Accept="text/csv", Body=good)["Body"].read()
     assert after == before
 
+AWS_CLI = ROOT / ".tools" / "awscli" / "bin" / "aws"
+
+
+def aws(env: dict[str, str], *args: str) -> dict:
+    """One AWS CLI v1 command against the local AWS, as a learner types it; its JSON answer."""
+    completed = subprocess.run([str(AWS_CLI), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, f"aws {' '.join(args)}: {completed.stderr}"
+    return json.loads(completed.stdout or "{}")
+
+
+def test_the_endpoints_console_pages_through_the_aws_cli(pipeline):
+    """What the console shows of the endpoint, asked with the AWS CLI v1 (PyPI). Regression:
+    offline nothing published the AWS/SageMaker metrics (the alarms never saw a datapoint),
+    there was no /aws/sagemaker/Endpoints/<name> log group, and describe-alarm-history
+    answered HTTP 500."""
+    server, env, _, _ = pipeline
+    env = {**env, "PATH": os.environ["PATH"]}
+    name = endpoint_name(server)
+    assert aws(env, "sagemaker", "describe-endpoint", "--endpoint-name", name)["EndpointStatus"] == "InService"
+
+    def statistic(metric: str, *statistics: str) -> dict:
+        now = datetime.now(timezone.utc)
+        points = aws(
+            env, "cloudwatch", "get-metric-statistics", "--namespace", "AWS/SageMaker", "--metric-name", metric,
+            "--dimensions", f"Name=EndpointName,Value={name}", "Name=VariantName,Value=AllTraffic",
+            "--start-time", (now - timedelta(hours=1)).isoformat(), "--end-time", (now + timedelta(minutes=1)).isoformat(),
+            "--period", "7200", "--statistics", *statistics,
+        )["Datapoints"]
+        assert len(points) == 1, (metric, points)
+        return points[0]
+
+    # Step 06 sent 100 single requests (and batches) and one malformed; the fuzz test 262 more.
+    assert statistic("Invocations", "Sum")["Sum"] >= 100 + 262
+    assert statistic("Invocation4XXErrors", "Sum")["Sum"] >= 200 and statistic("Invocation5XXErrors", "Sum")["Sum"] == 0
+    for metric in ("ModelLatency", "OverheadLatency"):
+        latency = statistic(metric, "Average", "Maximum")
+        assert latency["Unit"] == "Microseconds" and 0 < latency["Average"] <= latency["Maximum"] < 60e6, (metric, latency)
+
+    group = f"/aws/sagemaker/Endpoints/{name}"
+    # The endpoint stack's own group, made before the endpoint: encrypted, expiring.
+    groups = aws(env, "logs", "describe-log-groups", "--log-group-name-prefix", group)["logGroups"]
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in groups] == [(group, 7)] and groups[0]["kmsKeyId"].startswith("arn:aws:kms:")
+    streams = aws(env, "logs", "describe-log-streams", "--log-group-name", group)["logStreams"]
+    assert [s["logStreamName"].split("/")[0] for s in streams] == ["AllTraffic"] and re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", streams[0]["logStreamName"])
+    events = aws(env, "logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", "gunicorn")["events"]
+    assert events, "the serving container's start-up is not in its log group"
+
+    alarms = [a for a in aws(env, "cloudwatch", "describe-alarms")["MetricAlarms"] if {"Name": "EndpointName", "Value": name} in a["Dimensions"]]
+    errors = next(a for a in alarms if a["MetricName"] == "Invocation5XXErrors")
+    # The alarm's own query finds the published datapoints (its state reason names only the
+    # last change, which came before any request, as on AWS).
+    backend = cloudwatch_backends[ACCOUNT_ID][server.region]
+    state, reason = evaluate(backend, backend.alarms[errors["AlarmName"]], datetime.now(timezone.utc))
+    assert errors["StateValue"] == state == "OK" and reason.startswith("Threshold not crossed: datapoint(s) [0"), reason
+    history = aws(env, "cloudwatch", "describe-alarm-history", "--alarm-name", errors["AlarmName"])["AlarmHistoryItems"]
+    assert history[-1]["HistoryItemType"] == "ConfigurationUpdate" and "StateUpdate" in {h["HistoryItemType"] for h in history}
+
+
+def test_the_jobs_and_the_registry_through_the_aws_cli(pipeline):
+    """Regression: describe-training-job showed moto's placeholder metric definition
+    ("test:dcg"), one "Starting" transition and no TrainingTime/BillableTime;
+    list-training-jobs gave TrainingEndTime = CreationTime; describe-processing-job had no
+    ProcessingResources; the model package said it accepts text/csv only."""
+    server, env, _, _ = pipeline
+    env = {**env, "PATH": os.environ["PATH"]}
+    listed = aws(env, "sagemaker", "list-training-jobs", "--status-equals", "Completed", "--max-results", "100")["TrainingJobSummaries"]
+    summary = listed[0]
+    assert summary["TrainingEndTime"] > summary["CreationTime"]
+    job = aws(env, "sagemaker", "describe-training-job", "--training-job-name", summary["TrainingJobName"])
+    statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    assert statuses == ["Starting", "Downloading", "Training", "Uploading", "Completed"] and job["SecondaryStatus"] == "Completed"
+    assert all(t["StartTime"] <= t["EndTime"] for t in job["SecondaryStatusTransitions"])
+    assert job["TrainingTimeInSeconds"] >= 1 and job["BillableTimeInSeconds"] == job["TrainingTimeInSeconds"]
+    definitions = {d["Name"]: d["Regex"] for d in job["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert "validation:aucpr" in definitions and "test:dcg" not in definitions
+    assert re.match(definitions["validation:aucpr"], "[7]#011train-aucpr:0.91#011validation-aucpr:0.875").group(1) == "0.875"
+    assert {m["MetricName"] for m in job["FinalMetricDataList"]} <= set(definitions)
+
+    processing = aws(env, "sagemaker", "list-processing-jobs", "--status-equals", "Completed")["ProcessingJobSummaries"][0]
+    described = aws(env, "sagemaker", "describe-processing-job", "--processing-job-name", processing["ProcessingJobName"])
+    assert described["ProcessingResources"]["ClusterConfig"]["InstanceType"].startswith("ml.")
+    assert described["ProcessingStartTime"] <= described["ProcessingEndTime"]
+
+    group = outputs_of(server)["ModelPackageGroupName"]
+    package = aws(env, "sagemaker", "list-model-packages", "--model-package-group-name", group)["ModelPackageSummaryList"][0]
+    spec = aws(env, "sagemaker", "describe-model-package", "--model-package-name", package["ModelPackageArn"])["InferenceSpecification"]
+    assert spec["SupportedContentTypes"] == spec["SupportedResponseMIMETypes"] == ["text/csv", "application/json"]
+
+
 def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
     """Regression: the serving container outlived `cdk destroy`: InvokeEndpoint on the deleted
     endpoint answered 200. (Last in this module: it takes the endpoint away.)"""
@@ -280,3 +373,6 @@ def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
     with pytest.raises(ClientError) as gone:
         server.session().client("sagemaker-runtime").invoke_endpoint(EndpointName=name, ContentType="text/csv", Body="1")
     assert gone.value.response["Error"]["Code"] == "ValidationError" and "not found" in str(gone.value)
+    # The endpoint's log group went with its stack (SageMaker's own would have stayed).
+    groups = server.session().client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/sagemaker/Endpoints/{name}")["logGroups"]
+    assert groups == []

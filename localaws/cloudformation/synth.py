@@ -16,9 +16,8 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-# Set before jsii starts: synth must never ask EC2 metadata; quiet jsii's Node 20 banner.
+# Set before jsii starts: synth must never ask EC2 metadata (jsii's Node: stacks/__init__.py).
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "synth-cache"

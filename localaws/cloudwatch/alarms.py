@@ -16,6 +16,8 @@ import numpy as np
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import sns_backends
 
+from localaws.cloudwatch import history
+
 COMPARE = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -57,7 +59,10 @@ def evaluate(backend, alarm, now: datetime) -> tuple[str, str] | None:
     breaching = [v for v in values if COMPARE[alarm.comparison_operator](v, alarm.threshold)]
     needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods)
     shown = ", ".join(f"{v:g}" for v in values)
-    if len(breaching) >= min(needed, len(values)):
+    # Periods without data count as the alarm says: good, bad, or (missing, ignore) not at all.
+    treat, absent = alarm.treat_missing_data or "missing", alarm.evaluation_periods - len(values)
+    bad = len(breaching) + (absent if treat == "breaching" else 0)
+    if bad >= (needed if treat in ("breaching", "notBreaching") else min(needed, len(values))):
         return "ALARM", f"Threshold Crossed: {len(breaching)} datapoint(s) [{shown}] {alarm.comparison_operator} {alarm.threshold:g}"
     return "OK", f"Threshold not crossed: datapoint(s) [{shown}] vs {alarm.comparison_operator} {alarm.threshold:g}"
 
@@ -94,6 +99,7 @@ class AlarmEvaluator:
                 if alarm.actions_enabled:
                     for arn in actions:
                         _notify(account, region, arn, alarm, old, state, reason, now)
+                        history.record(backend, alarm.name, "Action", f"Successfully executed action {arn}", {"actionState": "Succeeded", "notificationResource": arn})
 
 
 def _notify(account: str, region: str, arn: str, alarm, old: str, state: str, reason: str, now: datetime) -> None:

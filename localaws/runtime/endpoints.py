@@ -22,12 +22,14 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container
+from localaws.runtime.endpoint_telemetry import EndpointTelemetry
 
 CAPTURE_FLUSH_SECONDS = 0.5
 CAPTURE_FLUSH_LINES = 500
+TELEMETRY_SECONDS = 1.0  # how often metrics and log lines are published
 
 
 class EndpointError(Exception):
@@ -51,6 +53,7 @@ class HostedEndpoint:
     variant: str
     container: ServingContainer
     capture: Capture | None
+    telemetry: EndpointTelemetry
 
 
 class EndpointHost:
@@ -111,13 +114,18 @@ class EndpointHost:
             self.stop(region, name)
             raise EndpointError(f"Endpoint {name} not found.")
         hosted = self.ensure(region, name)
+        received = time.perf_counter()
         headers = {"Content-Type": content_type, "Accept": accept} if accept else {"Content-Type": content_type}
         try:
+            sent = time.perf_counter()
             status, reply, reply_type = hosted.container.request("POST", "/invocations", body, headers)
+            answered = time.perf_counter()
         except (http.client.HTTPException, OSError) as error:
             raise EndpointError(f"the container of {name} did not answer: {error}; its log ends: {hosted.container.log_tail()}") from None
         if status == 200 and hosted.capture is not None:
             self._capture(hosted, body, content_type, reply, reply_type)
+        model = answered - sent
+        hosted.telemetry.record(status, model, time.perf_counter() - received - model)
         return status, reply, reply_type, hosted.variant
 
     def stop(self, region: str, name: str) -> None:
@@ -163,7 +171,8 @@ class EndpointHost:
             )
         except ContainerFailed as error:
             raise EndpointError(str(error)) from None
-        return HostedEndpoint(name, variant["VariantName"], serving, _capture_config(config))
+        telemetry = EndpointTelemetry(name, variant["VariantName"], serving.log_path, int(variant.get("InitialInstanceCount") or 1))
+        return HostedEndpoint(name, variant["VariantName"], serving, _capture_config(config), telemetry)
 
     # --- data capture --------------------------------------------------------------------
 
@@ -186,17 +195,30 @@ class EndpointHost:
             capture.lines.append((now, line))
 
     def _housekeep(self) -> None:
-        """Flush captured requests; stop the containers of endpoints deleted meanwhile."""
+        """Flush captured requests, publish metrics and logs; stop the containers of endpoints
+        deleted meanwhile."""
+        published = time.monotonic()
         while True:
             time.sleep(CAPTURE_FLUSH_SECONDS / 2)
+            publish, now = False, time.monotonic()
+            if now - published >= TELEMETRY_SECONDS:
+                publish, published = True, now
             for (region, name), hosted in list(self._endpoints.items()):
                 try:
                     if self._exists(region, name):
                         self._flush(region, hosted)
+                        if publish:
+                            self._publish(region, hosted)
                     else:
                         self.stop(region, name)
                 except ClientError as error:  # keep housekeeping; say what was lost
                     print(f"localaws: data capture of {name} not written: {error}", file=sys.stderr)
+
+    def _publish(self, region: str, hosted: HostedEndpoint) -> None:
+        try:
+            hosted.telemetry.publish(self._session_for_region(region))
+        except (ClientError, BotoCoreError) as error:  # the figures are lost, serving goes on
+            print(f"localaws: metrics or logs of {hosted.name} not published: {error}", file=sys.stderr)
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
         capture = hosted.capture

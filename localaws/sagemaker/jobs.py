@@ -48,6 +48,17 @@ class JobState:
     done: threading.Event = field(default_factory=threading.Event)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     processes: list[subprocess.Popen] = field(default_factory=list)  # a processing job's containers
+    spec: dict[str, Any] = field(default_factory=dict)  # the Create* request
+    # SecondaryStatusTransitions, as DescribeTrainingJob lists them (processing jobs keep them too)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    running_since: datetime | None = None  # containers up: TrainingStartTime / ProcessingStartTime
+
+    def enter(self, status: str, message: str) -> None:
+        """A new secondary status; the previous one ends now."""
+        now = datetime.now(timezone.utc)
+        if self.transitions:
+            self.transitions[-1]["EndTime"] = now
+        self.transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
 
 
 class JobFailed(Exception):
@@ -77,7 +88,8 @@ class JobRunner:
         self.jobs: dict[str, JobState] = {}
 
     def start(self, kind: str, name: str, spec: dict[str, Any]) -> None:
-        state = self.jobs[name] = JobState(kind)
+        state = self.jobs[name] = JobState(kind, spec=spec)
+        state.enter("Starting", "Preparing the instances for the job")
         run = {"processing": self._run_processing, "training": self._run_training, "tuning": self._run_tuning}[kind]
         threading.Thread(target=self._supervise, args=(state, run, name, spec), name=f"job-{name}", daemon=True).start()
 
@@ -120,7 +132,8 @@ class JobRunner:
             state.status, state.failure_reason = "Failed", f"InternalServerError: local runner: {error}"
         finally:
             shutil.rmtree(self._workdir / name, ignore_errors=True)  # staged data, failed or not
-            state.ended = datetime.now(timezone.utc)
+            state.enter(state.status, {"Completed": "Job completed", "Stopped": "Job stopped"}.get(state.status, state.failure_reason or ""))
+            state.ended = state.transitions[-1]["EndTime"] = state.transitions[-1]["StartTime"]
             state.done.set()
 
     # --- processing -------------------------------------------------------------------
@@ -133,6 +146,7 @@ class JobRunner:
         if not command:
             raise JobFailed("ClientError: the local AWS needs AppSpecification.ContainerEntrypoint")
         logs = _JobLogs(session, "/aws/sagemaker/ProcessingJobs", name)
+        state.enter("Downloading", "Downloading input data")
         roots = []
         for index, host in enumerate(hosts):
             root = self._workdir / name / host / "opt/ml"
@@ -153,6 +167,8 @@ class JobRunner:
             environment.update(self._container_environment())
         isolated = spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False)
         sandbox = image_env.network_sandbox()[0] if isolated else []
+        state.enter("Processing", "Processing job in progress")
+        state.running_since = datetime.now(timezone.utc)
         runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]
         state.processes = runs
         if state.stop_requested.is_set():  # stopped while its inputs were staged
@@ -178,6 +194,7 @@ class JobRunner:
             raise JobStopped
         if failures:
             raise JobFailed("AlgorithmError: " + "; ".join(failures) + f" (logs: /aws/sagemaker/ProcessingJobs {name}/*)")
+        state.enter("Uploading", "Uploading generated output data")
         for root in roots:
             for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
                 _upload_dir(session, _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
@@ -193,6 +210,8 @@ class JobRunner:
         if "sagemaker-xgboost" not in image:
             raise JobFailed(f"ClientError: the local AWS runs only the built-in XGBoost algorithm, not {image}")
         root = self._workdir / name / "opt/ml"
+        state.enter("Downloading", "Downloading input data")
+        state.running_since = datetime.now(timezone.utc)
         channels = {}
         for channel in spec.get("InputDataConfig", []):
             target = root / "input/data" / channel["ChannelName"]
@@ -204,6 +223,7 @@ class JobRunner:
             _download_prefix(session, checkpoint, checkpoint_dir, (0, 1), required=False)  # first run: none yet
         logs = _JobLogs(session, "/aws/sagemaker/TrainingJobs", name)
         log_lines: list[str] = []
+        state.enter("Training", "Training image download completed. Training in progress.")
         try:
             result = builtin_xgboost.train(
                 spec.get("HyperParameters", {}), channels, root / "model", checkpoint_dir if checkpoint else None, log_lines.append
@@ -214,6 +234,7 @@ class JobRunner:
             logs.put(f"{name}/algo-1", "\n".join(log_lines))
         if state.stop_requested.is_set():
             raise JobStopped
+        state.enter("Uploading", "Uploading generated training model")
         if checkpoint:
             _upload_dir(session, checkpoint_dir, checkpoint)
         output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
-from localaws.sagemaker.jobs import JobNotRunning, JobRunner
+from localaws.sagemaker.jobs import JobNotRunning, JobRunner, JobState
 from localaws.wsgi import call, json_reply
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -186,8 +187,44 @@ class SageMakerLayer:
             ]
         described.update(state.reply_fields)
         if operation == "DescribeTrainingJob":
-            described["SecondaryStatus"] = {"InProgress": "Training", "Completed": "Completed", "Failed": "Failed"}[state.status]
+            _training_shape(described, state)
+        elif operation == "DescribeProcessingJob":
+            # moto drops ProcessingResources; SageMaker reports the request's
+            described["ProcessingResources"] = state.spec.get("ProcessingResources", {})
+            if state.running_since:
+                described["ProcessingStartTime"] = state.running_since.timestamp()
         return json.dumps(described).encode()
+
+
+def _training_shape(described: dict[str, Any], state: JobState) -> None:
+    """What DescribeTrainingJob tells of a job's life: its secondary status transitions, when
+    training started, seconds trained and billed, and the metrics its log is parsed for."""
+    described["SecondaryStatus"] = "Stopping" if state.status == "Stopping" else state.transitions[-1]["Status"]
+    described["SecondaryStatusTransitions"] = [
+        {key: value.timestamp() if isinstance(value, datetime) else value for key, value in transition.items()}
+        for transition in state.transitions
+    ]
+    if state.running_since:
+        described["TrainingStartTime"] = state.running_since.timestamp()
+        if state.ended:
+            # Billed per second of instance time; offline there is no spot discount to show.
+            seconds = max(1, math.ceil((state.ended - state.running_since).total_seconds()))
+            described["TrainingTimeInSeconds"] = described["BillableTimeInSeconds"] = seconds
+    algorithm = described.setdefault("AlgorithmSpecification", {})
+    requested = state.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions")
+    algorithm["MetricDefinitions"] = requested or builtin_metric_definitions(state.spec.get("HyperParameters", {}))
+
+
+def builtin_metric_definitions(hyperparameters: dict[str, str]) -> list[dict[str, str]]:
+    """The metric definitions SageMaker gives the built-in XGBoost algorithm: each evaluation
+    metric on each channel, parsed from the log line XGBoost prints per round
+    (`[12]#011train-aucpr:0.91#011validation-aucpr:0.88`, #011 being the logged tab)."""
+    metrics = [m for m in hyperparameters.get("eval_metric", "").split(",") if m] or ["rmse"]
+    number = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+    return [
+        {"Name": f"{channel}:{metric}", "Regex": rf".*\[[0-9]+\].*#011{channel}-{metric}:{number}.*"}
+        for channel in ("train", "validation") for metric in metrics
+    ]
 
 
 def refusal(operation: str, request: dict[str, Any]) -> str | None:

@@ -1,0 +1,61 @@
+"""CloudWatch offline: alarms evaluated as CloudWatch does, and their history."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from moto.cloudwatch.models import cloudwatch_backends
+
+from localaws.cloudwatch.alarms import evaluate
+from localaws.server import ACCOUNT_ID
+
+
+def latency_alarm(cloudwatch, name: str, treat_missing_data: str) -> None:
+    """The endpoint stack's latency alarm: p99 over 1-minute periods, 3 of 3 to alarm."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name, Namespace="Test/Local", MetricName=name, Dimensions=[{"Name": "EndpointName", "Value": "e"}],
+        ExtendedStatistic="p99", Period=60, EvaluationPeriods=3, Threshold=100_000,
+        ComparisonOperator="GreaterThanThreshold", TreatMissingData=treat_missing_data,
+    )
+    slow = datetime.now(timezone.utc) - timedelta(seconds=5)
+    cloudwatch.put_metric_data(Namespace="Test/Local", MetricData=[
+        {"MetricName": name, "Dimensions": [{"Name": "EndpointName", "Value": "e"}], "Timestamp": slow, "Values": [250_000.0], "Counts": [3.0]},
+    ])
+
+
+def test_one_slow_minute_of_three_alarms_only_when_missing_minutes_count_as_breaching(local_aws):
+    """Regression: one breaching minute of a 3-of-3 alarm raised it whatever TreatMissingData
+    said; CloudWatch counts the two minutes without data as good under notBreaching."""
+    server, _ = local_aws
+    cloudwatch = server.session().client("cloudwatch")
+    backend = cloudwatch_backends[ACCOUNT_ID][server.region]
+    now = datetime.now(timezone.utc)
+    expected = {"notBreaching": "OK", "breaching": "ALARM", "missing": "ALARM", "ignore": "ALARM"}
+    for treat, state in expected.items():
+        latency_alarm(cloudwatch, f"slow-minute-{treat}", treat)
+        assert evaluate(backend, backend.alarms[f"slow-minute-{treat}"], now)[0] == state, treat
+
+
+def test_alarm_history_shows_creation_state_changes_and_notifications(local_aws):
+    """Regression: `aws cloudwatch describe-alarm-history` answered HTTP 500 (moto lacks it)."""
+    server, _ = local_aws
+    session = server.session()
+    cloudwatch, sns = session.client("cloudwatch"), session.client("sns")
+    topic = sns.create_topic(Name="history-test")["TopicArn"]
+    cloudwatch.put_metric_alarm(
+        AlarmName="history-test", Namespace="Test/Local", MetricName="errors", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching", AlarmActions=[topic],
+    )
+    cloudwatch.put_metric_data(Namespace="Test/Local", MetricData=[{"MetricName": "errors", "Value": 2.0}])
+    server.alarms.evaluate_all()
+
+    items = cloudwatch.describe_alarm_history(AlarmName="history-test")["AlarmHistoryItems"]
+    kinds = [item["HistoryItemType"] for item in items]
+    assert kinds == ["Action", "StateUpdate", "ConfigurationUpdate"]  # newest first
+    change = json.loads(items[1]["HistoryData"])
+    assert (change["oldState"]["stateValue"], change["newState"]["stateValue"]) == ("INSUFFICIENT_DATA", "ALARM")
+    assert items[1]["HistorySummary"] == "Alarm updated from INSUFFICIENT_DATA to ALARM"
+    assert topic in items[0]["HistorySummary"]
+    only_changes = cloudwatch.describe_alarm_history(AlarmName="history-test", HistoryItemType="StateUpdate", ScanBy="TimestampAscending")
+    assert [i["HistoryItemType"] for i in only_changes["AlarmHistoryItems"]] == ["StateUpdate"]
