@@ -7,7 +7,8 @@ endpoint and the drift monitor run on it at once (no waiting for the hourly sche
 no violations, the alarm OK. Then payments with injected drift -- amounts x3, a merchant
 category never seen in training, a feature sent empty -- and the monitor names each one
 (baseline_drift_check, categorical_values_check, completeness_check), the violation
-metric crosses the alarm threshold and the alarm goes to ALARM (its SNS topic notifies).
+metric crosses the alarm threshold and the alarm goes to ALARM; its SNS notification is
+shown as the alerts inbox received it (an SQS queue subscribed to the alerts topic).
 
 Normal traffic is a random sample of training-period payments. Try `--traffic recent`
 (the newest payments) to see a real drift the monitor flags too: customer-history features
@@ -20,7 +21,9 @@ top of each hour; this step shows that schedule and does not run the kit's job.
 
 Where to look: S3 monitoring/baseline/ and monitoring/reports/<endpoint>/yyyy/mm/dd/hh/<job>/;
 CloudWatch > Metrics > FraudLab (constraint_violations, feature_baseline_drift_*);
-CloudWatch > Alarms > the DriftAlarmName output; EventBridge > Scheduler > FraudLab-DriftMonitor.
+CloudWatch > Alarms > the DriftAlarmName output (its History tab); SNS > Topics > the alerts
+topic > Subscriptions; SQS > Queues > the AlertsInboxUrl output; EventBridge > Scheduler >
+FraudLab-DriftMonitor.
 
 Exam task statements: MLA-C01 4.1 (monitor model inference: data capture, drift, baselines),
 4.2 (monitor and optimize infrastructure: CloudWatch metrics and alarms), 4.3 (secure:
@@ -37,6 +40,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
+from dateutil import parser as dates
 
 from labkit import console, drift, polling, results
 from labkit.cli import step_parser
@@ -115,10 +119,22 @@ def ensure_baseline(session, outputs: dict, monitoring: dict, rerun: bool) -> di
     constraints = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}constraints.json")["Body"].read())
     statistics = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}statistics.json")["Body"].read())
     compared = [f for f in constraints["features"] if f.get("monitoringConfigOverrides", {}).get("perform_comparison") != "Disabled"]
+    groups = [f for f in constraints["features"] if "one_hot_columns" in f]
     console.done(
-        f"{statistics['dataset']['item_count']:,} training rows, {len(constraints['features'])} features "
-        f"({len(compared)} compared), drift threshold {constraints['monitoring_config']['distribution_constraints']['comparison_threshold']}"
+        f"{statistics['dataset']['item_count']:,} training rows, {len(constraints['features'])} features checked, "
+        f"drift threshold {constraints['monitoring_config']['distribution_constraints']['comparison_threshold']}"
     )
+    # Why the count differs from step 02's, in words (the learner compares them).
+    console.note(
+        f"the model's {len(constraints['features']) - len(groups)} columns"
+        + "".join(f", plus `{g['name']}`: its {len(g['one_hot_columns'])} one-hot columns read back as one feature, so an unseen value is named" for g in groups)
+    )
+    uncompared = [f for f in constraints["features"] if f not in compared]
+    if uncompared:
+        reasons = sorted({f["monitoringConfigOverrides"].get("reason", "") for f in uncompared})
+        console.note(
+            f"{len(compared)} compared for drift; {', '.join(f['name'] for f in uncompared)} only for type and completeness: {'; '.join(reasons)}"
+        )
     console.table(
         [(f["name"], f["inferred_type"], f"{f['completeness']:.2f}", "no (clock)" if f not in compared else "yes") for f in constraints["features"][:8]]
         + [("...", "", "", "")],
@@ -206,6 +222,27 @@ def wait_for_alarm(cloudwatch, name: str, state: str, since: datetime, timeout: 
         time.sleep(next(waits))
 
 
+def show_notification(sqs, inbox_url: str, alarm_name: str, state: str, since: datetime, timeout: float = 60) -> dict | None:
+    """The alarm's SNS notification, read from the alerts inbox (an SQS queue subscribed to
+    the topic, as an email subscription would receive it). Every message read is deleted, so
+    a rerun sees only its own."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        messages = sqs.receive_message(QueueUrl=inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=5).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=inbox_url, ReceiptHandle=message["ReceiptHandle"])
+        for message in messages:
+            envelope = json.loads(message["Body"])  # SNS's envelope; the alarm's JSON is its Message
+            alarm = json.loads(envelope["Message"])
+            changed = dates.parse(alarm["StateChangeTime"])
+            if alarm.get("AlarmName") == alarm_name and alarm.get("NewStateValue") == state and changed >= since:
+                console.done(f"SNS notification read from the alerts inbox: {envelope.get('Subject', '')}")
+                console.note(f"{alarm['OldStateValue']} -> {alarm['NewStateValue']} at {changed:%H:%M:%S} UTC: {textwrap.shorten(alarm['NewStateReason'], 160, placeholder=' ...')}")
+                return alarm
+    console.warn(f"no {state} notification of {alarm_name} in the alerts inbox after {timeout:.0f} s: see SNS > Topics > the alerts topic > Subscriptions")
+    return None
+
+
 def main() -> int:
     args = parse_args()
     session = aws_session()
@@ -266,6 +303,8 @@ def main() -> int:
         console.note(f"reports: {where}")
         expected_state = "ALARM" if found["result"].get("violations") else "OK"
         alarm = wait_for_alarm(cloudwatch, monitoring["DriftAlarmName"], expected_state, start, args.timeout)
+        if expected_state == "ALARM" and outputs.get("AlertsInboxUrl"):
+            show_notification(client(session, "sqs"), outputs["AlertsInboxUrl"], monitoring["DriftAlarmName"], "ALARM", start)
         figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"],
                           "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
 

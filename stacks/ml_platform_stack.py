@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.images import XGBOOST, image_map
@@ -99,6 +100,45 @@ class MlPlatformStack(Stack):
         )
         if props.alert_email:
             self.alerts_topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
+        # Where step 07 reads the alarm's notification: an email subscription needs an address
+        # and a confirmation, a queue needs neither (and costs nothing at lab volumes).
+        inbox = sqs.Queue(
+            self,
+            "AlertsInbox",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=alerts_key,  # the subscription lets SNS use it, for this topic only
+            enforce_ssl=True,
+            retention_period=Duration.days(1),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Subscribed by hand: SqsSubscription would name the topic's ARN in the key's policy,
+        # and the topic is encrypted with that key (a circular dependency).
+        sns.Subscription(self, "AlertsInboxSubscription", topic=self.alerts_topic, endpoint=inbox.queue_arn, protocol=sns.SubscriptionProtocol.SQS)
+        inbox.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[inbox.queue_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": self.alerts_topic.topic_arn}},
+            )
+        )
+        alerts_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="SnsDeliversToTheInbox",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" is this key
+                # the alerts topic, by the name CloudFormation gives it (a Ref would be circular)
+                conditions={"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:{self.stack_name}-AlertsTopic*"}},
+            )
+        )
+        Validations.of(inbox).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="The inbox only holds alarm notifications for step 07 to show, kept a day; "
+                "a message that cannot be read has nothing to retry, so a dead-letter queue would stay empty.",
+            )
+        )
 
         # Named exports: the endpoint and monitoring stacks import them, so adding those stacks
         # later does not change this one (a CDK-generated export would appear only then).
@@ -108,6 +148,7 @@ class MlPlatformStack(Stack):
             CfnOutput(self, f"{name}RoleArn", value=role.role_arn, export_name=self.role_arn_exports[name])
         self.alerts_topic_export = f"{self.stack_name}-AlertsTopicArn"
         CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn, export_name=self.alerts_topic_export)
+        CfnOutput(self, "AlertsInboxUrl", value=inbox.queue_url)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
         CfnOutput(self, "XgboostImageUri", value=image_map(self, "XgboostImage", *XGBOOST).find_in_map(Aws.REGION, "uri"))
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)

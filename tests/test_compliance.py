@@ -41,6 +41,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "FraudLab-MLPlatform/TrainingPolicy": _execution_role(("features/", "models/checkpoints/"), ("models/",)),
     "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/",), ("capture/",)),
     "FraudLab-MLPlatform/MonitoringPolicy": _execution_role(("code/", "features/", "capture/", "monitoring/"), ()),
+    "FraudLab-MLPlatform/AlertsInbox": {"AwsSolutions-SQS3"},
 }
 
 

@@ -215,13 +215,28 @@ def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, 
     s3 = server.session().client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["LabBucketName"], Prefix="monitoring/reports/")["Contents"]]
     assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
-    assert "No data" not in runs["07_monitor_drift.py"].stdout
+    out = runs["07_monitor_drift.py"].stdout
+    assert "No data" not in out
+    # The notification as the learner sees it (regression: never shown), and the feature
+    # count explained (regression: 25 in step 02, "26 features (23 compared)" here, no word why).
+    assert f'SNS notification read from the alerts inbox: ALARM: "{alarm_name}"' in out and "OK -> ALARM at" in out, out
+    assert "the model's 25 columns, plus `category`: its" in out and "23 compared for drift; hour_of_day, is_weekend, is_night only" in out, out
 
 
 def test_the_drift_step_reruns_and_says_the_alarm_it_finds_is_an_earlier_runs(pipeline):
     """Regression: a rerun waited silently (283 s) for the previous run's ALARM to clear, and
     showed that stale ALARM as if the new clean traffic had raised it."""
     server, env, cwd, _ = pipeline
+    # The earlier run's drift verdict, fresh whatever ran since (its datapoint decides the
+    # alarm's one-minute window, as the pipeline's own run did when the rerun came at once).
+    cloudwatch = server.session().client("cloudwatch")
+    monitoring = server.session().client("cloudformation").describe_stacks(StackName="FraudLab-Monitoring")["Stacks"][0]["Outputs"]
+    alarm = cloudwatch.describe_alarms(AlarmNames=[next(o["OutputValue"] for o in monitoring if o["OutputKey"] == "DriftAlarmName")])["MetricAlarms"][0]
+    cloudwatch.put_metric_data(Namespace=alarm["Namespace"], MetricData=[
+        {"MetricName": alarm["MetricName"], "Dimensions": alarm["Dimensions"], "Value": alarm["Threshold"] + 7},
+    ])
+    server.alarms.evaluate_all()
+    assert cloudwatch.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["StateValue"] == "ALARM"
     started = time.monotonic()
     rerun = run_step("07_monitor_drift.py", env, "--requests", "2", cwd=cwd)
     seconds = time.monotonic() - started

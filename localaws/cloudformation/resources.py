@@ -23,6 +23,7 @@ from moto.s3.models import FakeBucket, s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.scheduler.models import scheduler_backends
 from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
 
 from localaws.sagemaker.monitoring import STORE
 
@@ -330,6 +331,46 @@ class TopicPolicy(_LocalModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         pass  # the policy goes with its topic
+
+
+class Subscription(_LocalModel):
+    """AWS::SNS::Subscription: subscribed in moto's SNS backend (which delivers to SQS)."""
+
+    def __init__(self, arn: str) -> None:
+        self.physical_resource_id = arn
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SNS::Subscription"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        return cls(sns_backends[account_id][region_name].subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"]).arn)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        sns_backends[account_id][region_name].unsubscribe(self.physical_resource_id)
+
+
+class QueuePolicy(_LocalModel):
+    """AWS::SQS::QueuePolicy: the Policy attribute of each queue in moto's SQS backend."""
+
+    def __init__(self, queues: list[str]) -> None:
+        self.physical_resource_id = ",".join(queues)
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SQS::QueuePolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        for url in props["Queues"]:
+            sqs_backends[account_id][region_name].set_queue_attributes(url.rsplit("/", 1)[-1], {"Policy": json.dumps(props["PolicyDocument"])})
+        return cls(props["Queues"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        pass  # the policy goes with its queue
 
 
 class Schedule(_LocalModel):
