@@ -72,7 +72,13 @@ local-up: setup
 	if [ -f .localaws/env ]; then cat .localaws/server.log; echo "now: source .localaws/env"; else cat .localaws/server.log; exit 1; fi
 
 local-down:
-	@if [ -f .localaws/pid ]; then kill $$(cat .localaws/pid) 2>/dev/null || true; rm -f .localaws/pid .localaws/env; echo "local AWS stopped"; else echo "local AWS not running"; fi
+	@if [ -f .localaws/pid ]; then \
+	  pid=$$(cat .localaws/pid); kill $$pid 2>/dev/null || true; \
+	  alive() { ps -o stat= -p $$pid 2>/dev/null | grep -qv Z; }; \
+	  for i in $$(seq 100); do alive || break; sleep 0.1; done; \
+	  if alive; then echo "local AWS (pid $$pid) still stopping: see .localaws/server.log"; exit 1; fi; \
+	  rm -f .localaws/pid .localaws/env; echo "local AWS stopped"; \
+	else echo "local AWS not running"; fi
 
 bench: setup
 	$(PY) -m bench

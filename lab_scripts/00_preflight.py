@@ -17,7 +17,7 @@ from labkit import console, cost, results
 from labkit.cli import step_parser
 from labkit.errors import LabError, explain, run_step
 from labkit.outputs import lab_outputs, stack_names, stack_status
-from labkit.session import aws_session, backend_description, client, stacks_command
+from labkit.session import aws_session, backend_description, client, endpoint_url, stacks_command
 
 
 def check_identity(session: boto3.Session) -> None:
@@ -59,18 +59,19 @@ def check_stream(session: boto3.Session, stream: str) -> None:
     console.done(f"Firehose stream {stream} ACTIVE")
 
 
-def show_cost(region: str) -> None:
+def show_cost(region: str) -> dict[str, float]:
     """What the lab costs here (list prices in labkit/prices.json; `make cost` for the table)."""
     try:
         items = cost.estimate(cost.load_settings(), cost.load_prices(region))
     except cost.CostError as error:
         console.note(f"cost estimate unavailable: {error}")
-        return
+        return {}
     total = cost.totals(items, hours_forgotten=24)
     console.note(
         f"cost in {region}: about USD {total.lab_run:.2f} for one full lab run; USD {total.forgotten:.2f} per day "
         "if you forget teardown (step 08). `make cost` shows every line."
     )
+    return {"lab_run_usd": round(total.lab_run, 2), "forgotten_usd_per_day": round(total.forgotten, 2)}
 
 
 def main() -> int:
@@ -98,8 +99,12 @@ def main() -> int:
     console.done("ready: each kind of SageMaker job runs as its own role, reaching only its own data:")
     for role in roles:
         console.note(f"{role.removesuffix('RoleArn').lower():<10} {outputs[role].split('/')[-1]}")
-    show_cost(session.region_name)
-    results.record(f"{len(stack_names())} stacks ready in {session.region_name}")
+    costs = show_cost(session.region_name)
+    results.record(
+        f"{len(stack_names())} stacks ready in {session.region_name}",
+        region=session.region_name, backend=backend_description(), endpoint_url=endpoint_url(),
+        bucket=outputs["LabBucketName"], **costs,
+    )
     return 0
 
 

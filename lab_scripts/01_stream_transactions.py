@@ -143,7 +143,8 @@ def deliver_labels(s3, bucket: str, key: str, labels) -> None:
     console.done(f"labels for {len(labels):,} transactions ({labels['is_fraud'].sum():,} fraud) at s3://{bucket}/{key}")
 
 
-def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent_duplicates: int, wait_seconds: int, resent: int) -> None:
+def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent_duplicates: int, wait_seconds: int, resent: int, **run: int) -> None:
+    """Wait until every expected record has landed; record the figures (and `run`: seed, count)."""
     deadline = time.monotonic() + wait_seconds
     while True:
         landed = read_landed(s3, bucket, raw_prefix)
@@ -173,6 +174,7 @@ def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent
         duplicate_records=duplicates,
         resent_records=resent,
         objects_landed=sum(landed.objects_per_partition.values()),
+        **run,
     )
 
 
@@ -213,7 +215,7 @@ def main() -> int:
         deliver_labels(s3, bucket, labels_key, data.labels)
 
     console.heading(f"What landed in s3://{bucket}/{raw_prefix}")
-    verify_landed(s3, bucket, raw_prefix, set(ids), sent_duplicates, args.wait, resent=0 if first_run else int(missing.sum()))
+    verify_landed(s3, bucket, raw_prefix, set(ids), sent_duplicates, args.wait, resent=0 if first_run else int(missing.sum()), seed=args.seed, count=args.count)
     log.clear()
     return 0
 

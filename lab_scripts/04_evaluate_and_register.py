@@ -42,7 +42,7 @@ from labkit.errors import LabError, run_step  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402
 from labkit.sagemaker import TAGS, read_pointer, split_uri  # noqa: E402
-from labkit.session import aws_session, client, each  # noqa: E402
+from labkit.session import aws_session, client, each, stacks_command  # noqa: E402
 from processing.features import FEATURE_COLUMNS  # noqa: E402
 
 # Below this many test frauds a recall or precision is a handful of payments: say so.
@@ -288,6 +288,8 @@ def main() -> int:
     )
     console.done(f"{arn}: {status}")
     console.note(reason)
+    if status == "Approved":
+        console.note(f"next: {stacks_command('deploy', f'fraudlab:modelPackageArn={arn}')}  (the endpoint and monitoring stacks)")
     results.record(
         f"PR-AUC {m['pr_auc']:.3f} (rule {rule['pr_auc']:.3f}), {status}",
         test_pr_auc=m["pr_auc"],

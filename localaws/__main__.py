@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".localaws"
+# Where `make local-up` (run in the directory it is called from) finds the env file.
+STATE_DIR = Path(".localaws")
 
 
 def serve(port: int, firehose_failures: float = 0.0) -> int:
@@ -30,7 +31,7 @@ def serve(port: int, firehose_failures: float = 0.0) -> int:
     STATE_DIR.mkdir(exist_ok=True)
     env_file = STATE_DIR / "env"
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in local.environment().items()))
-    print(f"✓ local AWS at {local.endpoint_url}; `source {env_file.relative_to(ROOT)}` to use it", flush=True)
+    print(f"✓ local AWS at {local.endpoint_url}; `source {env_file}` to use it", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -2,13 +2,17 @@
 summary, the report, and an audit that proves `cdk destroy` left nothing."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.helpers import ROOT, isolated_env
 
@@ -62,6 +66,59 @@ def test_the_report_shows_every_part_of_the_lab(lab):
         assert f'src="{plot}"' in page and (workdir / "build/lab-report" / plot).stat().st_size > 1000
     assert "not run" not in page
     assert "completeness_check" in page and "categorical_values_check" in page
+    # Regression: the page explained nothing, linked nothing and had no run facts or drift plot.
+    for section in ("This run", "Where to look"):
+        assert f"<h2>{section}</h2>" in page
+    assert "seed 7" in page and f"{SIZE:,}" in page and "USD " in page and "XGBoost image 3.2-0" in page
+    assert page.count('<td class="why">') >= 20
+    assert re.search(r"aws --endpoint-url http://127\.0\.0\.1:\d+ --region us-east-1 s3 ls s3://\S+/features/", page)
+    assert '<svg role="img" aria-label="drift distance per feature' in page and "threshold 0.1" in page
+
+
+def browser() -> str | None:
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+
+
+def test_the_report_in_a_real_browser_loads_every_image_and_has_no_blank_band(lab, tmp_path):
+    """Headless Chromium renders the page: every image loads, the page is as tall as its
+    content, and no band of it is blank (a missing plot or an empty section would be)."""
+    chromium = browser()
+    if chromium is None:
+        if os.environ.get("FRAUDLAB_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (FRAUDLAB_REQUIRE_BROWSER): .ci/run installs it from Debian's packages")
+        pytest.skip("Chromium not installed (`apt install chromium`): the report's browser test needs it; CI installs it")
+    _, workdir = lab
+    report = workdir / "build/lab-report"
+    probe = tmp_path / "probe"
+    shutil.copytree(report, probe)
+    page = (probe / "index.html").read_text()
+    # The probe copy reports what the browser saw in its title, which --dump-dom prints.
+    script = ("<script>window.addEventListener('load', () => { document.title = JSON.stringify({"
+              "height: document.documentElement.scrollHeight, "
+              "images: [...document.images].map(i => i.complete && i.naturalWidth > 0), "
+              "svgs: document.querySelectorAll('svg').length}); });</script>")
+    (probe / "index.html").write_text(page.replace("</body>", script + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+    # Measured at the screenshot's width: a narrower window makes a taller page.
+    dom = subprocess.run([chromium, *flags, "--window-size=1200,800", "--dump-dom", (probe / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
+    seen = json.loads(html.unescape(re.search(r"<title>(.*?)</title>", dom.stdout).group(1)))
+    assert seen["images"] == [True] * 4 and seen["svgs"] == 1, seen
+    assert 2500 < seen["height"] < 12000, seen
+
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, f"--window-size=1200,{seen['height']}", f"--screenshot={shot}", (report / "index.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, seen["height"])
+    pixels = np.asarray(image)
+    blank = (pixels > 245).all(axis=1)  # rows with nothing drawn on them
+    drawn = np.flatnonzero(~blank)
+    longest, run = 0, 0
+    for row_is_blank in blank[drawn[0]:drawn[-1] + 1]:
+        run = run + 1 if row_is_blank else 0
+        longest = max(longest, run)
+    assert longest < 120, f"a blank band of {longest} px"
+    assert seen["height"] - drawn[-1] < 120  # the page ends where its content does
 
 
 def test_results_files_carry_the_figures(lab):

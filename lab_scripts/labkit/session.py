@@ -38,10 +38,14 @@ def stacks_command(action: str, context: str = "") -> str:
     return f"npx cdk {action} --all{f' -c {context}' if context else ''}"
 
 
+def endpoint_url() -> str:
+    """The local AWS the calls go to, or "" on AWS (for what the learner is shown)."""
+    return os.environ.get("AWS_ENDPOINT_URL", "")
+
+
 def backend_description() -> str:
     """Where the calls go, for the learner's benefit (the steps never branch on it)."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    return f"local AWS at {endpoint}" if endpoint else "AWS"
+    return f"local AWS at {endpoint_url()}" if endpoint_url() else "AWS"
 
 
 def each(service_client, operation: str, key: str, **kwargs) -> list:

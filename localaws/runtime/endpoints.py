@@ -114,6 +114,8 @@ class EndpointHost:
             self.stop(region, name)
             raise EndpointError(f"Endpoint {name} not found.")
         hosted = self.ensure(region, name)
+        # OverheadLatency is the rest of this call, from here (a container's start, which
+        # SageMaker does before InService, is not an invocation's overhead).
         received = time.perf_counter()
         headers = {"Content-Type": content_type, "Accept": accept} if accept else {"Content-Type": content_type}
         try:
