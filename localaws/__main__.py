@@ -27,7 +27,7 @@ def serve(port: int, firehose_failures: float = 0.0) -> int:
     local = LocalAws(port=port).start()
     local.faults.firehose_failure_fraction = firehose_failures
     for report in deploy_assembly(assembly, local.session()):
-        print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
+        print(report.summary(), flush=True)
     STATE_DIR.mkdir(exist_ok=True)
     env_file = STATE_DIR / "env"
     env_file.write_text("".join(f"export {k}={v}\n" for k, v in local.environment().items()))
@@ -59,7 +59,7 @@ def deploy(context: list[str]) -> int:
     assembly = assembly_for(overrides)
     # boto3 reads AWS_DEFAULT_REGION; the AWS docs (and .localaws/env) also set AWS_REGION.
     for report in deploy_assembly(assembly, boto3.Session(region_name=os.environ.get("AWS_REGION") or None)):
-        print(f"✓ {report.name}: {len(report.created)} resources, {len(report.not_emulated)} not emulated", flush=True)
+        print(report.summary(), flush=True)
     return 0
 
 

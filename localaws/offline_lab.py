@@ -217,8 +217,7 @@ def deploy_base_stacks(run: LabRun) -> list[StepResult]:
     print(f"== Local AWS at {run.local.endpoint_url}: deploying the stacks", flush=True)
     try:
         for deployed in deploy_assembly(run.assembly, run.local.session(), only=base):
-            skipped = f", {len(deployed.not_emulated)} not emulated" if deployed.not_emulated else ""
-            print(f"✓ {deployed.name}: {len(deployed.created)} resources{skipped}", flush=True)
+            print(deployed.summary(), flush=True)
     except DeployError as error:
         return [StepResult("cdk deploy (network, data, platform)", False, time.monotonic() - started, str(error))]
     return []

@@ -111,3 +111,12 @@ def test_moto_fixes_new_alarms_start_without_data_and_groups_delete_as_on_aws(lo
     sagemaker.delete_model_package(ModelPackageName=package)
     sagemaker.delete_model_package_group(ModelPackageGroupName="doomed")
     assert sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_the_deploy_line_names_what_is_not_emulated_and_where_it_says_why(local_aws):
+    """Regression: `make lab` printed "1 not emulated" and never said what or why."""
+    _, reports = local_aws
+    data = next(r for r in reports if r.name.endswith("-Data"))
+    line = data.summary()
+    assert line.startswith(f"✓ {data.name}: {len(data.created)} resources; not emulated: Custom::S3AutoDeleteObjects")
+    assert "localaws/cloudformation/resources.py" in line

@@ -46,11 +46,13 @@ def test_the_readme_by_hand_section_runs_verbatim_and_leaves_nothing(tmp_path):
     assert any(PLACEHOLDER in c for c in commands) and any("08_teardown.py --audit-only" in c for c in commands)
     for name in SHARED:
         (tmp_path / name).symlink_to(ROOT / name)
+    # A learner's shell: no AWS settings, and not inside `make test` (nested make says
+    # "Entering/Leaving directory" around everything).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     # `make local-up` runs `make setup` first: through the links, a stale set-up would be
     # reinstalled under the other tests' feet (`make test` brings it up to date before).
-    stale = subprocess.run(["make", "-q", "setup"], cwd=tmp_path, capture_output=True, timeout=60)
+    stale = subprocess.run(["make", "-q", "setup"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert stale.returncode == 0, "the checkout's set-up is out of date: run `make setup` (make test does) first"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     completed = subprocess.run(
         ["bash", "-c", script(commands)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
@@ -62,5 +64,7 @@ def test_the_readme_by_hand_section_runs_verbatim_and_leaves_nothing(tmp_path):
         assert "no leftovers outside the stacks: the lab is gone" in audit, audit
         assert re.search(r"✓ destroyed .*-Endpoint", transcript), transcript[-4000:]
         assert "local AWS stopped" in transcript.splitlines()[-1]
+        page = (tmp_path / "build/lab-report/index.html").read_text()
+        assert "by hand" in page and "<h2>Where to look</h2>" in page and "not run" not in page
     finally:  # a failed run must not leave its local AWS behind
-        subprocess.run(["make", "local-down"], cwd=tmp_path, capture_output=True, timeout=60)
+        subprocess.run(["make", "local-down"], cwd=tmp_path, env=env, capture_output=True, timeout=60)

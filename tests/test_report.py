@@ -49,3 +49,22 @@ def test_links_point_at_the_runs_region_on_aws_and_at_the_local_aws_offline():
     assert "region=eu-west-1" in links["s3://lab-bucket/features/"] and "eu-west-1.console.aws.amazon.com" in links["endpoint E"]
     offline = {"00_preflight": {"region": "us-east-1", "bucket": "b", "endpoint_url": "http://127.0.0.1:5000"}}
     assert "aws --endpoint-url http://127.0.0.1:5000 --region us-east-1 s3 ls s3://b/raw/" in dict(report._links(offline))["s3://b/raw/"]
+
+
+def test_the_report_script_builds_the_page_from_the_steps_results_or_says_what_to_run(tmp_path):
+    """Regression: by hand there was no documented way to the report (`python -m labkit.report`
+    worked only with lab_scripts on the path)."""
+    from tests.helpers import isolated_env, run_step
+
+    nothing = run_step("report.py", isolated_env(), cwd=tmp_path)
+    assert nothing.returncode != 0 and nothing.stderr.strip().splitlines() == [
+        "✗ no step results in build/lab-results/: run the steps first (from this directory)"
+    ], nothing.stderr
+    results = tmp_path / "build/lab-results"
+    results.mkdir(parents=True)
+    (results / "00_preflight.json").write_text('{"step": "00_preflight", "key_figure": "3 stacks ready in eu-west-1", '
+                                               '"region": "eu-west-1", "backend": "AWS", "endpoint_url": "", "bucket": "b"}')
+    built = run_step("report.py", isolated_env(), cwd=tmp_path)
+    assert built.returncode == 0 and "build/lab-report/index.html" in built.stdout, built.stdout + built.stderr
+    page = (tmp_path / "build/lab-report/index.html").read_text()
+    assert "3 stacks ready in eu-west-1" in page and "by hand" in page and "eu-west-1.console.aws.amazon.com" in page

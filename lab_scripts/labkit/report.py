@@ -1,14 +1,13 @@
 """The lab report: one HTML page (plus the evaluation plots) from what the steps recorded.
 
 Built from build/lab-results/<step>.json and build/evaluation/*.png, so it works after an
-offline run and after a cloud run alike: `python -m labkit.report` rebuilds it.
+offline run and after a cloud run alike: `python lab_scripts/report.py` rebuilds it.
 """
 from __future__ import annotations
 
 import html
 import json
 import shutil
-import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -145,7 +144,7 @@ def _drift_plot(distances: dict[str, float], threshold: float) -> str:
     )
 
 
-def render(results: dict[str, dict], summary: list[tuple[str, bool, float, str]], plots: list[str], title: str, built: datetime | None = None) -> str:
+def render(results: dict[str, dict], summary: list[tuple[str, bool, float | None, str]], plots: list[str], title: str, built: datetime | None = None) -> str:
     built = built or datetime.now(timezone.utc)
     run = results.get("00_preflight", {})
     stream = results.get("01_stream_transactions", {})
@@ -154,7 +153,7 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float, str]]
     )
     steps = _table(
         ("step", "status", "time", "key figure"),
-        [(step, "ok" if ok else "FAILED", f"{seconds:.1f} s", figure) for step, ok, seconds, figure in summary],
+        [(step, "ok" if ok else "FAILED", "by hand" if seconds is None else f"{seconds:.1f} s", figure) for step, ok, seconds, figure in summary],
     ).replace("<td>ok</td>", '<td class="ok">ok</td>').replace("<td>FAILED</td>", '<td class="failed">FAILED</td>')
     cost = (f"USD {run['lab_run_usd']:.2f} for this run on AWS in {run['region']}; USD {run['forgotten_usd_per_day']:.2f} "
             "per day if left deployed" if "lab_run_usd" in run else "not estimated")
@@ -241,7 +240,7 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float, str]]
 """
 
 
-def build(summary: list[tuple[str, bool, float, str]], title: str = "FraudLab lab report", root: Path = Path(".")) -> Path:
+def build(summary: list[tuple[str, bool, float | None, str]], title: str = "FraudLab lab report", root: Path = Path(".")) -> Path:
     """Write <root>/build/lab-report/index.html and copy the plots beside it; returns the page."""
     out = root / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -254,7 +253,3 @@ def build(summary: list[tuple[str, bool, float, str]], title: str = "FraudLab la
     page.write_text(render(load_results(root / RESULTS_DIR), summary, plots, title))
     return page
 
-
-if __name__ == "__main__":
-    rows = [(step, True, 0.0, r.get("key_figure", "")) for step, r in load_results().items()]
-    print(build(rows), file=sys.stdout)

@@ -34,6 +34,14 @@ class StackReport:
     not_emulated: dict[str, str] = field(default_factory=dict)  # logical id -> resource type
     outputs: dict[str, str] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One line for the learner, naming what was not emulated (and where it says why)."""
+        line = f"✓ {self.name}: {len(self.created)} resources"
+        if self.not_emulated:
+            kinds = ", ".join(sorted(set(self.not_emulated.values())))
+            line += f"; not emulated: {kinds} (a custom-resource Lambda: why in localaws/cloudformation/resources.py)"
+        return line
+
 
 def deploy_assembly(assembly_dir: Path | str, session: boto3.Session, only: set[str] | None = None) -> list[StackReport]:
     """Create every stack of the cloud assembly (or those named in `only`) in the local AWS."""
