@@ -31,7 +31,7 @@ from pathlib import Path
 
 import boto3
 
-from labkit import console, results
+from labkit import console, polling, results
 from labkit.cli import step_parser
 from labkit.corruption import KINDS, corrupted_records
 from labkit.errors import LabError, run_step
@@ -107,8 +107,8 @@ def wait_for_in_flight(s3, bucket: str, raw_prefix: str, in_flight: set[str], wi
         waiting = sum(1 for tid in in_flight if tid not in landed.transaction_ids)
         if not waiting or time.monotonic() > deadline:
             return landed
-        console.note(f"{waiting:,} records accepted by the last run are still in Firehose's buffer; checking again in 15 s")
-        time.sleep(15)
+        console.note(f"{waiting:,} records accepted by the last run are still in Firehose's buffer; checking again in {polling.PROGRESS_SECONDS:.0f} s")
+        time.sleep(polling.PROGRESS_SECONDS)
 
 
 def stream(session: boto3.Session, stream_name: str, transactions, batch_size: int, corrupted: list[bytes], log: AcceptedLog) -> None:
@@ -151,8 +151,8 @@ def verify_landed(s3, bucket: str, raw_prefix: str, expected_ids: set[str], sent
         found = sum(1 for tid in expected_ids if tid in landed.transaction_ids)
         if found == len(expected_ids) or time.monotonic() > deadline:
             break
-        console.note(f"{found:,}/{len(expected_ids):,} landed; Firehose is still buffering, checking again in 15 s")
-        time.sleep(15)
+        console.note(f"{found:,}/{len(expected_ids):,} landed; Firehose is still buffering, checking again in {polling.PROGRESS_SECONDS:.0f} s")
+        time.sleep(polling.PROGRESS_SECONDS)
     # Duplicates beyond the ones sent on purpose would mean a retry delivered a record twice.
     duplicates = sum(count - 1 for tid, count in landed.transaction_ids.items() if tid in expected_ids and count > 1) - sent_duplicates
     console.table(

@@ -228,7 +228,7 @@ def wait_for_alarm(cloudwatch, name: str, state: str, since: datetime, timeout: 
         waited = time.monotonic() - started
         if waited > timeout:
             raise LabError(f"alarm {name} still {last} after {timeout:.0f} s (expected {state}): see CloudWatch > Alarms")
-        if time.monotonic() - told >= 15:
+        if time.monotonic() - told >= polling.PROGRESS_SECONDS:
             console.note(
                 f"still {last} after {waited:.0f} s: CloudWatch keeps each period's Maximum, so an earlier datapoint in the "
                 f"period decides until the period passes; waiting for {state} (at most {timeout - waited:.0f} s more)"

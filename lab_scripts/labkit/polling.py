@@ -10,3 +10,7 @@ def intervals(first: float = 0.1, factor: float = 1.25, longest: float = 5.0) ->
     while True:
         yield wait
         wait = min(longest, wait * factor)
+
+
+# A wait longer than this shows progress at least this often, so no step goes quiet.
+PROGRESS_SECONDS = 10.0

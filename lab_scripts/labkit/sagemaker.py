@@ -96,14 +96,19 @@ def wait_for_job(
     done: tuple[str, ...] = ("Completed", "Failed", "Stopped"),
     success: str = "Completed",
 ) -> dict:
-    """Poll a Describe* call until the resource settles; a failure is a LabError with its reason."""
-    started, last, waits = time.monotonic(), None, polling.intervals()
+    """Poll a Describe* call until the resource settles, saying what it does (a training job's
+    secondary status too) at least every PROGRESS_SECONDS; a failure is a LabError with its reason."""
+    started, last, told, waits = time.monotonic(), None, time.monotonic(), polling.intervals()
     while True:
         job = describe(name)
         status = job[status_key]
-        if status != last:
-            console.note(f"{name}: {status} after {time.monotonic() - started:.0f} s")
-            last = status
+        shown = f"{status} ({job['SecondaryStatus']})" if job.get("SecondaryStatus") not in (None, status) else status
+        if shown != last:
+            console.note(f"{name}: {shown} after {time.monotonic() - started:.0f} s")
+            last, told = shown, time.monotonic()
+        elif time.monotonic() - told >= polling.PROGRESS_SECONDS:
+            console.note(f"{name}: still {shown} after {time.monotonic() - started:.0f} s")
+            told = time.monotonic()
         if status in done:
             break
         if time.monotonic() - started > timeout_seconds:
