@@ -14,8 +14,9 @@ SIZE ?= 20000
 # Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
 export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
-# The CDK CLI and jsii run on the Node package.json pins (node_modules/.bin/node).
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# The CDK CLI and jsii run on the Node package.json pins (node_modules/.bin/node): npx puts
+# it first on the CLI's PATH, stacks/__init__.py points jsii at it.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup lab test synth cost local-up local-down bench clean
 

@@ -63,9 +63,12 @@ def load_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
 
 
+class Markup(str):
+    """HTML built here, escaped where it was made: a table shows it as it is."""
+
+
 def _cell(value: object) -> str:
-    text = str(value)
-    return text if text.startswith("<a ") or text.startswith("<code>") else html.escape(text)
+    return value if isinstance(value, Markup) else html.escape(str(value))
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple]) -> str:
@@ -89,7 +92,7 @@ def _figure(results: dict, step: str, key: str, fmt: str = "{}") -> str:
     return fmt.format(value) if value is not None else "not run"
 
 
-def _links(results: dict) -> list[tuple[str, str]]:
+def _links(results: dict) -> list[tuple[str, Markup]]:
     """Where to look at this run's resources: console pages of its region on AWS; offline,
     the S3 URIs and the AWS CLI command against the local AWS."""
     run = results.get("00_preflight", {})
@@ -99,14 +102,14 @@ def _links(results: dict) -> list[tuple[str, str]]:
         return []
     prefixes = ("raw/", "features/", "models/", "capture/", "monitoring/")
     if local:
-        cli = f"aws --endpoint-url {local} --region {region}"
-        rows = [(f"s3://{bucket}/{p}", f"<code>{html.escape(f'{cli} s3 ls s3://{bucket}/{p}')}</code>") for p in prefixes]
+        cli = lambda command: Markup(f"<code>{html.escape(f'aws --endpoint-url {local} --region {region} {command}')}</code>")  # noqa: E731
+        rows = [(f"s3://{bucket}/{p}", cli(f"s3 ls s3://{bucket}/{p}")) for p in prefixes]
         if endpoint:
-            rows.append((f"endpoint {endpoint}", f"<code>{html.escape(f'{cli} sagemaker describe-endpoint --endpoint-name {endpoint}')}</code>"))
-        rows.append(("alarms", f"<code>{html.escape(f'{cli} cloudwatch describe-alarms')}</code>"))
+            rows.append((f"endpoint {endpoint}", cli(f"sagemaker describe-endpoint --endpoint-name {endpoint}")))
+        rows.append(("alarms", cli("cloudwatch describe-alarms")))
         return rows
     console = f"https://{region}.console.aws.amazon.com"
-    link = lambda url, text: f'<a href="{html.escape(url)}">{html.escape(text)}</a>'  # noqa: E731
+    link = lambda url, text: Markup(f'<a href="{html.escape(url)}">{html.escape(text)}</a>')  # noqa: E731
     rows = [(f"s3://{bucket}/{p}", link(f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={region}&prefix={p}", "S3 console")) for p in prefixes]
     rows += [
         ("processing and training jobs", link(f"{console}/sagemaker/home?region={region}#/processing-jobs", "SageMaker console")),

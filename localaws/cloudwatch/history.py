@@ -19,9 +19,13 @@ from moto.core.responses import ActionResult
 _moto_set_alarm_state = CloudWatchBackend.set_alarm_state
 
 
+def _items(backend: CloudWatchBackend) -> list[dict[str, Any]]:
+    """The backend's alarm history, kept on the backend so moto's reset clears it too."""
+    return backend.__dict__.setdefault("fraudlab_alarm_history", [])
+
+
 def record(backend: CloudWatchBackend, alarm_name: str, kind: str, summary: str, data: dict[str, Any]) -> None:
-    items = backend.__dict__.setdefault("fraudlab_alarm_history", [])
-    items.append({
+    _items(backend).append({
         "AlarmName": alarm_name, "AlarmType": "MetricAlarm", "Timestamp": datetime.now(timezone.utc),
         "HistoryItemType": kind, "HistorySummary": summary, "HistoryData": json.dumps({"version": "1.0", **data}),
     })
@@ -42,7 +46,7 @@ def _describe_alarm_history(self: CloudWatchResponse) -> ActionResult:
     name, kind = self._get_param("AlarmName"), self._get_param("HistoryItemType")
     start, end = (self._get_param(key) for key in ("StartDate", "EndDate"))
     items = [
-        item for item in self.cloudwatch_backend.__dict__.get("fraudlab_alarm_history", [])
+        item for item in _items(self.cloudwatch_backend)
         if (name is None or item["AlarmName"] == name) and (kind is None or item["HistoryItemType"] == kind)
         and (start is None or item["Timestamp"] >= _date(start)) and (end is None or item["Timestamp"] <= _date(end))
     ]

@@ -39,8 +39,10 @@ class _Window:
 class EndpointTelemetry:
     """One endpoint variant's metrics and log, published by the endpoint host's housekeeping."""
 
-    def __init__(self, endpoint: str, variant: str, log_file: Path, instances: int = 1) -> None:
+    def __init__(self, endpoint: str, variant: str, log_file: Path, session: boto3.Session, instances: int = 1) -> None:
         self.endpoint, self.variant, self.instances = endpoint, variant, instances
+        # Made once: a session and two clients cost ~180 ms, and publication runs every second.
+        self._cloudwatch, self._logs = session.client("cloudwatch"), session.client("logs")
         self.log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
         self.log_stream = f"{variant}/i-{secrets.token_hex(9)[:17]}"  # an EC2 instance id
         self._log_file, self._log_offset, self._log_ready = log_file, 0, False
@@ -57,15 +59,15 @@ class EndpointTelemetry:
             window.model_us[round(model_seconds * 1e6)] += 1
             window.overhead_us[round(overhead_seconds * 1e6)] += 1
 
-    def publish(self, session: boto3.Session) -> None:
+    def publish(self) -> None:
         """Metrics of the invocations since the last call, and the log lines written since."""
         with self._lock:
             window, self._window = self._window, _Window()
         if window.invocations:
-            self._put_metrics(session.client("cloudwatch"), window)
-        self._ship_log(session.client("logs"))
+            self._put_metrics(window)
+        self._ship_log()
 
-    def _put_metrics(self, cloudwatch, window: _Window) -> None:
+    def _put_metrics(self, window: _Window) -> None:
         now = datetime.now(timezone.utc)
         dimensions = [{"Name": "EndpointName", "Value": self.endpoint}, {"Name": "VariantName", "Value": self.variant}]
         datum = lambda name, unit, **value: {"MetricName": name, "Dimensions": dimensions, "Timestamp": now, "Unit": unit, **value}  # noqa: E731
@@ -81,9 +83,10 @@ class EndpointTelemetry:
                 chunk = values[start:start + VALUES_PER_DATUM]
                 data.append(datum(name, "Microseconds", Values=[float(v) for v, _ in chunk], Counts=[float(c) for _, c in chunk]))
         for start in range(0, len(data), 1000):  # PutMetricData takes up to 1,000 datums
-            cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + 1000])
+            self._cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + 1000])
 
-    def _ship_log(self, logs) -> None:
+    def _ship_log(self) -> None:
+        logs = self._logs
         try:
             with self._log_file.open("rb") as log:
                 log.seek(self._log_offset)

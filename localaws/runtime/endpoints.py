@@ -173,7 +173,9 @@ class EndpointHost:
             )
         except ContainerFailed as error:
             raise EndpointError(str(error)) from None
-        telemetry = EndpointTelemetry(name, variant["VariantName"], serving.log_path, int(variant.get("InitialInstanceCount") or 1))
+        telemetry = EndpointTelemetry(
+            name, variant["VariantName"], serving.log_path, self._session_for_region(region), int(variant.get("InitialInstanceCount") or 1)
+        )
         return HostedEndpoint(name, variant["VariantName"], serving, _capture_config(config), telemetry)
 
     # --- data capture --------------------------------------------------------------------
@@ -210,15 +212,15 @@ class EndpointHost:
                     if self._exists(region, name):
                         self._flush(region, hosted)
                         if publish:
-                            self._publish(region, hosted)
+                            self._publish(hosted)
                     else:
                         self.stop(region, name)
                 except ClientError as error:  # keep housekeeping; say what was lost
                     print(f"localaws: data capture of {name} not written: {error}", file=sys.stderr)
 
-    def _publish(self, region: str, hosted: HostedEndpoint) -> None:
+    def _publish(self, hosted: HostedEndpoint) -> None:
         try:
-            hosted.telemetry.publish(self._session_for_region(region))
+            hosted.telemetry.publish()
         except (ClientError, BotoCoreError) as error:  # the figures are lost, serving goes on
             print(f"localaws: metrics or logs of {hosted.name} not published: {error}", file=sys.stderr)
 

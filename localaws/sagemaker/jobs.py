@@ -51,7 +51,6 @@ class JobState:
     spec: dict[str, Any] = field(default_factory=dict)  # the Create* request
     # SecondaryStatusTransitions, as DescribeTrainingJob lists them (processing jobs keep them too)
     transitions: list[dict[str, Any]] = field(default_factory=list)
-    running_since: datetime | None = None  # containers up: TrainingStartTime / ProcessingStartTime
 
     def enter(self, status: str, message: str) -> None:
         """A new secondary status; the previous one ends now."""
@@ -59,6 +58,10 @@ class JobState:
         if self.transitions:
             self.transitions[-1]["EndTime"] = now
         self.transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
+
+    def entered(self, status: str) -> datetime | None:
+        """When the job entered `status` (e.g. TrainingStartTime: Downloading), if it did."""
+        return next((t["StartTime"] for t in self.transitions if t["Status"] == status), None)
 
 
 class JobFailed(Exception):
@@ -168,7 +171,6 @@ class JobRunner:
         isolated = spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False)
         sandbox = image_env.network_sandbox()[0] if isolated else []
         state.enter("Processing", "Processing job in progress")
-        state.running_since = datetime.now(timezone.utc)
         runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]
         state.processes = runs
         if state.stop_requested.is_set():  # stopped while its inputs were staged
@@ -211,7 +213,6 @@ class JobRunner:
             raise JobFailed(f"ClientError: the local AWS runs only the built-in XGBoost algorithm, not {image}")
         root = self._workdir / name / "opt/ml"
         state.enter("Downloading", "Downloading input data")
-        state.running_since = datetime.now(timezone.utc)
         channels = {}
         for channel in spec.get("InputDataConfig", []):
             target = root / "input/data" / channel["ChannelName"]

@@ -191,8 +191,8 @@ class SageMakerLayer:
         elif operation == "DescribeProcessingJob":
             # moto drops ProcessingResources; SageMaker reports the request's
             described["ProcessingResources"] = state.spec.get("ProcessingResources", {})
-            if state.running_since:
-                described["ProcessingStartTime"] = state.running_since.timestamp()
+            if started := state.entered("Processing"):
+                described["ProcessingStartTime"] = started.timestamp()
         return json.dumps(described).encode()
 
 
@@ -204,11 +204,12 @@ def _training_shape(described: dict[str, Any], state: JobState) -> None:
         {key: value.timestamp() if isinstance(value, datetime) else value for key, value in transition.items()}
         for transition in state.transitions
     ]
-    if state.running_since:
-        described["TrainingStartTime"] = state.running_since.timestamp()
+    started = state.entered("Downloading")  # the instances are up
+    if started:
+        described["TrainingStartTime"] = started.timestamp()
         if state.ended:
             # Billed per second of instance time; offline there is no spot discount to show.
-            seconds = max(1, math.ceil((state.ended - state.running_since).total_seconds()))
+            seconds = max(1, math.ceil((state.ended - started).total_seconds()))
             described["TrainingTimeInSeconds"] = described["BillableTimeInSeconds"] = seconds
     algorithm = described.setdefault("AlgorithmSpecification", {})
     requested = state.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions")
