@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 IMAGE_ENV := .image-env/xgboost-3.2-0
 CHECKOV_ENV := .tools/checkov
 AWSCLI_ENV := .tools/awscli
-SIZE ?= 20000
+SIZE ?= 100000
 
 # Synth needs no credentials or network: never ask EC2 metadata, never send telemetry.
 export AWS_EC2_METADATA_DISABLED := true

@@ -19,7 +19,7 @@ from labkit import drift  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
 from localaws.server import LocalAws  # noqa: E402
 from processing import drift_monitor as dm  # noqa: E402
-from processing.features import FEATURE_COLUMNS, build_features  # noqa: E402
+from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features  # noqa: E402
 
 CLOCK = {f: "clock" for f in ("hour_of_day", "is_weekend", "is_night")}
 WINDOW_ROWS = 1000
@@ -60,7 +60,7 @@ def run() -> dict[str, float]:
         rng = np.random.default_rng(1)
         for kind in drift.KINDS:
             rows = pd.Index(rng.choice(train, WINDOW_ROWS, replace=False))
-            found = {(v["feature_name"], v["constraint_check_type"]) for v in window(drift.features_for(history, labels, rows, [kind]))["constraint_violations"]["violations"]}
+            found = {(v["feature_name"], v["constraint_check_type"]) for v in window(drift.features_for(history, labels, rows, [kind], LABEL_DELAY_DAYS))["constraint_violations"]["violations"]}
             figures[f"drift_{kind}_detected_bool"] = float(drift.EXPECTED[kind] in found)
             figures[f"drift_{kind}_violations_count"] = float(len(found))
         same = [window(features.loc[rng.choice(train, WINDOW_ROWS, replace=False)].to_numpy(float)) for _ in range(10)]

@@ -11,14 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.csv as pa_csv
 import xgboost as xgb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab_scripts"))
 
-from labkit import metrics  # noqa: E402
+from labkit import evaluation  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
+from localaws.offline_lab import step_arguments  # noqa: E402
 from localaws.runtime.image_env import image_python  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
 
@@ -122,7 +124,9 @@ def same_outputs(job: Path, peer: Path) -> None:
         np.testing.assert_allclose(ours, theirs, rtol=5e-6, atol=0, err_msg=f"{name}: the DuckDB peer disagrees with the job")
 
 
-def quality(directory: Path, prefix: str) -> dict[str, float]:
+def quality(directory: Path, prefix: str, size: int) -> dict[str, float]:
+    """Model quality as step 04 measures it: the best iteration, known-compromised cards
+    removed, card precision at the alert budget `make lab` gives this size, 95 % intervals."""
     figures: dict[str, float] = {}
     features = directory / "features"
     schema = json.loads((features / "schema/feature_schema.json").read_text())
@@ -133,12 +137,28 @@ def quality(directory: Path, prefix: str) -> dict[str, float]:
     figures[f"{prefix}_training_s"] = time.perf_counter() - started
     booster = xgb.Booster()
     booster.load_model(bytearray((directory / "model/xgboost-model").read_bytes()))
-    test = np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in sorted((features / "test").glob("*.csv"))])
-    score = booster.predict(xgb.DMatrix(test[:, 1:]))
-    figures[f"{prefix}_test_pr_auc"] = metrics.average_precision(test[:, 0], score)
-    figures[f"{prefix}_test_roc_auc"] = metrics.roc_auc(test[:, 0], score)
-    figures[f"{prefix}_test_recall_at_1pct"] = metrics.recall_at_budget(test[:, 0], score, 0.01)
-    figures[f"{prefix}_test_rule_pr_auc"] = metrics.average_precision(test[:, 0], np.expm1(test[:, 1]))
+    rounds = (0, int(booster.attr("best_iteration")) + 1)
+    k = int(step_arguments("04_evaluate_and_register", size)[1])
+    scored = {}
+    for name in ("validation", "test"):
+        data = np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in sorted((features / name).glob("*.csv"))])
+        ids = pd.concat([pd.read_csv(p) for p in sorted((features / f"{name}-ids").glob("*.csv"))], ignore_index=True)
+        scored[name] = (evaluation.ScoredDays.from_ids(ids, booster.predict(xgb.DMatrix(data[:, 1:]), iteration_range=rounds)),
+                        evaluation.ScoredDays.from_ids(ids, np.expm1(data[:, 1])))  # the amount rule
+    for who, index in (("model", 0), ("rule", 1)):
+        threshold = evaluation.budget_threshold(scored["validation"][index], k)
+        test = scored["test"][index]
+        head, interval = evaluation.headline(test, k, threshold), evaluation.intervals(test, k, threshold)
+        for figure in ("pr_auc", "roc_auc", "card_precision"):
+            figures[f"{prefix}_{who}_test_{figure}"] = head[figure]
+            figures[f"{prefix}_{who}_test_{figure}_ci_low"], figures[f"{prefix}_{who}_test_{figure}_ci_high"] = interval[figure]
+        if who == "model":
+            figures[f"{prefix}_test_card_precision_best_possible"] = head["best_possible"]
+            figures[f"{prefix}_alert_budget_cards_per_day"] = k
+            figures[f"{prefix}_test_frauds_count"] = int(test.y.sum())
+            for scenario, caught in evaluation.recall_by_scenario(test, threshold).items():
+                figures[f"{prefix}_recall_{scenario}"] = caught["caught"] / caught["fraud"]
+    figures[f"{prefix}_model_over_rule_pr_auc_ratio"] = figures[f"{prefix}_model_test_pr_auc"] / figures[f"{prefix}_rule_test_pr_auc"]
     return figures
 
 
@@ -155,7 +175,7 @@ def run() -> dict[str, float]:
             else:
                 measured(feature_job_command(directory))
                 figures.update(training_beside_a_busy_core(directory))
-            figures.update(quality(directory, prefix))
+            figures.update(quality(directory, prefix, size))
     return figures
 
 

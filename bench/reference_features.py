@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from processing.features import CATEGORIES, FEATURE_COLUMNS, LABEL_DELAY_DAYS, WINDOWS_DAYS
 
@@ -71,12 +72,20 @@ def run(raw: Path, labels: Path, output: Path, as_of: str, train_fraction: float
     db.execute("""
         CREATE TABLE labelled AS SELECT tx.*, known.is_fraud, COALESCE(known.is_fraud, 0) AS fraud
         FROM tx LEFT JOIN known USING (transaction_id)""")
-    rows = db.execute("SELECT count(*) FROM labelled").fetchone()[0]
-    cuts = [int(rows * train_fraction), min(int(rows * (train_fraction + validation_fraction)), rows - 1)]
-    first, second = (db.execute(f"SELECT s FROM labelled ORDER BY s, transaction_id LIMIT 1 OFFSET {c}").fetchone()[0] for c in cuts)
+    # Periods by time as the job cuts them: two gaps of one label delay, mature payments only.
+    delay = LABEL_DELAY_DAYS * DAY
+    start, last = db.execute("SELECT min(s), max(s) FROM labelled").fetchone()
+    end = min(int(pd.Timestamp(as_of, tz="UTC").timestamp()) - delay, last + 1)
+    usable = end - start - 2 * delay
+    validation_from = start + usable * train_fraction + delay
+    test_from = validation_from + usable * validation_fraction + delay
     db.execute(f"CREATE TABLE features AS {feature_sql()}")
     columns = ", ".join(f"{derived(name)} AS {name}" for name in FEATURE_COLUMNS)
-    where = {"train": f"s < {first}", "validation": f"s >= {first} AND s < {second}", "test": f"s >= {second}"}
+    where = {
+        "train": f"s < {validation_from - delay}",
+        "validation": f"s >= {validation_from} AND s < {test_from - delay}",
+        "test": f"s >= {test_from} AND s < {end}",
+    }
     for name in SPLITS:
         (output / name).mkdir(parents=True, exist_ok=True)
         db.execute(f"""COPY (SELECT is_fraud, {columns} FROM features WHERE is_fraud IS NOT NULL AND {where[name]}

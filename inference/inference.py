@@ -67,6 +67,7 @@ class InferenceError(Exception):
 class FraudModel:
     booster: xgb.Booster
     threshold: float
+    rounds: tuple[int, int] = (0, 0)  # iteration_range: up to early stopping's best round ((0, 0): all)
 
 
 def model_fn(model_dir: str) -> FraudModel:
@@ -77,7 +78,8 @@ def model_fn(model_dir: str) -> FraudModel:
     if booster.num_features() != len(FEATURE_COLUMNS):
         raise RuntimeError(f"model expects {booster.num_features()} features, the feature module has {len(FEATURE_COLUMNS)}")
     threshold = json.loads((directory / THRESHOLD_FILE).read_text())["threshold"]
-    return FraudModel(booster, float(threshold))
+    best = booster.attr("best_iteration")  # saved by training with early stopping
+    return FraudModel(booster, float(threshold), (0, int(best) + 1) if best is not None else (0, 0))
 
 
 def parse_request(body: bytes | str, content_type: str) -> np.ndarray:
@@ -180,9 +182,9 @@ def _is_number(value) -> bool:
 
 
 def predict(data: np.ndarray, model: FraudModel) -> np.ndarray:
-    """(probability, decision) per row: binary:logistic output against the threshold
-    chosen on validation."""
-    probabilities = model.booster.predict(xgb.DMatrix(data))
+    """(probability, decision) per row: binary:logistic output of the trees up to the best
+    round, against the threshold chosen on validation for the alert budget."""
+    probabilities = model.booster.predict(xgb.DMatrix(data), iteration_range=model.rounds)
     return np.column_stack([probabilities, probabilities >= model.threshold])
 
 

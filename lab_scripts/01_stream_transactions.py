@@ -46,7 +46,7 @@ STREAM_STATE_DIR = Path("build/stream-state")
 
 def parse_args() -> argparse.Namespace:
     parser = step_parser(__doc__)
-    parser.add_argument("--count", type=int, default=20_000, help="transactions to stream")
+    parser.add_argument("--count", type=int, default=100_000, help="transactions to stream (60 days of a small issuer)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same transactions")
     parser.add_argument("--batch-size", type=int, default=MAX_RECORDS_PER_CALL, help="records per PutRecordBatch (1-500)")
     parser.add_argument("--wait", type=int, default=300, help="seconds to wait for Firehose to deliver")

@@ -3,8 +3,11 @@
 What you do: run `python lab_scripts/02_feature_engineering.py [--instances N] [--rerun]`.
 What you see: the job's code uploaded to S3, a Processing job started in the isolated VPC
 (network isolation on, volumes and outputs encrypted with the lab key), its status until
-it completes; then what it produced: train/validation/test sets split by time (CSV, label
-first, no header: the built-in XGBoost format), the feature schema, the drift baseline,
+it completes; then what it produced: train/validation/test periods split by time with a
+gap of one label delay before validation and before test (a chargeback takes up to
+--label-delay-days to arrive: validation starts once every training label is known), only
+payments whose label is final (older than the delay), CSV with the label first and no
+header (the built-in XGBoost format), the feature schema, the drift baseline,
 and every quarantine reason with its count: bad JSON, missing fields, wrong types,
 negative amounts, future timestamps, conflicting duplicates, unreadable objects (a cut-off
 gzip is quarantined whole, with what could be salvaged), bad, conflicting or orphan labels;
@@ -41,6 +44,7 @@ from labkit.sagemaker import (
     write_pointer,
 )
 from labkit.session import aws_session, client
+from labkit.transactions import LABEL_DELAY_DAYS
 
 CODE_FILES = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py")
 POINTER = "features/latest.json"
@@ -51,7 +55,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=1, help="processing hosts (1-4)")
     parser.add_argument("--instance-type", default="ml.m5.xlarge", help="processing instance type (SageMaker Processing pricing applies)")
     parser.add_argument("--rerun", action="store_true", help="run a new job even if one completed before")
+    parser.add_argument("--label-delay-days", type=float, default=LABEL_DELAY_DAYS, help="the data's longest chargeback delay (step 01's data: 7)")
     args = parser.parse_args()
+    if args.label_delay_days <= 0:
+        parser.error("--label-delay-days must be positive")
     if not 1 <= args.instances <= 4:
         parser.error("--instances must be 1-4")
     return args
@@ -66,7 +73,7 @@ def processing_request(name: str, args, outputs: dict[str, str], code_uri: str) 
         outputs,
         role="Processing",
         script="feature_job.py",
-        arguments=["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels"],
+        arguments=["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels", "--label-delay-days", f"{args.label_delay_days:g}"],
         inputs=[
             s3_input("code", code_uri, f"{CONTAINER}/input/code"),
             s3_input("raw", f"s3://{bucket}/{outputs['RawPrefix']}", f"{CONTAINER}/input/raw"),
@@ -91,12 +98,20 @@ def show_results(s3, bucket: str, name: str) -> dict:
         f"{rows['read']:,} records read, {rows['valid']:,} valid, {rows['labelled']:,} with a known label"
         f" ({rows.get('labels_not_yet_known', 0):,} labels not available yet at the job's as-of)"
     )
+    periods = schema["split"]["periods"]
+    ends = {"train": periods["gap_1"], "validation": periods["gap_2"], "test": periods["maturing"]}
     console.table(
-        [(split, f"{c['rows']:,}", f"{c['fraud']:,}", f"{c['fraud'] / max(c['rows'], 1):.2%}") for split, c in schema["splits"].items()],
-        ("split", "rows", "fraud", "fraud rate"),
+        [(split, f"{periods[split][:16]} to {ends[split][:16]}", f"{c['rows']:,}", f"{c['fraud']:,}", f"{c['fraud'] / max(c['rows'], 1):.2%}")
+         for split, c in schema["splits"].items()],
+        ("split", "period (UTC)", "rows", "fraud", "fraud rate"),
     )
-    console.note(f"validation from {schema['split']['validation_from']}, test from {schema['split']['test_from']} (time split)")
-    console.note(f"{len(schema['features'])} features; terminal fraud rates lag {schema['label_delay_days']} days (label delay)")
+    console.note(
+        f"label delay {schema['label_delay_days']:g} days: {rows['gap_history_only']:,} payments in the two {schema['gap_days']:g}-day gaps and "
+        f"{rows['maturing_history_only']:,} too recent for a final label (after {periods['maturing'][:16]}) are history only"
+    )
+    if rows["late_labels"]:
+        console.warn(f"{rows['late_labels']:,} labels arrived more than {schema['label_delay_days']:g} days after their payment: rerun with a larger --label-delay-days")
+    console.note(f"{len(schema['features'])} features; terminal fraud rates end {schema['label_delay_days']:g} days before each payment (label delay)")
     console.note(f"{quarantined_total(quarantined):,} quarantined (records, labels, objects); every reason, even at 0:")
     console.table(
         [(reason, f"{count:,}", UNIT.get(reason, "records"), where(name, reason, count)) for reason, count in quarantined.items()],

@@ -1,15 +1,20 @@
-"""Step 04 — Evaluate the model on held-out data and register it in the model registry.
+"""Step 04 — Evaluate the model on held-out data, as a fraud team would, and register it.
 
-What you do: run `python lab_scripts/04_evaluate_and_register.py [--margin 0.10] [--budget 0.01]`.
-What you see: the trained model scored on the test set (later in time than anything it
-trained on): PR-AUC, ROC-AUC, precision/recall/F1 at a threshold chosen on validation,
-recall when investigators can review only the top 1 % of payments, the confusion matrix,
-recall per fraud scenario, and two baselines — a rule ("amount above X") and the
-majority class ("never fraud"), whose 98 % accuracy shows why accuracy misleads at
-1-2 % fraud. Then the model package registered with these metrics: Approved if its
-PR-AUC beats the rule by --margin, else left PendingManualApproval with the reason.
-Plots (PR curve, ROC curve, confusion matrix, feature importance) and evaluation.json go
-to S3 and build/evaluation/.
+What you do: run `python lab_scripts/04_evaluate_and_register.py [--margin 0.10] [--alerts-per-day 100]`.
+What you see: the trained model (its best iteration, as early stopping chose it) scored on
+the test period, which starts one label delay after validation ends, as a model trained
+today meets next week's payments. Cards already known to be compromised before a day are
+removed from that day: a fraud team has blocked them. Then, each with a 95 % interval
+from resampling the test days: PR-AUC, ROC-AUC and card precision at the top-k alerts a
+day (k = --alerts-per-day, what the investigators can review), with the best any model
+could reach; the alert threshold chosen on validation to send about k cards a day, and
+the recall per fraud scenario at it, with what each scenario needs to be caught; two
+baselines — a rule ("amount above X") and the majority class ("never fraud"), whose
+accuracy shows why accuracy misleads at 1-2 % fraud — and, in plain words, why accuracy,
+ROC-AUC and PR-AUC differ. Then the model package registered with these metrics: Approved
+if its PR-AUC beats the rule by --margin, else left PendingManualApproval with the reason.
+Plots (PR curve with the threshold, ROC curve, confusion matrix, feature importance) and
+evaluation.json go to S3 and build/evaluation/.
 
 Where to look: SageMaker console > Inference > Model registry (Studio: Models) >
 fraudlab-fraud-detector; S3 evaluation/.
@@ -36,13 +41,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-from labkit import console, metrics, results  # noqa: E402
+from labkit import console, evaluation, metrics, results  # noqa: E402
 from labkit.cli import step_parser  # noqa: E402
 from labkit.errors import LabError, run_step  # noqa: E402
 from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402
-from labkit.sagemaker import TAGS, read_pointer, split_uri  # noqa: E402
+from labkit.sagemaker import TAGS, approve_command, read_pointer, split_uri  # noqa: E402
 from labkit.session import aws_session, client, each, stacks_command  # noqa: E402
+from labkit.transactions import SCENARIOS  # noqa: E402
 from processing.features import FEATURE_COLUMNS  # noqa: E402
 
 # Below this many test frauds a recall or precision is a handful of payments: say so.
@@ -54,15 +60,16 @@ LOCAL_DIR = Path("build/evaluation")
 def parse_args() -> argparse.Namespace:
     parser = step_parser(__doc__)
     parser.add_argument("--margin", type=float, default=0.10, help="PR-AUC the model must add over the rule to be approved")
-    parser.add_argument("--budget", type=float, default=0.01, help="share of payments investigators can review")
+    parser.add_argument("--alerts-per-day", type=int, default=100, help="cards investigators can review a day (the alert budget, k)")
     args = parser.parse_args()
-    if not 0 < args.budget < 1:
-        parser.error("--budget must be between 0 and 1")
+    if args.alerts_per_day < 1:
+        parser.error("--alerts-per-day must be at least 1")
     return args
 
 
 def load_model(artifact: bytes, model_data: str) -> xgb.Booster:
-    """Unpack model.tar.gz and load it the way the serving container does."""
+    """Unpack model.tar.gz and load it the way the serving container does (predict with
+    `best_iterations`: the trees after early stopping's best round only overfit)."""
     with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
         member = archive.extractfile(MODEL_FILE)
         if member is None:
@@ -84,42 +91,79 @@ def read_csv_parts(s3, uri: str, header: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def evaluate(booster, validation: pd.DataFrame, test: pd.DataFrame, ids: pd.DataFrame, budget: float) -> dict:
-    y_val, y_test = validation[0].to_numpy(), test[0].to_numpy()
-    score_val = booster.predict(xgb.DMatrix(validation.iloc[:, 1:].to_numpy()))
-    score = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()))
-    threshold = metrics.best_f1_threshold(y_val, score_val)
+def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
+    """The iteration_range up to early stopping's best round (all rounds without one)."""
+    best = booster.attr("best_iteration")
+    return (0, int(best) + 1) if best is not None else (0, 0)
 
+
+def evaluate(booster, validation: pd.DataFrame, test: pd.DataFrame, validation_ids: pd.DataFrame, test_ids: pd.DataFrame, k: int) -> dict:
+    rounds = best_iterations(booster)
+    score_val = booster.predict(xgb.DMatrix(validation.iloc[:, 1:].to_numpy()), iteration_range=rounds)
+    score_test = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()), iteration_range=rounds)
     # The rule a fraud analyst would write first: large amounts are suspicious.
-    amount_val = np.expm1(validation[1 + FEATURE_COLUMNS.index("log_amount")].to_numpy())
-    amount = np.expm1(test[1 + FEATURE_COLUMNS.index("log_amount")].to_numpy())
-    rule_threshold = metrics.best_f1_threshold(y_val, amount_val)
+    amount = {name: np.expm1(frame[1 + FEATURE_COLUMNS.index("log_amount")].to_numpy()) for name, frame in (("validation", validation), ("test", test))}
 
+    def scored_pair(val_score: np.ndarray, test_score: np.ndarray) -> tuple[evaluation.ScoredDays, evaluation.ScoredDays, float]:
+        val, tst = evaluation.ScoredDays.from_ids(validation_ids, val_score), evaluation.ScoredDays.from_ids(test_ids, test_score)
+        return val, tst, evaluation.budget_threshold(val, k)
+
+    val, tst, threshold = scored_pair(score_val, score_test)
+    _, rule_tst, rule_threshold = scored_pair(amount["validation"], amount["test"])
     model = {
-        "pr_auc": metrics.average_precision(y_test, score),
-        "roc_auc": metrics.roc_auc(y_test, score),
-        "recall_at_budget": metrics.recall_at_budget(y_test, score, budget),
-        **metrics.at_threshold(y_test, score, threshold),
+        **evaluation.headline(tst, k, threshold),
+        **metrics.at_threshold(tst.y, tst.score, threshold),
+        "alerts_per_day": evaluation.alerts_per_day(tst, threshold),
+        "interval": evaluation.intervals(tst, k, threshold),
     }
     rule = {
         "description": f"fraud if amount >= {rule_threshold:.2f}",
-        "pr_auc": metrics.average_precision(y_test, amount),
-        "roc_auc": metrics.roc_auc(y_test, amount),
-        "recall_at_budget": metrics.recall_at_budget(y_test, amount, budget),
-        **metrics.at_threshold(y_test, amount, rule_threshold),
+        **evaluation.headline(rule_tst, k, rule_threshold),
+        **metrics.at_threshold(rule_tst.y, rule_tst.score, rule_threshold),
+        "interval": evaluation.intervals(rule_tst, k, rule_threshold),
     }
-    majority = {"description": "never fraud", "pr_auc": float(y_test.mean()), **metrics.at_threshold(y_test, np.zeros_like(score), 1.0)}
-    caught = ids.assign(caught=score >= threshold)
-    per_scenario = caught[caught["is_fraud"] == 1].groupby("fraud_scenario")["caught"].agg(["sum", "count"])
+    majority = {"description": "never fraud", "pr_auc": float(tst.y.mean()), **metrics.at_threshold(tst.y, np.zeros_like(tst.score), 1.0)}
+    blocked = test_ids["card_known_compromised"].astype(bool)
+    days = tst.days()
     return {
-        "test_rows": int(len(y_test)),
-        "test_fraud": int(y_test.sum()),
-        "alert_budget": budget,
+        "test_rows": int(len(tst.y)),
+        "test_fraud": int(tst.y.sum()),
+        "test_days": len(days),
+        "cards_per_day": float(len(evaluation.card_days(tst)) / max(len(days), 1)),
+        "removed_known_compromised": {"rows": int(blocked.sum()), "fraud": int(test_ids["is_fraud"][blocked].sum())},
+        "alerts_per_day_budget": k,
+        "best_iteration": rounds[1] - 1 if rounds[1] else None,
         "model": model,
         "rule_baseline": rule,
         "majority_baseline": majority,
-        "recall_by_scenario": {s: {"caught": int(r["sum"]), "fraud": int(r["count"])} for s, r in per_scenario.iterrows()},
-        "curves": {"y": y_test, "score": score},
+        "recall_by_scenario": evaluation.recall_by_scenario(tst, threshold),
+        "curves": {"y": tst.y, "score": tst.score},
+    }
+
+
+def explanations(report: dict) -> dict[str, str]:
+    """What the figures mean, in plain words, with this run's numbers."""
+    m, majority, k = report["model"], report["majority_baseline"], report["alerts_per_day_budget"]
+    rate = report["test_fraud"] / max(report["test_rows"], 1)
+    scenarios = report["recall_by_scenario"]
+    missed = sorted(scenarios, key=lambda s: scenarios[s]["caught"] / max(scenarios[s]["fraud"], 1))
+    misses = "; ".join(
+        f"{name}: {scenarios[name]['caught']} of {scenarios[name]['fraud']} caught, since it shows in {SCENARIOS[name].revealed_by}"
+        for name in missed[:2] if name in SCENARIOS
+    )
+    return {
+        "accuracy": f"'never fraud' is {majority['accuracy']:.1%} accurate and catches nothing: at {rate:.1%} fraud, accuracy rewards doing nothing.",
+        "roc_auc": (f"ROC-AUC {m['roc_auc']:.3f} is the chance that a random fraud scores above a random legitimate payment. "
+                    "It is high because most legitimate payments are easy to rank low; it says little about the few alerts investigators see."),
+        "pr_auc": (f"PR-AUC {m['pr_auc']:.3f} averages the precision of the alerts over every recall level, so each false alarm among the top "
+                   f"scores costs it: a random model scores the fraud rate ({rate:.3f}). It is the figure to compare models by."),
+        "alert_budget": (f"Investigators review {k} cards a day: of the day's {k} highest-scored cards, {m['card_precision']:.1%} were compromised on average "
+                         f"(card precision@{k}); no model could exceed {m['best_possible']:.1%}, the compromised cards of a day "
+                         f"(about {report['cards_per_day']:,.0f} cards pay each day). The threshold {m['threshold']:.3f}, chosen on validation, "
+                         f"sends about {m['alerts_per_day']:.0f} cards a day."),
+        "misses": f"Hardest scenarios: {misses}." if misses else "No fraud in the test period.",
+        "intervals": ("Each [low, high] is a 95 % interval from resampling the test days: a difference inside it is noise. "
+                      "Fraud comes in clusters (a terminal, a card), so a few days move every figure."),
     }
 
 
@@ -138,6 +182,7 @@ def model_quality_report(report: dict) -> dict:
             "pr_auc": {"value": m["pr_auc"], "standard_deviation": "NaN"},
         },
         "fraudlab": {k: v for k, v in report.items() if k != "curves"},
+        "explanations": explanations(report),
     }
 
 
@@ -150,7 +195,10 @@ def plots(report: dict, booster: xgb.Booster, directory: Path) -> list[Path]:
     precision, recall, _ = metrics.pr_curve(y, score)
     axis.plot(recall, precision, label=f"model (PR-AUC {report['model']['pr_auc']:.3f})")
     axis.axhline(y.mean(), linestyle="--", color="grey", label=f"random ({y.mean():.3f})")
-    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall, test set")
+    m = report["model"]
+    axis.plot([m["recall"]], [m["precision"]], "o", color="black",
+              label=f"threshold {m['threshold']:.2f} (~{report['alerts_per_day_budget']} cards/day on validation)")
+    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall, test period")
     axis.legend()
     paths.append(_save(figure, directory / "pr_curve.png"))
 
@@ -186,6 +234,50 @@ def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _with_interval(figures: dict, name: str) -> str:
+    low, high = figures["interval"][name]
+    return f"{figures[name]:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def show(report: dict) -> None:
+    m, rule, majority, k = report["model"], report["rule_baseline"], report["majority_baseline"], report["alerts_per_day_budget"]
+    removed = report["removed_known_compromised"]
+    console.note(
+        f"test period: {report['test_days']} days, {report['test_rows']:,} payments, {report['test_fraud']} frauds, after removing "
+        f"{removed['rows']:,} payments ({removed['fraud']} frauds) of cards already known compromised; best iteration {report['best_iteration']}"
+    )
+    console.table(
+        [
+            ("model", _with_interval(m, "pr_auc"), _with_interval(m, "roc_auc"), _with_interval(m, "card_precision"), f"{m['best_possible']:.3f}", f"{m['accuracy']:.4f}"),
+            (rule["description"], _with_interval(rule, "pr_auc"), _with_interval(rule, "roc_auc"), _with_interval(rule, "card_precision"), f"{rule['best_possible']:.3f}", f"{rule['accuracy']:.4f}"),
+            (majority["description"], f"{majority['pr_auc']:.3f}", "0.500", "-", "-", f"{majority['accuracy']:.4f}"),
+        ],
+        ("", "PR-AUC [95 %]", "ROC-AUC [95 %]", f"card precision@{k}/day [95 %]", "best possible", "accuracy"),
+    )
+    c = m["confusion_matrix"]
+    console.note(
+        f"threshold {m['threshold']:.3f} (the {k}th card of a median validation day): {m['alerts_per_day']:.1f} cards alerted a day; "
+        f"{c['tp']} frauds caught, {c['fn']} missed, {c['fp']} false alarms; recall {_with_interval(m, 'recall_at_threshold')}, "
+        f"precision {_with_interval(m, 'precision_at_threshold')}"
+    )
+    console.table(
+        [(name, f"{r['caught']}/{r['fraud']}", SCENARIOS[name].revealed_by if name in SCENARIOS else "-") for name, r in report["recall_by_scenario"].items()],
+        ("scenario", "caught", "what reveals it"),
+    )
+    for text in explanations(report).values():
+        console.note(text)
+    if k > 0.05 * report["cards_per_day"]:
+        console.warn(
+            f"{k} alerts a day is {k / max(report['cards_per_day'], 1):.0%} of the ~{report['cards_per_day']:,.0f} cards paying each day in this data; "
+            f"a fraud team reviews about 1 %: pass --alerts-per-day {max(1, round(report['cards_per_day'] / 100))} for a budget of that scale"
+        )
+    if report["test_fraud"] < FEW_FRAUDS:
+        console.warn(
+            f"only {report['test_fraud']} frauds in the test period: every figure above moves by 1/{report['test_fraud']} with one payment "
+            "(see the intervals); stream more (step 01 --count) for figures you can compare"
+        )
 
 
 def approval_decision(report: dict, margin: float) -> tuple[str, str]:
@@ -246,26 +338,12 @@ def main() -> int:
     booster = load_model(training_artifact, model["model_data"])
     validation = read_csv_parts(s3, f"{model['features']}/validation/", header=False)
     test = read_csv_parts(s3, f"{model['features']}/test/", header=False)
-    ids = read_csv_parts(s3, f"{model['features']}/test-ids/", header=True)
-    report = evaluate(booster, validation, test, ids, args.budget)
-    m, rule, majority = report["model"], report["rule_baseline"], report["majority_baseline"]
-    console.table(
-        [
-            ("model", f"{m['pr_auc']:.3f}", f"{m['roc_auc']:.3f}", f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", f"{m['accuracy']:.4f}", f"{m['recall_at_budget']:.3f}"),
-            (rule["description"], f"{rule['pr_auc']:.3f}", f"{rule['roc_auc']:.3f}", f"{rule['precision']:.3f}", f"{rule['recall']:.3f}", f"{rule['f1']:.3f}", f"{rule['accuracy']:.4f}", f"{rule['recall_at_budget']:.3f}"),
-            (majority["description"], f"{majority['pr_auc']:.3f}", "0.500", "0.000", "0.000", "0.000", f"{majority['accuracy']:.4f}", "-"),
-        ],
-        ("", "PR-AUC", "ROC-AUC", "precision", "recall", "F1", "accuracy", f"recall@{args.budget:.0%}"),
-    )
-    console.note(f"'never fraud' is {majority['accuracy']:.1%} accurate and catches nothing: accuracy misleads at {report['test_fraud'] / report['test_rows']:.1%} fraud")
-    c = m["confusion_matrix"]
-    console.note(f"at threshold {m['threshold']:.3f} (best F1 on validation): {c['tp']} caught, {c['fn']} missed, {c['fp']} false alarms")
-    console.table([(s, f"{r['caught']}/{r['fraud']}") for s, r in report["recall_by_scenario"].items()], ("scenario", "caught"))
-    if report["test_fraud"] < FEW_FRAUDS:
-        console.warn(
-            f"only {report['test_fraud']} frauds in the test set: every figure above moves by 1/{report['test_fraud']} with one payment; "
-            "treat them as noise and stream more (step 01 --count) for figures you can compare"
-        )
+    validation_ids = read_csv_parts(s3, f"{model['features']}/validation-ids/", header=True)
+    test_ids = read_csv_parts(s3, f"{model['features']}/test-ids/", header=True)
+    k = args.alerts_per_day
+    report = evaluate(booster, validation, test, validation_ids, test_ids, k)
+    show(report)
+    m, rule = report["model"], report["rule_baseline"]
 
     evaluation_prefix = f"evaluation/{model['training_job']}"
     LOCAL_DIR.mkdir(parents=True, exist_ok=True)
@@ -290,12 +368,25 @@ def main() -> int:
     console.note(reason)
     if status == "Approved":
         console.note(f"next: {stacks_command('deploy', f'fraudlab:modelPackageArn={arn}')}  (the endpoint and monitoring stacks)")
+    else:
+        console.warn(
+            f"not deployable until approved: review the figures above, then `{approve_command(arn)}`; "
+            "or stream more payments (step 01, default 100,000) and rerun steps 02 and 03 with --rerun, then 04"
+        )
+    interval = m["interval"]
     results.record(
-        f"PR-AUC {m['pr_auc']:.3f} (rule {rule['pr_auc']:.3f}), {status}",
+        f"PR-AUC {m['pr_auc']:.3f} [{interval['pr_auc'][0]:.2f}, {interval['pr_auc'][1]:.2f}] (rule {rule['pr_auc']:.3f}), {status}",
         test_pr_auc=m["pr_auc"],
+        test_pr_auc_interval=interval["pr_auc"],
         test_roc_auc=m["roc_auc"],
+        test_roc_auc_interval=interval["roc_auc"],
         rule_pr_auc=rule["pr_auc"],
-        recall_at_budget=m["recall_at_budget"],
+        alerts_per_day_budget=k,
+        card_precision=m["card_precision"],
+        card_precision_interval=interval["card_precision"],
+        card_precision_best_possible=m["best_possible"],
+        recall_by_scenario=report["recall_by_scenario"],
+        explanations=explanations(report),
         model_package_arn=arn,
         approval=status,
     )

@@ -24,15 +24,19 @@ from labkit import console, results
 from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix, stack_status
-from labkit.sagemaker import wait_for_job
+from labkit.sagemaker import approve_command, wait_for_job
 from labkit.session import aws_session, client, each, stacks_command
 
 
-def approved_package(sagemaker, group: str) -> str | None:
+def latest_package(sagemaker, group: str, status: str) -> str | None:
     packages = sagemaker.list_model_packages(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+        ModelPackageGroupName=group, ModelApprovalStatus=status, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
     )["ModelPackageSummaryList"]
     return packages[0]["ModelPackageArn"] if packages else None
+
+
+def approved_package(sagemaker, group: str) -> str | None:
+    return latest_package(sagemaker, group, "Approved")
 
 
 def main() -> int:
@@ -44,6 +48,12 @@ def main() -> int:
     if stack_status(session, stack) not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         arn = approved_package(sagemaker, outputs["ModelPackageGroupName"])
         if arn is None:
+            pending = latest_package(sagemaker, outputs["ModelPackageGroupName"], "PendingManualApproval")
+            if pending:
+                raise LabError(
+                    f"{pending} is PendingManualApproval (step 04 said why): approve it after review with `{approve_command(pending)}`, "
+                    "or stream more payments (step 01, default 100,000) and rerun steps 02 and 03 with --rerun, then 04"
+                )
             raise LabError("no approved model yet: run lab_scripts/04_evaluate_and_register.py first")
         raise LabError(f"stack {stack} is not deployed: run `{stacks_command('deploy', f'fraudlab:modelPackageArn={arn}')}`")
     endpoint_outputs = stack_outputs(session, stack)

@@ -61,7 +61,8 @@ def main() -> int:
 
     console.heading("Compute features client-side with processing/features.py")
     transactions, labels = landed_history(s3, bucket, outputs["RawPrefix"])
-    features = build_features(transactions, labels.fillna(0))
+    # The label delay the model was trained with, from its feature schema: the same features.
+    features = build_features(transactions, labels.fillna(0), label_delay_days=schema["label_delay_days"])
     held_out = transactions["timestamp"] >= pd.Timestamp(schema["split"]["test_from"])
     chosen = transactions.index[held_out & labels.notna()][-args.count:]
     if len(chosen) == 0:

@@ -287,11 +287,12 @@ def main() -> int:
     rng = np.random.default_rng(7)
     count = args.requests * 100
     if args.traffic == "training":
-        pool = history.index[history["timestamp"] < pd.Timestamp(schema["split"]["validation_from"])]
+        # The baseline is the training period's features: sample the same period (not its gap).
+        pool = history.index[history["timestamp"] < pd.Timestamp(schema["split"]["periods"]["gap_1"])]
         clean_rows, drift_rows = (pd.Index(np.sort(rng.choice(pool, size=min(count, len(pool) // 2), replace=False))) for _ in range(2))
     else:
         clean_rows = drift_rows = history.index[-count:]
-    features = build_features(history, labels.fillna(0))
+    features = build_features(history, labels.fillna(0), label_delay_days=schema["label_delay_days"])
     console.done(f"{len(history):,} payments of history; {len(clean_rows):,} per window ({args.traffic} traffic)")
 
     runtime, cloudwatch = client(session, "sagemaker-runtime"), client(session, "cloudwatch")
@@ -301,7 +302,7 @@ def main() -> int:
     for label, rows, kinds in windows:
         if kinds:
             console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}")
-            values = drift.features_for(history, labels, rows, kinds)
+            values = drift.features_for(history, labels, rows, kinds, schema["label_delay_days"])
         else:
             console.heading("Normal traffic")
             values = features.loc[rows, FEATURE_COLUMNS].to_numpy(float)

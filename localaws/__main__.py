@@ -114,7 +114,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="run every lab step offline and print a summary")
-    lab.add_argument("--size", type=int, default=20_000, help="transactions in the lab (default 20000)")
+    lab.add_argument("--size", type=int, default=100_000, help="transactions in the lab (default 100000)")
     lab.add_argument("--workdir", type=Path, default=ROOT, help="where build/ (results, report) goes (default: the repo)")
     up = commands.add_parser("serve", help="run a local AWS with the lab's stacks deployed")
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")

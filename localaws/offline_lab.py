@@ -25,6 +25,7 @@ STEPS_DIR = ROOT / "lab_scripts"
 sys.path.insert(0, str(STEPS_DIR))
 from labkit import report as lab_report  # noqa: E402  (the lab scripts' package)
 from labkit.results import RESULTS_DIR  # noqa: E402  (relative: under the run's work directory)
+from labkit.transactions import DAYS  # noqa: E402  (the generated data spans this many days)
 
 
 @dataclass
@@ -55,9 +56,11 @@ class AfterStepError(Exception):
 
 
 def step_arguments(step: str, size: int) -> list[str]:
-    """How the lab size reaches the steps that take one."""
+    """How the lab size reaches the steps that take one. The alert budget scales with the
+    data as a fraud team's does: about 1 % of a day's payments, at most step 04's default 100."""
     return {
         "01_stream_transactions": ["--count", str(size)],
+        "04_evaluate_and_register": ["--alerts-per-day", str(max(1, min(100, round(size / DAYS / 100))))],
         "07_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
     }.get(step, [])
 

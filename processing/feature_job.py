@@ -9,15 +9,25 @@ Inputs:  --raw     gzip/plain NDJSON from Firehose (any depth of YYYY/MM/DD/HH f
 Bad data never fails the job: every rejected record, label and unreadable object is
 quarantined by reason (validation.py, labels.py) and counted, and the good ones go on.
 Outputs: --output  train/ validation/ test/   CSV, label first, no header (built-in XGBoost)
-                   test-ids/                  transaction_id,timestamp,is_fraud,fraud_scenario per test row
+                   validation-ids/ test-ids/  per row of that set: transaction_id, timestamp,
+                                              customer_id, is_fraud, fraud_scenario,
+                                              card_known_compromised (a fraud on the card was
+                                              known before that day: a fraud team blocks it)
                    baseline/baseline.csv      training features with header (drift baseline)
-                   schema/feature_schema.json features, split cut-offs, counts
+                   schema/feature_schema.json features, label delay, split periods, counts
          --quarantine  <reason>.jsonl + counts.json: every rejected record, label and object, and why
 
-Split by time, never at random: validation and test are strictly later than train, as a
-deployed model only ever scores the future. Labels: features lag terminal fraud by
-LABEL_DELAY_DAYS (all chargebacks are in by then); only rows whose label is known by
---as-of are trained or evaluated on, the others still count as history.
+Labels arrive late: a fraud's chargeback within --label-delay-days (the data's documented
+delay, default features.LABEL_DELAY_DAYS), and a payment with none by then is legitimate.
+So (1) terminal fraud rates end one delay before each payment, where every label is known;
+(2) only payments older than the delay at --as-of are trained or evaluated on ("mature"):
+filtering on "label known" instead would keep recent frauds (fast chargebacks) and drop
+recent legitimate payments, inflating the fraud rate; younger payments still count as
+history; (3) the split is by time with a gap of --gap-days (default: the delay) before
+validation and before test, so that validation starts after every training label is
+known and test after every validation label, as when a model trained today scores
+tomorrow's payments. Rows in the gaps are history only. Labels that arrived later than the
+delay are counted in the schema (late_labels): they mean the delay is set too short.
 
 Several hosts: customer and terminal history need every transaction of that customer or
 terminal, which ShardedByS3Key would scatter across hosts. So the raw input must be
@@ -50,6 +60,8 @@ from validation import Transactions, read_transactions  # noqa: E402
 # Where the container's /opt/ml is; the local runner points it at a scratch directory.
 OPT_ML = Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
 SPLITS = ("train", "validation", "test")
+ID_SETS = ("validation", "test")  # the sets the evaluation needs per payment
+DAY = pd.Timedelta(days=1)
 
 
 
@@ -63,9 +75,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-fraction", type=float, default=0.70)
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--as-of", default=None, help="labels known at this UTC time (default: now)")
+    parser.add_argument("--label-delay-days", type=float, default=LABEL_DELAY_DAYS, help="longest chargeback delay of the data")
+    parser.add_argument("--gap-days", type=float, default=None, help="gap before validation and before test (default: the label delay)")
     args = parser.parse_args(argv)
     if not 0 < args.train_fraction < 1 or not 0 < args.validation_fraction < 1 - args.train_fraction:
         parser.error("need 0 < train-fraction and 0 < validation-fraction < 1 - train-fraction")
+    if args.label_delay_days <= 0:
+        parser.error("--label-delay-days must be positive")
+    if args.gap_days is None:
+        args.gap_days = args.label_delay_days
+    if args.gap_days < 0:
+        parser.error("--gap-days must be 0 or more")
     return args
 
 
@@ -98,27 +118,49 @@ def require_replicated_raw_input(raw_dir: Path, hosts: int) -> None:
 # --- labels ---------------------------------------------------------------------------------
 
 
-def join_labels(transaction_ids: pd.Series, labels: pa.Table) -> tuple[pd.Series, pd.Series]:
-    """(is_fraud as float, NaN where not known yet; fraud_scenario, 'unknown' where not known)."""
+def join_labels(transaction_ids: pd.Series, labels: pa.Table) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(is_fraud as float, NaN where not known yet; fraud_scenario, 'unknown' where not known;
+    label_available_at, NaT where not known)."""
     at = pc.index_in(pa.array(transaction_ids.array), value_set=labels.column("transaction_id").combine_chunks())
     is_fraud = pd.Series(labels.column("is_fraud").take(at).to_numpy(zero_copy_only=False), index=transaction_ids.index, dtype=float)
     scenario = pd.Series(labels.column("fraud_scenario").take(at).to_pandas(), index=transaction_ids.index).fillna("unknown")
-    return is_fraud, scenario
+    available = pd.Series(labels.column("available_at").take(at).to_pandas(), index=transaction_ids.index)
+    return is_fraud, scenario, available
+
+
+def card_known_compromised(tx: pd.DataFrame, is_fraud: pd.Series, available: pd.Series) -> np.ndarray:
+    """Per payment: a fraud on its card (customer) had been reported before the payment's
+    day began. A fraud team blocks such a card; its later payments say nothing about a model."""
+    reported = available.where(is_fraud == 1)  # NaT unless a known fraud
+    first_report = reported.groupby(tx["customer_id"].to_numpy()).transform("min")
+    day_start = tx["timestamp"].dt.floor("D")
+    return (first_report < day_start).fillna(False).to_numpy(bool)
 
 
 # --- splitting and sharding ---------------------------------------------------------------
 
 
-def time_split(timestamps: pd.Series, train_fraction: float, validation_fraction: float) -> tuple[np.ndarray, pd.Timestamp, pd.Timestamp]:
-    """SPLITS name per row by time cut-offs at the given row fractions.
-    Rows at a cut-off instant go to the later set, so later sets are strictly later."""
-    ordered = timestamps.sort_values(kind="stable")
-    first_cut = ordered.iloc[int(len(ordered) * train_fraction)]
-    second_cut = ordered.iloc[min(int(len(ordered) * (train_fraction + validation_fraction)), len(ordered) - 1)]
+def time_split(timestamps: pd.Series, mature_until: pd.Timestamp, train_fraction: float, validation_fraction: float, gap: pd.Timedelta) -> tuple[np.ndarray, dict[str, str]]:
+    """A set name per row: train, gap, validation, gap, test along time up to `mature_until`
+    (the periods' lengths in the fractions given, after the two gaps), "maturing" after.
+    Each period includes its start and excludes its end; the periods as ISO times."""
+    start = timestamps.min()
+    end = min(mature_until, timestamps.max() + pd.Timedelta(seconds=1))  # test ends here (exclusive)
+    usable = end - start - 2 * gap
+    if usable <= pd.Timedelta(0):
+        raise SystemExit(
+            f"the mature data spans {(end - start) / DAY:.1f} days (payments older than the label delay at --as-of); "
+            f"train, validation and test with two gaps of {gap / DAY:g} days need more: stream more days, "
+            "pass a later --as-of, or a smaller --gap-days"
+        )
+    validation_from = start + usable * train_fraction + gap
+    test_from = validation_from + usable * validation_fraction + gap
+    edges = {"train": start, "gap_1": validation_from - gap, "validation": validation_from, "gap_2": test_from - gap, "test": test_from, "maturing": end}
     split = np.full(len(timestamps), "train", dtype="<U10")
-    split[(timestamps >= first_cut).to_numpy()] = "validation"
-    split[(timestamps >= second_cut).to_numpy()] = "test"
-    return split, first_cut, second_cut
+    for name, edge in list(edges.items())[1:]:
+        split[(timestamps >= edge).to_numpy()] = name.split("_")[0]
+    periods = {name: edge.isoformat() for name, edge in edges.items()}
+    return split, periods
 
 
 def host_of(customer_ids: pd.Series, hosts: int) -> np.ndarray:
@@ -132,9 +174,10 @@ def host_of(customer_ids: pd.Series, hosts: int) -> np.ndarray:
 
 
 def write_outputs(
-    out: Path, host: str, tx: pd.DataFrame, features: pd.DataFrame, labels: pd.Series, split: np.ndarray, scenario: pd.Series, mine: np.ndarray
+    out: Path, host: str, tx: pd.DataFrame, features: pd.DataFrame, labels: pd.Series, split: np.ndarray, scenario: pd.Series,
+    blocked: np.ndarray, mine: np.ndarray,
 ) -> dict[str, int]:
-    """This host's labelled rows (`mine`): the three splits, the test ids and the drift baseline.
+    """This host's labelled rows (`mine`): the three splits, their ids and the drift baseline.
     Each value is formatted once; the files are written by two threads (arrow frees the GIL)."""
     columns = [labels.to_numpy(float), *(features[name].to_numpy(float) for name in FEATURE_COLUMNS)]
     rows = {name: np.flatnonzero(mine & (split == name)) for name in SPLITS}
@@ -143,19 +186,23 @@ def write_outputs(
         files = [(out / name / f"part-{host}.csv", table.take(rows[name]), False) for name in SPLITS]
         files.append((out / "baseline" / f"baseline-{host}.csv", files[0][1].drop_columns(["is_fraud"]), True))
         written = [pool.submit(write_csv, *file) for file in files]
-        write_test_ids(out / "test-ids" / f"part-{host}.csv", tx, labels, scenario, rows["test"])
+        for name in ID_SETS:
+            write_ids(out / f"{name}-ids" / f"part-{host}.csv", tx, labels, scenario, blocked, rows[name])
         for file in written:
             file.result()
     return {name: len(rows[name]) for name in SPLITS}
 
 
-def write_test_ids(path: Path, tx: pd.DataFrame, labels: pd.Series, scenario: pd.Series, test: np.ndarray) -> None:
-    """Which payment each test row is, for the evaluation's per-scenario figures."""
+def write_ids(path: Path, tx: pd.DataFrame, labels: pd.Series, scenario: pd.Series, blocked: np.ndarray, rows: np.ndarray) -> None:
+    """Which payment each row of a set is, for the evaluation's per-day, per-card and
+    per-scenario figures (same row order as the set's CSV)."""
     ids = pd.DataFrame({
-        "transaction_id": tx["transaction_id"].to_numpy()[test],
-        "timestamp": pandas_text(tx["timestamp"].iloc[test]),
-        "is_fraud": labels.to_numpy()[test].astype(int),
-        "fraud_scenario": scenario.to_numpy()[test],
+        "transaction_id": tx["transaction_id"].to_numpy()[rows],
+        "timestamp": pandas_text(tx["timestamp"].iloc[rows]),
+        "customer_id": tx["customer_id"].to_numpy()[rows],
+        "is_fraud": labels.to_numpy()[rows].astype(int),
+        "fraud_scenario": scenario.to_numpy()[rows],
+        "card_known_compromised": blocked[rows].astype(int),
     })
     path.parent.mkdir(parents=True, exist_ok=True)
     ids.to_csv(path, index=False)
@@ -243,27 +290,37 @@ def main(argv: list[str] | None = None) -> int:
     if tx.empty:
         rejected = ", ".join(f"{reason} {count}" for reason, count in quarantine_counts.items() if count) or "none"
         raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read; quarantined: {rejected}): stream some first (step 01)")
-    is_fraud, scenario = join_labels(tx["transaction_id"], labels.table)
-    features = build_features(tx, is_fraud.fillna(0), threads=2)
+    is_fraud, scenario, available = join_labels(tx["transaction_id"], labels.table)
+    delay, gap = pd.Timedelta(days=args.label_delay_days), pd.Timedelta(days=args.gap_days)
+    late = int((available - tx["timestamp"] > delay).sum())  # labels the terminal windows could see too early
+    features = build_features(tx, is_fraud.fillna(0), threads=2, label_delay_days=args.label_delay_days)
 
-    split, first_cut, second_cut = time_split(tx["timestamp"], args.train_fraction, args.validation_fraction)
+    split, periods = time_split(tx["timestamp"], as_of - delay, args.train_fraction, args.validation_fraction, gap)
+    blocked = card_known_compromised(tx, is_fraud, available)
     mine = (host_of(tx["customer_id"], hosts) == host_index) & is_fraud.notna().to_numpy()
-    counts = write_outputs(args.output, host, tx, features, is_fraud, split, scenario, mine)
+    counts = write_outputs(args.output, host, tx, features, is_fraud, split, scenario, blocked, mine)
 
     if host_index == 0:
+        known = is_fraud.notna().to_numpy()
         schema = {
             "label": "is_fraud",
             "features": [{"name": name, "type": "float", "description": DESCRIPTIONS[name]} for name in FEATURE_COLUMNS],
             "format": "CSV, no header, label first (built-in XGBoost)",
-            "label_delay_days": LABEL_DELAY_DAYS,
+            "label_delay_days": args.label_delay_days,
+            "gap_days": args.gap_days,
             "labels_known_as_of": as_of.isoformat(),
-            "split": {"validation_from": first_cut.isoformat(), "test_from": second_cut.isoformat()},
+            "split": {"validation_from": periods["validation"], "test_from": periods["test"], "periods": periods},
             "rows": {
-                "read": landed.lines, "valid": len(tx), "labelled": int(is_fraud.notna().sum()),
-                "labels_not_yet_known": labels.not_yet_known, "quarantined": quarantine_counts,
+                "read": landed.lines, "valid": len(tx), "labelled": int(known.sum()),
+                "labels_not_yet_known": labels.not_yet_known, "late_labels": late, "quarantined": quarantine_counts,
+                **{f"{name}_history_only": int((split == name).sum()) for name in ("gap", "maturing")},
             },
             "splits": {
-                name: {"rows": int(((split == name) & is_fraud.notna()).sum()), "fraud": int(is_fraud[split == name].sum())}
+                name: {
+                    "rows": int(((split == name) & known).sum()),
+                    "fraud": int(is_fraud[split == name].sum()),
+                    "unlabelled": int(((split == name) & ~known).sum()),
+                }
                 for name in SPLITS
             },
             "hosts": hosts,

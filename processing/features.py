@@ -8,8 +8,10 @@ for terminal risk, labels with `is_fraud`. Output: FEATURE_COLUMNS, all numeric,
 in the order the built-in XGBoost CSV format expects them (after the label).
 
 Time discipline: customer history uses only payments strictly before the current one;
-terminal fraud rates use only transactions older than LABEL_DELAY_DAYS, whose labels
-(chargebacks arrive within 14 days) are all known by then.
+terminal fraud rates use only transactions older than the label delay, whose labels
+(chargebacks arrive within it) are all known by then. The delay is the data's: the
+feature job takes it as a parameter, writes it into the feature schema, and whoever
+computes features for serving reads it from there.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import pandas as pd
 
 CATEGORIES = ("grocery", "retail", "restaurant", "fuel", "electronics", "travel", "online")
 WINDOWS_DAYS = (1, 7, 30)
-LABEL_DELAY_DAYS = 14  # the longest chargeback delay: older labels are all known
+# The lab data's documented chargeback delay (lab_scripts/labkit/transactions.py): the default
+# of the feature job's --label-delay-days. Older labels are all known.
+LABEL_DELAY_DAYS = 7
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 BASE_FEATURES = [
@@ -56,7 +60,7 @@ DESCRIPTIONS = {
     "amount_to_customer_mean_30d": "amount / customer's 30-day mean (1 if no history)",
     "device_is_new": "1 if the customer never used this device before",
     **{
-        f"terminal_fraud_rate_{w}d": f"fraud share at the terminal over {w} day(s), lagged {LABEL_DELAY_DAYS} days"
+        f"terminal_fraud_rate_{w}d": f"fraud share at the terminal over {w} day(s), ending one label delay before the payment"
         for w in WINDOWS_DAYS
     },
 }
@@ -103,8 +107,8 @@ def customer_features(tx: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def terminal_features(tx: pd.DataFrame, is_fraud: pd.Series) -> pd.DataFrame:
-    """Fraud share per terminal over 1/7/30 days, ending LABEL_DELAY_DAYS before each payment.
+def terminal_features(tx: pd.DataFrame, is_fraud: pd.Series, label_delay_days: float = LABEL_DELAY_DAYS) -> pd.DataFrame:
+    """Fraud share per terminal over 1/7/30 days, ending `label_delay_days` before each payment.
 
     `is_fraud` aligns with `tx` (0/1; unknown labels count as 0, which only happens for
     payments younger than the lag and so never enters a window)."""
@@ -112,19 +116,20 @@ def terminal_features(tx: pd.DataFrame, is_fraud: pd.Series) -> pd.DataFrame:
     fraud = is_fraud.reindex(tx.index).fillna(0).to_numpy(float)
     windows = _TimeWindows(tx["terminal_id"], _seconds(tx["timestamp"]))
     for w in WINDOWS_DAYS:
-        count, frauds = windows.sums(fraud, lag=LABEL_DELAY_DAYS * 86400, width=w * 86400, include_now=True)
+        count, frauds = windows.sums(fraud, lag=int(label_delay_days * 86400), width=w * 86400, include_now=True)
         out[f"terminal_fraud_rate_{w}d"] = np.divide(frauds, count, out=np.zeros_like(frauds), where=count > 0)
     return out
 
 
-def build_features(tx: pd.DataFrame, is_fraud: pd.Series, threads: int = 1) -> pd.DataFrame:
-    """All FEATURE_COLUMNS for `tx`, given its history and the labels known for it.
+def build_features(tx: pd.DataFrame, is_fraud: pd.Series, threads: int = 1, label_delay_days: float = LABEL_DELAY_DAYS) -> pd.DataFrame:
+    """All FEATURE_COLUMNS for `tx`, given its history and the labels known for it;
+    `label_delay_days` as the feature schema records it (the terminal windows' lag).
 
     With `threads=2` the customer history is computed beside the rest (numpy releases the
     GIL in its sorts and searches): for the batch job, never for one request."""
     with ThreadPoolExecutor(threads) as pool:
         customer = pool.submit(customer_features, tx)
-        parts = (transaction_features(tx), terminal_features(tx, is_fraud), customer.result())
+        parts = (transaction_features(tx), terminal_features(tx, is_fraud, label_delay_days), customer.result())
     columns = {name: part[name] for part in parts for name in part.columns}
     # One float block, column-major: no concat/consolidation copies, and each column of it
     # is contiguous for whoever reads the features column by column.

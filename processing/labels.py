@@ -35,7 +35,8 @@ _AS_TEXT = pa_csv.ConvertOptions(column_types={name: pa.string() for name in COL
 
 @dataclass
 class Labels:
-    table: pa.Table  # transaction_id (string), is_fraud (int64), fraud_scenario (string): one row per id
+    table: pa.Table  # transaction_id, is_fraud (int64), fraud_scenario, label_available_at (as delivered), file,
+    #                  available_at (parsed, UTC): one row per id
     rejected: dict[str, list[dict]] = field(default_factory=dict)  # QUARANTINED reason -> rows (+ "file")
     duplicates: int = 0
     bad_files: list[dict] = field(default_factory=list)  # {"object", "error"}
@@ -84,6 +85,7 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
     known = ~bad & (available <= as_of).to_numpy()
     not_yet_known = int((~bad & ~known).sum())
     table = table.filter(pa.array(known))
+    available = available[known]
 
     scenario = pc.fill_null(table.column("fraud_scenario"), "")  # no scenario equals no scenario
     repeated, conflicting = copies(string_codes(table.column("transaction_id")), [table.column("is_fraud"), scenario])
@@ -95,7 +97,9 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
         "transaction_id": kept.column("transaction_id"),
         "is_fraud": pc.cast(kept.column("is_fraud"), pa.int64()),
         "fraud_scenario": kept.column("fraud_scenario"),
+        "label_available_at": kept.column("label_available_at"),
         "file": kept.column("file"),
+        "available_at": pa.array(available[keep].array.asi8, pa.timestamp("ns", "UTC")),
     })
     return Labels(result, rejected, duplicates, bad_files, not_yet_known)
 
@@ -103,6 +107,6 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
 def keep_known_transactions(labels: Labels, transaction_ids: pa.Array) -> None:
     """Reject (as label_unknown_transaction) the labels of no valid transaction."""
     matched = filled_array(pc.is_in(labels.table.column("transaction_id"), value_set=transaction_ids), False)
-    labels.rejected["label_unknown_transaction"] = labels.table.filter(pa.array(~matched)).to_pylist()
+    labels.rejected["label_unknown_transaction"] = labels.table.drop_columns(["available_at"]).filter(pa.array(~matched)).to_pylist()
     labels.table = labels.table.filter(pa.array(matched))
 

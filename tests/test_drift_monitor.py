@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 from labkit import drift
 from labkit.transactions import generate
 from processing import drift_monitor as dm
-from processing.features import FEATURE_COLUMNS, build_features
+from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 CHECKS = ["data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check", "extra_column_check", "categorical_values_check"]
@@ -131,7 +131,7 @@ def test_baseline_and_reports_follow_model_monitors_schemas(lab_data, baseline_d
     report = monitor(baseline_dir, capture_lines(csv_rows(clean_sample(lab_data, 1))))
     jsonschema.validate(report["statistics"], STATISTICS_SCHEMA)
     jsonschema.validate(report["constraint_violations"], VIOLATIONS_SCHEMA)
-    drifted = monitor(baseline_dir, capture_lines(csv_rows(drift.features_for(lab_data["history"], lab_data["labels"], lab_data["train_index"][:800], list(drift.KINDS)))))
+    drifted = monitor(baseline_dir, capture_lines(csv_rows(drift.features_for(lab_data["history"], lab_data["labels"], lab_data["train_index"][:800], list(drift.KINDS), LABEL_DELAY_DAYS))))
     jsonschema.validate(drifted["constraint_violations"], VIOLATIONS_SCHEMA)
     assert drifted["constraint_violations"]["violations"]
 
@@ -169,7 +169,7 @@ def test_clean_windows_raise_no_violation(lab_data, baseline_dir, seed):
 @pytest.mark.parametrize("kind", list(drift.KINDS))
 def test_each_injected_drift_kind_is_detected_and_named(lab_data, baseline_dir, kind):
     rows = pd.Index(np.random.default_rng(3).choice(lab_data["train_index"], size=1000, replace=False))
-    report = monitor(baseline_dir, capture_lines(csv_rows(drift.features_for(lab_data["history"], lab_data["labels"], rows, [kind]))))
+    report = monitor(baseline_dir, capture_lines(csv_rows(drift.features_for(lab_data["history"], lab_data["labels"], rows, [kind], LABEL_DELAY_DAYS))))
     found = {(v["feature_name"], v["constraint_check_type"]) for v in report["constraint_violations"]["violations"]}
     assert drift.EXPECTED[kind] in found
     assert report["result"]["outcome"] == "CompletedWithViolations"

@@ -37,6 +37,25 @@ def test_a_step_run_too_early_names_the_step_to_run(fresh_lab, tmp_path, script,
         assert "run lab_scripts/01_stream_transactions.py first" in result.stderr
 
 
+def test_a_model_left_pending_says_how_to_approve_it(fresh_lab, tmp_path):
+    """A model that did not beat the rule by the margin stays PendingManualApproval: step 05
+    names it and the reviewer's command, instead of sending the learner back to step 04."""
+    sagemaker = fresh_lab.session().client("sagemaker")
+    group = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"][0]["ModelPackageGroupName"]
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "xgboost:3.2-0", "ModelDataUrl": "s3://bucket/model.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+    try:
+        result = run_step("05_deploy_endpoint.py", isolated_env(**fresh_lab.environment()), cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+        assert f"{arn} is PendingManualApproval" in result.stderr
+        assert f"aws sagemaker update-model-package --model-package-arn {arn} --model-approval-status Approved" in result.stderr
+    finally:
+        sagemaker.delete_model_package(ModelPackageName=arn)
+
+
 def test_localaws_deploy_without_a_local_aws_is_one_line():
     """Regression: `python -m localaws deploy` printed a traceback."""
     env = {**isolated_env(AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y"),

@@ -15,7 +15,7 @@ import pytest
 from labkit.corruption import KINDS, corrupted_records
 from labkit.transactions import generate
 from processing import feature_job, labels, validation
-from processing.features import FEATURE_COLUMNS
+from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS
 
 JOB = Path(feature_job.__file__)
 AS_OF = "2027-01-01T00:00:00"
@@ -82,23 +82,71 @@ def test_every_malformed_record_is_quarantined_by_reason_and_no_valid_row_lost(i
         lines = (single / f"quarantine/{kind}.jsonl").read_text().splitlines()
         assert len(lines) == 5 and all(json.loads(line)["reason"] == kind for line in lines)
     schema = json.loads((single / "features/schema/feature_schema.json").read_text())
-    assert schema["rows"]["valid"] == 8_000
+    assert schema["rows"]["valid"] == schema["rows"]["labelled"] == 8_000
     written = sum(len(read_split(single, name)) for name in ("train", "validation", "test"))
-    assert written == schema["rows"]["labelled"] == 8_000
-    assert sum(s["fraud"] for s in schema["splits"].values()) == inputs[1].labels["is_fraud"].sum()
+    assert written == sum(s["rows"] for s in schema["splits"].values())
+    assert written + schema["rows"]["gap_history_only"] + schema["rows"]["maturing_history_only"] == 8_000
+    frauds_in_gaps = sum(s["fraud"] for s in schema["splits"].values())
+    assert frauds_in_gaps <= inputs[1].labels["is_fraud"].sum()
 
 
-def test_validation_and_test_are_strictly_later_than_train(inputs, single):
-    schema = json.loads((single / "features/schema/feature_schema.json").read_text())
-    validation_from = pd.Timestamp(schema["split"]["validation_from"])
-    test_from = pd.Timestamp(schema["split"]["test_from"])
-    assert validation_from < test_from
+def periods_of(out: Path) -> dict[str, pd.Timestamp]:
+    schema = json.loads((out / "features/schema/feature_schema.json").read_text())
+    return {name: pd.Timestamp(edge) for name, edge in schema["split"]["periods"].items()}
+
+
+def test_the_split_leaves_a_label_delay_between_train_validation_and_test(inputs, single):
+    """Validation starts once every training label is known, test once every validation
+    label is: a model trained today meets payments a label delay later."""
+    periods = periods_of(single)
+    delay = pd.Timedelta(days=LABEL_DELAY_DAYS)
+    assert periods["validation"] - periods["gap_1"] == periods["test"] - periods["gap_2"] == delay
+    joined = inputs[1].transactions.merge(inputs[1].labels, on="transaction_id")
+    timestamps = pd.to_datetime(joined["timestamp"], utc=True)
+    available = pd.to_datetime(joined["label_available_at"], utc=True)
+    assert available[timestamps < periods["gap_1"]].max() <= periods["validation"]
+    assert available[(timestamps >= periods["validation"]) & (timestamps < periods["gap_2"])].max() <= periods["test"]
+    for name, start, end in (("train", "train", "gap_1"), ("validation", "validation", "gap_2"), ("test", "test", "maturing")):
+        assert len(read_split(single, name)) == ((timestamps >= periods[start]) & (timestamps < periods[end])).sum(), name
+    for name in ("validation", "test"):
+        ids = pd.read_csv(next((single / f"features/{name}-ids").glob("*.csv")))
+        assert len(ids) == len(read_split(single, name))
+        assert (pd.to_datetime(ids["timestamp"], utc=True) >= periods[name]).all()
+        np.testing.assert_array_equal(ids["is_fraud"].to_numpy(), read_split(single, name)[:, 0])
+
+
+def test_an_as_of_close_to_the_data_does_not_bias_the_class_balance(inputs, tmp_path):
+    """Fraud labels arrive in 1-7 days, legitimate ones after 7: keeping "rows with a known
+    label" would keep recent frauds and drop recent legitimate payments. Only payments older
+    than the delay are used, so every set holds all of its period's payments."""
+    joined = inputs[1].transactions.merge(inputs[1].labels, on="transaction_id")
+    timestamps = pd.to_datetime(joined["timestamp"], utc=True)
+    as_of = timestamps.max() + pd.Timedelta(days=1)
+    result = run_job(inputs[0], tmp_path, None, "--as-of", as_of.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert result.returncode == 0, result.stderr
+    periods = periods_of(tmp_path)
+    assert periods["maturing"] <= as_of - pd.Timedelta(days=LABEL_DELAY_DAYS)
+    for name, start, end in (("train", "train", "gap_1"), ("validation", "validation", "gap_2"), ("test", "test", "maturing")):
+        truth = joined["is_fraud"][(timestamps >= periods[start]) & (timestamps < periods[end])]
+        written = read_split(tmp_path, name)[:, 0]
+        assert len(written) == len(truth) and written.sum() == truth.sum(), name
+
+
+def test_terminal_windows_and_known_compromised_cards_use_only_labels_known_then(inputs, single):
     ids = pd.read_csv(next((single / "features/test-ids").glob("*.csv")))
-    assert (pd.to_datetime(ids["timestamp"], utc=True) >= test_from).all()
-    timestamps = pd.to_datetime(inputs[1].transactions["timestamp"], utc=True)
-    train_rows = len(read_split(single, "train"))
-    assert train_rows == (timestamps < validation_from).sum()
-    assert [s["rows"] for s in schema["splits"].values()] == [train_rows, len(read_split(single, "validation")), len(ids)]
+    joined = inputs[1].transactions.merge(inputs[1].labels, on="transaction_id")
+    reported = joined[joined["is_fraud"] == 1].assign(at=lambda f: pd.to_datetime(f["label_available_at"], utc=True))
+    first_report = reported.groupby("customer_id")["at"].min()
+    for row in ids.sample(200, random_state=3).itertuples():
+        day = pd.Timestamp(row.timestamp).floor("D")
+        known = row.customer_id in first_report and first_report[row.customer_id] < day
+        assert row.card_known_compromised == int(known)
+
+
+def test_too_little_mature_data_for_the_gaps_is_a_clear_error(inputs, tmp_path):
+    result = run_job(inputs[0], tmp_path, None, "--as-of", "2026-09-20T00:00:00")
+    assert result.returncode == 1
+    assert "two gaps of 7 days need more" in result.stderr
 
 
 def test_labels_not_yet_known_are_history_only(inputs, tmp_path):
@@ -107,6 +155,8 @@ def test_labels_not_yet_known_are_history_only(inputs, tmp_path):
     schema = json.loads((tmp_path / "features/schema/feature_schema.json").read_text())
     known = (pd.to_datetime(inputs[1].labels["label_available_at"]) <= pd.Timestamp("2026-10-20", tz="UTC")).sum()
     assert schema["rows"]["labelled"] == known < 8_000
+    assert schema["rows"]["labels_not_yet_known"] == 8_000 - known
+    assert periods_of(tmp_path)["maturing"] == pd.Timestamp("2026-10-13", tz="UTC")
 
 
 def host_tree(root: Path, host: int, hosts: int, distribution: str) -> Path:
@@ -164,17 +214,21 @@ def test_a_record_missing_a_field_does_not_taint_the_others():
 
 
 # The job's outputs on tests/data/feature_job (1,200 generated payments with every kind of bad
-# record mixed in, gzip and plain objects), as the json.loads + np.savetxt job of commit
-# b65357b wrote them: sha256 of each file with every number re-printed as "%.6g". Since then
-# only the reports changed (issue 11): identical duplicates are counted, not quarantined, and
-# counts.json and the schema name every reason (the fixture's duplicates are identical copies).
+# record mixed in, gzip and plain objects): sha256 of each file with every number re-printed
+# as "%.6g". The quarantine files are still those the json.loads + np.savetxt job of commit
+# b65357b wrote (issue 11 only changed the reports: identical duplicates counted, every reason
+# named). The feature files were re-recorded for issue 12, which changed what the job
+# computes: terminal windows end 7 days (the data's label delay) before a payment instead of
+# 14, only payments older than the delay are used, the sets are separated by two gaps, and
+# validation-ids/ and test-ids/ name each row's card and whether it was known compromised.
 GOLDEN = {
-    "features/baseline/baseline-algo-1.csv": "2ad98f147d844a17",
-    "features/schema/feature_schema.json": "0f0584a020e31f2e",
-    "features/test/part-algo-1.csv": "c8aed56698a4620c",
-    "features/test-ids/part-algo-1.csv": "9c45777cea936072",
-    "features/train/part-algo-1.csv": "2c430e7f84875f22",
-    "features/validation/part-algo-1.csv": "74996a43257190ee",
+    "features/baseline/baseline-algo-1.csv": "9894e625050df63d",
+    "features/schema/feature_schema.json": "be107b51d85951b8",
+    "features/test/part-algo-1.csv": "993be1b8f1342b45",
+    "features/test-ids/part-algo-1.csv": "ad1eaade158aa9ce",
+    "features/train/part-algo-1.csv": "be3ef06a037421a1",
+    "features/validation/part-algo-1.csv": "deb744e6fc9a5740",
+    "features/validation-ids/part-algo-1.csv": "b100514a0b21f670",
     "quarantine/bad_json.jsonl": "f345799b386c8d16",
     "quarantine/counts.json": "ddd801658ee263d9",
     "quarantine/missing_field.jsonl": "44ee029b00d8f154",

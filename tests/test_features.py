@@ -60,6 +60,49 @@ def test_the_future_changes_nothing_in_the_past(history):
     pd.testing.assert_frame_equal(full[past], relabelled[past])
 
 
+@pytest.fixture(scope="module")
+def lab_sized():
+    data = generate(20_000, seed=23)
+    joined = data.transactions.merge(data.labels, on="transaction_id")
+    tx = joined.assign(timestamp=pd.to_datetime(joined["timestamp"], utc=True))
+    return tx, pd.to_datetime(tx["label_available_at"], utc=True)
+
+
+def features_from_what_existed(tx: pd.DataFrame, available: pd.Series, row: int, label_delay_days: float) -> pd.Series:
+    """One payment's features recomputed from the payments made until then and the labels
+    that had arrived by then (every other label unknown, counted as 0 like the job does)."""
+    now = tx.at[row, "timestamp"]
+    past = tx[tx["timestamp"] <= now]
+    known = past["is_fraud"].where(available[past.index] <= now, 0)
+    return build_features(past, known, label_delay_days=label_delay_days).loc[row]
+
+
+def test_every_feature_family_is_computed_from_what_existed_at_the_payment(lab_sized):
+    """Transaction, customer and terminal features of sampled payments equal the same features
+    recomputed from the past and the labels known then: nothing leaks from the future."""
+    tx, available = lab_sized
+    full = build_features(tx, tx["is_fraud"], label_delay_days=LABEL_DELAY_DAYS)
+    sample = tx[tx["timestamp"] > tx["timestamp"].min() + pd.Timedelta(days=20)].sample(60, random_state=4).index
+    terminal_nonzero = 0
+    for row in sample:
+        pd.testing.assert_series_equal(full.loc[row], features_from_what_existed(tx, available, row, LABEL_DELAY_DAYS), check_names=False)
+        terminal_nonzero += full.at[row, "terminal_fraud_rate_30d"] > 0
+    assert terminal_nonzero > 5  # the terminal windows were exercised, not all empty
+
+
+def test_a_lag_shorter_than_the_label_delay_would_leak_and_the_check_sees_it(lab_sized):
+    """The control of the test above: with terminal windows lagged 1 day, labels that had not
+    arrived yet enter them, and features recomputed from what existed differ."""
+    tx, available = lab_sized
+    full = build_features(tx, tx["is_fraud"], label_delay_days=1)
+    frauds = tx[(tx["is_fraud"] == 1) & (tx["fraud_scenario"] == "compromised_terminal")]
+    differs = 0
+    for row in frauds.sample(min(30, len(frauds)), random_state=5).index:
+        then = features_from_what_existed(tx, available, row, 1)
+        differs += not np.allclose(full.loc[row].to_numpy(), then.to_numpy())
+    assert differs > 0
+
+
 def test_unknown_category_is_all_zero_and_first_payment_has_neutral_history(history):
     tx, fraud = history
     newcomer = tx.iloc[[0]].assign(customer_id="C-NEW", merchant_category="crypto", device_fingerprint="DEV-NEW")

@@ -93,3 +93,23 @@ def test_an_empty_csv_field_or_a_json_null_is_a_missing_value(model):
     assert np.isnan(listed[0, 0]) and not np.isnan(listed[0, 1:]).any()
     body, _ = inference.handle(model, ",".join(row).encode(), "text/csv", "application/json")
     assert 0 <= json.loads(body)["predictions"][0]["fraud_probability"] <= 1
+
+
+def test_the_endpoint_scores_with_the_trees_up_to_early_stoppings_best_round(tmp_path):
+    """Regression: serving (and step 04) predicted with every tree, including the rounds
+    after the best one that early stopping kept only to see the validation score fall."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, N))
+    y = ((x[:, 0] + rng.normal(scale=2.0, size=600)) > 1).astype(int)  # noisy: validation peaks early
+    train, valid = xgb.DMatrix(x[:400], label=y[:400]), xgb.DMatrix(x[400:], label=y[400:])
+    booster = xgb.train({"objective": "binary:logistic", "eval_metric": "aucpr", "eta": 0.5, "max_depth": 6}, train, 200,
+                        evals=[(valid, "validation")], early_stopping_rounds=10, verbose_eval=False)
+    assert booster.num_boosted_rounds() > booster.best_iteration + 1
+    booster.save_model(str(tmp_path / "model.ubj"))
+    (tmp_path / "model.ubj").rename(tmp_path / "xgboost-model")
+    (tmp_path / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
+    served = inference.model_fn(str(tmp_path))
+    probabilities = inference.predict(x[400:], served)[:, 0]
+    best = booster.predict(xgb.DMatrix(x[400:]), iteration_range=(0, booster.best_iteration + 1))
+    np.testing.assert_allclose(probabilities, best, rtol=1e-6)
+    assert not np.allclose(probabilities, booster.predict(xgb.DMatrix(x[400:])))

@@ -35,7 +35,8 @@ def load_step(script: str):
 
 @pytest.fixture(scope="module")
 def pipeline(local_aws, tmp_path_factory):
-    """A default-sized lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-07."""
+    """A lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-07
+    (20k payments: the default 100k's model quality is tested in test_evaluation.py)."""
     server, _ = local_aws
     env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
     runs, seconds = {}, {}
@@ -73,14 +74,15 @@ def test_feature_step_quarantines_what_other_tests_left_in_the_bucket(pipeline):
 def test_model_beats_the_rule_and_is_approved(pipeline):
     server, _, cwd, runs = pipeline
     figures = results_of(cwd, "04_evaluate_and_register")
-    assert "treat them as noise" not in runs["04_evaluate_and_register.py"].stdout  # 20k: enough test frauds
-    assert figures["test_pr_auc"] > figures["rule_pr_auc"] + 0.3
-    assert figures["test_roc_auc"] > 0.9
+    assert figures["test_pr_auc"] >= figures["rule_pr_auc"] + 0.1  # the approval margin
+    low, high = figures["test_pr_auc_interval"]
+    assert low <= figures["test_pr_auc"] <= high
     assert figures["approval"] == "Approved"
     package = server.session().client("sagemaker").describe_model_package(ModelPackageName=figures["model_package_arn"])
     assert package["ModelApprovalStatus"] == "Approved"
     assert package["InferenceSpecification"]["Containers"][0]["Image"].endswith("sagemaker-xgboost:3.2-0")
-    assert "accuracy misleads" in runs["04_evaluate_and_register.py"].stdout
+    out = runs["04_evaluate_and_register.py"].stdout
+    assert "accuracy rewards doing nothing" in out and "card precision@100" in out and "Hardest scenarios" in out
 
 
 def test_evaluation_files_are_written(pipeline):

@@ -54,7 +54,7 @@ def test_every_step_runs_and_the_summary_says_so(lab):
     assert re.search(r"total [\d.]+s", completed.stdout)
     assert "Warning" not in completed.stdout + completed.stderr  # regression: moto's UserWarning in every make lab
     # a lab this small has a handful of test frauds: step 04 says its figures are noise
-    assert "frauds in the test set: every figure above moves by 1/" in completed.stdout
+    assert "frauds in the test period: every figure above moves by 1/" in completed.stdout
 
 
 def test_the_report_shows_every_part_of_the_lab(lab):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit.transactions import LABEL_COLUMNS, SCENARIO_SHARE, STREAM_COLUMNS, START, generate
+from labkit.transactions import DAYS, FRAUDSTER_DEVICES, LABEL_COLUMNS, LABEL_DELAY_DAYS, SCENARIO_SHARE, SCENARIOS, STREAM_COLUMNS, START, generate
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,12 @@ def test_default_fraud_rate_is_between_one_and_two_percent(data):
     assert 0.01 <= data.labels["is_fraud"].mean() <= 0.02
 
 
+def test_every_scenario_is_documented_with_what_reveals_it():
+    assert set(SCENARIOS) == set(SCENARIO_SHARE)
+    assert sum(SCENARIO_SHARE.values()) == pytest.approx(1.0)
+    assert all(s.what and s.revealed_by for s in SCENARIOS.values())
+
+
 def test_every_scenario_is_present_in_roughly_its_share(data):
     counts = data.labels["fraud_scenario"].value_counts()
     frauds = data.labels["is_fraud"].sum()
@@ -61,30 +67,64 @@ def test_values_are_plausible(data):
     assert set(tx["is_international"].unique()) <= {0, 1}
     times = pd.to_datetime(tx["timestamp"])
     assert times.is_monotonic_increasing
-    assert times.min() >= START and times.max() < START + pd.Timedelta(days=30)
+    assert times.min() >= START and times.max() < START + pd.Timedelta(days=DAYS)
+
+
+def device_number(fingerprints: pd.Series) -> pd.Series:
+    return fingerprints.str.slice(4).astype(np.int64)
 
 
 def test_scenarios_leave_the_signatures_they_document(joined):
     legit = joined[joined["is_fraud"] == 0]
-    by = {name: joined[joined["fraud_scenario"] == name] for name in SCENARIO_SHARE}
-    assert by["large_amount"]["amount"].min() >= 800
-    assert by["compromised_card"]["amount"].median() > 2.5 * legit["amount"].median()
-    takeover = by["account_takeover"]
-    assert takeover["location_distance_km"].median() > 3 * legit["location_distance_km"].median()
-    assert takeover["is_international"].mean() > 0.4 > legit["is_international"].mean()
-    own_devices = set(legit["device_fingerprint"])
-    assert not set(takeover["device_fingerprint"]) & own_devices
-    night = pd.to_datetime(takeover["timestamp"]).dt.hour.between(1, 4).mean()
-    assert night > 0.4
-    # A compromised terminal's fraud clusters in time at few terminals.
+    by = {name: joined[joined["fraud_scenario"] == name].assign(ts=lambda f: pd.to_datetime(f["timestamp"])) for name in SCENARIO_SHARE}
+    usual = legit.groupby("customer_id")["amount"].median()
+
+    # Compromised terminals: every payment at few terminals within windows of 14-35 days, at ordinary amounts.
     terminal = by["compromised_terminal"]
-    assert terminal["terminal_id"].nunique() < 0.2 * len(terminal)
+    assert terminal["terminal_id"].nunique() < 0.1 * len(terminal)
+    spans = terminal.groupby("terminal_id")["ts"].agg(lambda t: (t.max() - t.min()).days)
+    assert spans.max() <= 35
+    assert 0.6 < terminal["amount"].median() / legit["amount"].median() < 1.6
+
+    # Compromised cards: well above the card's own usual amount.
+    card = by["compromised_card"]
+    assert (card["amount"] / card["customer_id"].map(usual)).median() > 2.5
+
+    # Card testing: tiny payments from a fraudster's device, then a large one on the same device.
+    testing = by["card_testing"]
+    assert (device_number(testing["device_fingerprint"]) >= FRAUDSTER_DEVICES).all()
+    episodes = testing.sort_values("ts").groupby("device_fingerprint")
+    assert (episodes["amount"].apply(lambda a: (a.iloc[:-1] <= 3).all() and a.iloc[-1] > 3)).mean() > 0.95
+    assert (episodes["ts"].agg(lambda t: t.max() - t.min()) < pd.Timedelta(hours=8)).all()
+
+    # Account takeover: never the customer's own device, but mostly near home, at home, by day.
+    takeover = by["account_takeover"]
+    assert (device_number(takeover["device_fingerprint"]) >= FRAUDSTER_DEVICES).all()
+    assert (device_number(legit["device_fingerprint"]) < FRAUDSTER_DEVICES).all()
+    assert 0.55 < (takeover["location_distance_km"] < 100).mean()
+    assert takeover["is_international"].mean() < 0.35
+    assert takeover["ts"].dt.hour.between(1, 4).mean() < 0.35
 
 
-def test_labels_arrive_after_the_transaction(joined):
+def test_no_single_field_gives_the_fraud_away(joined):
+    """The old data's giveaways (amounts of 800+, far away and abroad) catch little of it now,
+    and legitimate customers show the same signs: new devices, big purchases, travel."""
+    fraud, legit = joined[joined["is_fraud"] == 1], joined[joined["is_fraud"] == 0]
+    blatant = lambda f: (f["amount"] >= 800) | ((f["location_distance_km"] > 150) & (f["is_international"] == 1))  # noqa: E731
+    assert blatant(fraud).mean() < 0.25
+    assert blatant(legit).sum() > blatant(fraud).sum()
+    first_use = legit.assign(device=legit["device_fingerprint"]).groupby(["customer_id", "device"])["timestamp"].transform("min")
+    later_new_devices = (legit["timestamp"] == first_use) & (legit.groupby("customer_id")["timestamp"].transform("min") < first_use)
+    assert later_new_devices.sum() > 0.5 * len(joined[joined["fraud_scenario"] == "account_takeover"])
+
+
+def test_labels_arrive_within_the_label_delay(joined):
     delay = pd.to_datetime(joined["label_available_at"]) - pd.to_datetime(joined["timestamp"])
-    assert (delay >= pd.Timedelta(days=1)).all()
-    assert (delay <= pd.Timedelta(days=14)).all()
+    fraud = joined["is_fraud"] == 1
+    assert (delay[fraud] >= pd.Timedelta(days=1)).all() and (delay[fraud] <= pd.Timedelta(days=LABEL_DELAY_DAYS)).all()
+    assert (delay[~fraud] == pd.Timedelta(days=LABEL_DELAY_DAYS)).all()  # settled once no chargeback came
+    slower = generate(2_000, seed=3, label_delay_days=30).labels
+    assert (pd.to_datetime(slower["label_available_at"]).max() - pd.to_datetime(generate(2_000, seed=3).transactions["timestamp"]).max()) == pd.Timedelta(days=30)
 
 
 def test_time_since_last_matches_each_customers_history(data):
@@ -94,7 +134,7 @@ def test_time_since_last_matches_each_customers_history(data):
         assert np.allclose(gaps.to_numpy(), history["time_since_last_txn_hours"].iloc[1:].to_numpy(), atol=0.011)
 
 
-@pytest.mark.parametrize("kwargs", [{"n_transactions": 0}, {"n_transactions": 10, "fraud_rate": 0.5}, {"n_transactions": 10, "days": 0}])
+@pytest.mark.parametrize("kwargs", [{"n_transactions": 0}, {"n_transactions": 10, "fraud_rate": 0.5}, {"n_transactions": 10, "days": 0}, {"n_transactions": 10, "label_delay_days": 0}])
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         generate(**kwargs)

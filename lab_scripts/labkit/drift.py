@@ -21,8 +21,9 @@ EXPECTED = {
 }
 
 
-def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds: list[str]) -> np.ndarray:
-    """Feature rows for the payments `rows` of `history`, with the drift `kinds` applied."""
+def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds: list[str], label_delay_days: float) -> np.ndarray:
+    """Feature rows for the payments `rows` of `history`, with the drift `kinds` applied
+    (`label_delay_days` from the feature schema, as the model was trained)."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown drift kinds {sorted(unknown)}: choose from {sorted(KINDS)}")
@@ -31,7 +32,7 @@ def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds
         changed.loc[rows, "amount"] = changed.loc[rows, "amount"] * 3
     if "new_category" in kinds:
         changed.loc[rows, "merchant_category"] = NEW_CATEGORY
-    features = build_features(changed, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
+    features = build_features(changed, labels.fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
     if "missing_feature" in kinds:
         features[:, FEATURE_COLUMNS.index(MISSING_FEATURE)] = np.nan
     return features

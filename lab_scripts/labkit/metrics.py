@@ -66,18 +66,3 @@ def at_threshold(y_true, score, threshold: float) -> dict[str, float]:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = (c["tp"] + c["tn"]) / max(sum(c.values()), 1)
     return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy, "confusion_matrix": c}
-
-
-def best_f1_threshold(y_true, score) -> float:
-    """The score threshold that maximises F1 (choose it on validation, report on test)."""
-    precision, recall, thresholds = pr_curve(y_true, score)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=precision + recall > 0)
-    return float(thresholds[int(np.argmax(f1))])
-
-
-def recall_at_budget(y_true, score, budget: float) -> float:
-    """Share of fraud caught when investigators can review only the top `budget` share of payments."""
-    y_true = np.asarray(y_true, dtype=float)
-    reviewed = max(1, int(round(len(y_true) * budget)))
-    top = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")[:reviewed]
-    return float(y_true[top].sum() / max(y_true.sum(), 1))

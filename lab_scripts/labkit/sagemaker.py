@@ -134,3 +134,10 @@ def write_pointer(s3, bucket: str, key: str, value: dict) -> None:
 def split_uri(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+def approve_command(arn: str) -> str:
+    """How a reviewer approves a package by hand (the AWS CLI reads AWS_ENDPOINT_URL, so the
+    same command works against the local AWS after `source .localaws/env`)."""
+    return (f'aws sagemaker update-model-package --model-package-arn {arn} --model-approval-status Approved '
+            '--approval-description "reviewed by hand"')

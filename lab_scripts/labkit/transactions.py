@@ -2,18 +2,18 @@
 
 Customers live somewhere on a 500 x 500 km map and spend with their own habits (how
 often, how much, which categories, which devices); terminals sit on the same map and a
-customer mostly pays at terminals near home. Fraud is injected by four scenarios,
-after the Fraud Detection Handbook (Le Borgne et al.) plus account takeover:
+customer mostly pays at terminals near home. Legitimate life is noisy on purpose: people
+buy a new phone, travel, and now and then make a large purchase, so no single field of a
+payment separates fraud from the rest.
 
-- ``large_amount``: a stolen card used for one unusually large purchase anywhere.
-- ``compromised_terminal``: a skimmed terminal; every payment there for 28 days is fraud
-  (visible only through the terminal's fraud history, i.e. delayed labels).
-- ``compromised_card``: card details sold; for 14 days a third of the customer's payments
-  are fraud, 3-6x their usual amount.
-- ``account_takeover``: a new device, far from home, often abroad and at night.
+Fraud follows four scenarios (SCENARIOS: what each does, its parameters, and what can
+reveal it), after the Fraud Detection Handbook (Le Borgne et al.) and the patterns card
+issuers report. Most of it needs history to catch: a terminal's fraud record, a card's
+usual spending, a burst of payments; a payment on its own rarely gives it away.
 
-The stream records and the ground truth are separate tables, as in a bank: labels
-(chargebacks) arrive days later, so later lab steps must join them and mind the delay.
+The stream records and the ground truth are separate tables, as in a bank: a fraud's
+chargeback arrives 1 to `label_delay_days` days later, and a payment with no chargeback
+by then is settled as legitimate, so later steps must join the labels and mind the delay.
 Everything is vectorized: a million transactions take a few seconds.
 """
 from __future__ import annotations
@@ -27,21 +27,73 @@ import pyarrow as pa
 MAP_KM = 500.0
 CELL_KM = 50.0
 CELLS_PER_SIDE = int(MAP_KM // CELL_KM)
-START = pd.Timestamp("2026-10-01T00:00:00Z")
+# The data ends weeks before the kit's first release, so every label is known whenever the
+# lab runs: its figures depend on the seed and size, never on the day it is run.
+START = pd.Timestamp("2026-09-01T00:00:00Z")
+DAYS = 60
+# Chargebacks arrive within this many days of a fraud (the Handbook's feedback delay);
+# after it, a payment with none is settled as legitimate. processing/features.py and
+# the feature job take the same default.
+LABEL_DELAY_DAYS = 7
 
 CATEGORIES = np.array(["grocery", "retail", "restaurant", "fuel", "electronics", "travel", "online"])
 CATEGORY_WEIGHTS = np.array([0.30, 0.20, 0.17, 0.12, 0.07, 0.04, 0.10])
 CATEGORY_AMOUNT_FACTOR = np.array([0.8, 1.0, 0.6, 0.9, 2.5, 3.0, 1.1])
+ONLINE, ELECTRONICS = 6, 4
 
-# Share of all transactions each scenario turns into fraud, at the default 1.5 % rate.
-SCENARIO_SHARE = {
-    "large_amount": 0.20,
-    "compromised_terminal": 0.25,
-    "compromised_card": 0.30,
-    "account_takeover": 0.25,
+# Legitimate noise that looks like fraud on a single payment.
+NEW_PHONE_SHARE = 0.05  # of customers switch to a new device at a random moment
+BIG_PURCHASE_SHARE = 0.003  # of payments are 3-10x the customer's usual amount
+TRAVEL_SHARE = 0.03  # of payments are made anywhere on the map (30 % of them abroad)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    share: float  # of all frauds, at any fraud rate
+    what: str
+    revealed_by: str
+
+
+SCENARIOS = {
+    "compromised_terminal": Scenario(
+        0.30,
+        "a skimmed terminal: for 14-35 days, every payment made there is fraud, "
+        "at ordinary amounts",
+        "only the terminal's fraud history, known after the label delay: the first days "
+        "of each compromise look like any other payment",
+    ),
+    "compromised_card": Scenario(
+        0.25,
+        "card details sold: for 14 days a quarter of the card's payments are fraud, "
+        "3-8x the card's usual amount, often electronics or online, sometimes far away",
+        "the card's own spending history (amount against its 30-day mean); "
+        "the smaller ones hide among the customer's own larger purchases",
+    ),
+    "card_testing": Scenario(
+        0.20,
+        "2-5 tiny online payments (0.50-3.00) minutes apart from a new device, then one "
+        "large purchase within hours",
+        "the burst (payments in the last day, hours since the previous one) and the new "
+        "device; the first test payment has no burst behind it yet",
+    ),
+    "account_takeover": Scenario(
+        0.25,
+        "someone else logs in from a new device and pays once or twice within two days; "
+        "70 % stay near home at ordinary hours and 1-3x the usual amount, "
+        "30 % are blatant (far away, often abroad or at night, 3-8x)",
+        "the new device, which legitimate customers also show when they change phones: "
+        "the subtle ones are the model's hardest cases",
+    ),
 }
-TERMINAL_COMPROMISE_DAYS = 28
+SCENARIO_SHARE = {name: scenario.share for name, scenario in SCENARIOS.items()}
+TERMINAL_COMPROMISE_DAYS = (14, 35)
+TERMINAL_FRAUD_SHARE = 1.0
 CARD_COMPROMISE_DAYS = 14
+CARD_FRAUD_SHARE = 0.25
+TESTING_PAYMENTS = (2, 5)
+TAKEOVER_PAYMENTS = (1, 2)
+TAKEOVER_BLATANT_SHARE = 0.3
+FRAUDSTER_DEVICES = 10**8  # device numbers from here on are never a customer's own
 
 STREAM_COLUMNS = [
     "transaction_id",
@@ -68,15 +120,16 @@ def generate(
     n_transactions: int,
     *,
     seed: int = 7,
-    days: int = 30,
+    days: int = DAYS,
     fraud_rate: float = 0.015,
+    label_delay_days: int = LABEL_DELAY_DAYS,
     customers: int | None = None,
     terminals: int | None = None,
 ) -> Dataset:
     """Generate `n_transactions` over `days` days starting at START.
 
     `fraud_rate` is the target share of fraudulent transactions (0-0.2); the realised
-    rate lands close to it (scenarios overlap a little). Same arguments, same data.
+    rate lands close to it. Same arguments, same data.
     """
     if n_transactions < 1:
         raise ValueError("n_transactions must be at least 1")
@@ -84,25 +137,33 @@ def generate(
         raise ValueError("fraud_rate must be between 0 and 0.2")
     if days < 1:
         raise ValueError("days must be at least 1")
+    if label_delay_days < 1:
+        raise ValueError("label_delay_days must be at least 1")
     rng = np.random.default_rng(seed)
     n_customers = customers or max(50, n_transactions // 60)
     n_terminals = terminals or max(CELLS_PER_SIDE**2, n_transactions // 100)
 
-    people = _customers(rng, n_customers)
+    people = _customers(rng, n_customers, days)
     places = _terminals(rng, n_terminals)
     txn = _legitimate_transactions(rng, n_transactions, days, people, places)
     scenario = np.full(n_transactions, "", dtype=object)
-    _inject_fraud(rng, txn, scenario, people, places, days, fraud_rate)
-    return _tables(rng, txn, scenario, people, places)
+    budget = {name: share * fraud_rate * n_transactions for name, share in SCENARIO_SHARE.items()}
+    _compromised_terminals(rng, txn, scenario, places, days, budget["compromised_terminal"])
+    _compromised_cards(rng, txn, scenario, people, places, days, budget["compromised_card"])
+    _card_testing(rng, txn, scenario, people, places, days, budget["card_testing"])
+    _account_takeovers(rng, txn, scenario, people, places, days, budget["account_takeover"])
+    return _tables(rng, txn, scenario, people, places, label_delay_days)
 
 
-def _customers(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _customers(rng: np.random.Generator, n: int, days: int) -> dict[str, np.ndarray]:
+    new_phone = rng.uniform(0, 1, n) < NEW_PHONE_SHARE
     return {
         "x": rng.uniform(0, MAP_KM, n),
         "y": rng.uniform(0, MAP_KM, n),
         "mean_amount": rng.uniform(10, 150, n),
         "activity": rng.gamma(2.0, 1.0, n),  # relative transactions per day
-        "device": rng.integers(10**7, 10**8, n),
+        "device": rng.integers(10**6, FRAUDSTER_DEVICES // 10, n) * 10,  # +1: second phone, +2: new phone
+        "new_phone_at": np.where(new_phone, rng.integers(0, days * 86400, n), np.iinfo(np.int64).max),
         "category_tilt": rng.dirichlet(CATEGORY_WEIGHTS * 20, n),
     }
 
@@ -129,6 +190,10 @@ def _terminal_in_cell(rng: np.random.Generator, places: dict, cells: np.ndarray)
     return places["cell_start"][cells] + (rng.uniform(0, 1, cells.size) * places["cell_count"][cells]).astype(int)
 
 
+def _home_terminal(rng, people, places, customers: np.ndarray) -> np.ndarray:
+    return _terminal_in_cell(rng, places, _cell_of(people["x"][customers], people["y"][customers]))
+
+
 def _legitimate_transactions(rng, n, days, people, places) -> dict[str, np.ndarray]:
     n_customers = people["x"].size
     customer = rng.choice(n_customers, size=n, p=people["activity"] / people["activity"].sum())
@@ -138,11 +203,11 @@ def _legitimate_transactions(rng, n, days, people, places) -> dict[str, np.ndarr
     hour = rng.choice(24, size=n, p=hour_weights / hour_weights.sum())
     seconds = day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
 
-    # Most payments near home; 3 % while travelling (anywhere on the map, legitimately).
-    home_cell = _cell_of(people["x"][customer], people["y"][customer])
-    travelling = rng.uniform(0, 1, n) < 0.03
-    cell = np.where(travelling, rng.integers(0, CELLS_PER_SIDE**2, n), home_cell)
-    terminal = _terminal_in_cell(rng, places, cell)
+    # Most payments near home; some while travelling (anywhere on the map, legitimately).
+    travelling = rng.uniform(0, 1, n) < TRAVEL_SHARE
+    terminal = np.where(
+        travelling, _terminal_in_cell(rng, places, rng.integers(0, CELLS_PER_SIDE**2, n)), _home_terminal(rng, people, places, customer)
+    )
 
     # A category per payment from the customer's tilt: the first k with cumulative tilt > u
     # (0 if rounding leaves none), one small gather per category instead of an n x 7 matrix.
@@ -153,6 +218,9 @@ def _legitimate_transactions(rng, n, days, people, places) -> dict[str, np.ndarr
         below += cumulative[:, k][customer] <= u
     category = np.where(below == len(CATEGORIES), 0, below)
     amount = people["mean_amount"][customer] * CATEGORY_AMOUNT_FACTOR[category] * rng.lognormal(0, 0.5, n)
+    amount *= np.where(rng.uniform(0, 1, n) < BIG_PURCHASE_SHARE, rng.uniform(3, 10, n), 1.0)
+    device = people["device"][customer] + np.where(rng.uniform(0, 1, n) < 0.05, 1, 0)  # a second phone, now and then
+    device = np.where(seconds >= people["new_phone_at"][customer], people["device"][customer] + 2, device)
     return {
         "customer": customer,
         "seconds": seconds,
@@ -160,67 +228,125 @@ def _legitimate_transactions(rng, n, days, people, places) -> dict[str, np.ndarr
         "category": category,
         "amount": amount,
         "international": (travelling & (rng.uniform(0, 1, n) < 0.3)) | (rng.uniform(0, 1, n) < 0.01),
-        "device": people["device"][customer] + np.where(rng.uniform(0, 1, n) < 0.05, 1, 0),  # a second phone
+        "device": device,
     }
 
 
-def _inject_fraud(rng, txn, scenario, people, places, days, fraud_rate) -> None:
-    n = scenario.size
-    budget = {name: share * fraud_rate * n for name, share in SCENARIO_SHARE.items()}
+def _compromised_terminals(rng, txn, scenario, places, days, budget: float) -> None:
+    """Skimmed terminals: within each compromise window, a share of its payments are fraud."""
+    n, n_terminals = scenario.size, places["x"].size
+    low, high = TERMINAL_COMPROMISE_DAYS
+    # Windows may start before the period or run past its end, so that fraud is spread
+    # evenly over time (a test period at the end sees as much of it as any other).
+    mean_overlap = min(days, (low + high) / 2) * days / (days + (low + high) / 2)
+    expected_per_terminal = n / n_terminals * mean_overlap / days * TERMINAL_FRAUD_SHARE
+    count = min(n_terminals, max(1, int(round(budget / max(expected_per_terminal, 1e-9)))))
+    terminals = rng.choice(n_terminals, size=count, replace=False)
+    duration = rng.integers(low, high + 1, count) * 86400
+    start = np.full(n_terminals, -1, dtype=np.int64)  # with end -1: not compromised
+    end = np.full(n_terminals, -1, dtype=np.int64)
+    start[terminals] = rng.integers(-duration, days * 86400)
+    end[terminals] = start[terminals] + duration
+    at = txn["terminal"]
+    hit = (txn["seconds"] >= start[at]) & (txn["seconds"] < end[at])
+    hit &= (rng.uniform(0, 1, n) < TERMINAL_FRAUD_SHARE) & (scenario == "")
+    scenario[hit] = "compromised_terminal"
 
-    # 1. Large amounts: random payments become one big purchase.
-    picks = _unlabelled(rng, scenario, int(round(budget["large_amount"])))
-    txn["amount"][picks] = rng.uniform(800, 3000, picks.size)
-    scenario[picks] = "large_amount"
 
-    # 2. Compromised terminals: all payments at the terminal for 28 days from a random day.
-    n_terminals = places["x"].size
-    per_terminal_window = n / n_terminals * min(1.0, TERMINAL_COMPROMISE_DAYS / days)
-    terminals = rng.choice(n_terminals, size=max(1, int(round(budget["compromised_terminal"] / max(per_terminal_window, 1e-9)))), replace=False)
-    start = np.full(n_terminals, -1, dtype=np.int64)  # one window per compromised terminal, -1: none
-    start[terminals] = _window_start(rng, days, TERMINAL_COMPROMISE_DAYS, terminals.size)
-    at = start[txn["terminal"]]
-    hit = (at >= 0) & (txn["seconds"] >= at) & (txn["seconds"] < at + TERMINAL_COMPROMISE_DAYS * 86400)
-    scenario[hit & (scenario == "")] = "compromised_terminal"
-
-    # 3. Compromised cards: for 14 days a third of the customer's payments, 3-6x the amount.
-    n_customers = people["x"].size
-    per_card_window = n / n_customers * min(1.0, CARD_COMPROMISE_DAYS / days) / 3
-    cards = rng.choice(n_customers, size=min(n_customers, max(1, int(round(budget["compromised_card"] / max(per_card_window, 1e-9))))), replace=False)
-    start = np.zeros(n_customers, dtype=np.int64)
-    compromised = np.zeros(n_customers, dtype=bool)
-    start[cards] = _window_start(rng, days, CARD_COMPROMISE_DAYS, cards.size)
-    compromised[cards] = True
+def _compromised_cards(rng, txn, scenario, people, places, days, budget: float) -> None:
+    """Sold card details: within the window, a share of the card's payments change pattern."""
+    n, n_customers = scenario.size, people["x"].size
+    window = CARD_COMPROMISE_DAYS * 86400
+    mean_overlap = min(days, CARD_COMPROMISE_DAYS) * days / (days + CARD_COMPROMISE_DAYS)
+    expected_per_card = n / n_customers * mean_overlap / days * CARD_FRAUD_SHARE
+    cards = rng.choice(n_customers, size=min(n_customers, max(1, int(round(budget / max(expected_per_card, 1e-9))))), replace=False)
+    start = np.full(n_customers, np.iinfo(np.int64).max - window, dtype=np.int64)  # never
+    start[cards] = rng.integers(-window, days * 86400, cards.size)  # spread evenly, as for terminals
     c = txn["customer"]
-    hit = compromised[c] & (txn["seconds"] >= start[c]) & (txn["seconds"] < start[c] + CARD_COMPROMISE_DAYS * 86400)
-    hit &= (rng.uniform(0, 1, n) < 1 / 3) & (scenario == "")
-    txn["amount"][hit] *= rng.uniform(3, 6, hit.sum())
-    scenario[hit] = "compromised_card"
-
-    # 4. Account takeover: new device, far from home, often abroad, often at night.
-    picks = _unlabelled(rng, scenario, int(round(budget["account_takeover"])))
-    far_cell = rng.integers(0, CELLS_PER_SIDE**2, picks.size)
-    txn["terminal"][picks] = _terminal_in_cell(rng, places, far_cell)
-    txn["device"][picks] = rng.integers(10**8, 10**9, picks.size)  # never a customer's own
-    txn["international"][picks] = rng.uniform(0, 1, picks.size) < 0.6
-    night = rng.uniform(0, 1, picks.size) < 0.6
-    day_start = txn["seconds"][picks] // 86400 * 86400
-    txn["seconds"][picks] = np.where(night, day_start + rng.integers(3600, 5 * 3600, picks.size), txn["seconds"][picks])
-    txn["amount"][picks] = people["mean_amount"][txn["customer"][picks]] * rng.uniform(2, 8, picks.size)
-    scenario[picks] = "account_takeover"
+    hit = (txn["seconds"] >= start[c]) & (txn["seconds"] < start[c] + window)
+    hit &= (rng.uniform(0, 1, n) < CARD_FRAUD_SHARE) & (scenario == "")
+    picks = np.flatnonzero(hit)
+    txn["amount"][picks] = people["mean_amount"][c[picks]] * rng.uniform(3, 8, picks.size)
+    txn["category"][picks] = np.where(rng.uniform(0, 1, picks.size) < 0.6, rng.choice([ONLINE, ELECTRONICS], picks.size), txn["category"][picks])
+    far = rng.uniform(0, 1, picks.size) < 0.3
+    txn["terminal"][picks[far]] = _terminal_in_cell(rng, places, rng.integers(0, CELLS_PER_SIDE**2, far.sum()))
+    scenario[picks] = "compromised_card"
 
 
-def _window_start(rng: np.random.Generator, days: int, window_days: int, size: int) -> np.ndarray:
-    """Start second of compromise windows that fit inside the simulated period when they can."""
-    return rng.integers(0, max(1, days - window_days + 1), size) * 86400
+def _card_testing(rng, txn, scenario, people, places, days, budget: float) -> None:
+    """Episodes on random cards: tiny online test payments minutes apart, then a large one."""
+    low, high = TESTING_PAYMENTS
+    episodes = max(1, int(round(budget / ((low + high) / 2 + 1))))
+    tests = rng.integers(low, high + 1, episodes)
+    rows = _episode_rows(rng, scenario, tests + 1)
+    if rows.size == 0:
+        return
+    episode = np.repeat(np.arange(episodes), tests + 1)[: rows.size]
+    position = _position_in_episode(episode)
+    last = position == tests[episode]  # the large purchase closes each episode
+    card = rng.integers(0, people["x"].size, episodes)[episode]
+    start = rng.integers(0, days * 86400 - 86400, episodes)[episode]
+    gap = np.where(last, rng.integers(1800, 6 * 3600, rows.size), rng.integers(60, 20 * 60, rows.size))
+    txn["customer"][rows] = card
+    txn["seconds"][rows] = start + _cumulative_in_episode(gap, episode) - gap[position == 0][episode]
+    txn["terminal"][rows] = _terminal_in_cell(rng, places, rng.integers(0, CELLS_PER_SIDE**2, rows.size))
+    txn["category"][rows] = np.where(last, rng.choice([ONLINE, ELECTRONICS], rows.size), ONLINE)
+    txn["amount"][rows] = np.where(last, people["mean_amount"][card] * rng.uniform(3, 10, rows.size), rng.uniform(0.5, 3, rows.size))
+    txn["international"][rows] = (rng.uniform(0, 1, episodes) < 0.3)[episode]
+    txn["device"][rows] = rng.integers(FRAUDSTER_DEVICES, 10 * FRAUDSTER_DEVICES, episodes)[episode]
+    scenario[rows] = "card_testing"
 
 
-def _unlabelled(rng: np.random.Generator, scenario: np.ndarray, count: int) -> np.ndarray:
+def _account_takeovers(rng, txn, scenario, people, places, days, budget: float) -> None:
+    """Someone else's device on the account: mostly subtle, some blatant."""
+    low, high = TAKEOVER_PAYMENTS
+    episodes = max(1, int(round(budget / ((low + high) / 2))))
+    sizes = rng.integers(low, high + 1, episodes)
+    rows = _episode_rows(rng, scenario, sizes)
+    if rows.size == 0:
+        return
+    episode = np.repeat(np.arange(episodes), sizes)[: rows.size]
+    blatant = (rng.uniform(0, 1, episodes) < TAKEOVER_BLATANT_SHARE)[episode]
+    first = rows[_position_in_episode(episode) == 0]
+    victim = txn["customer"][first][episode]  # the first row's customer is the victim
+    txn["customer"][rows] = victim
+    later = np.where(_position_in_episode(episode) == 0, 0, rng.integers(600, 2 * 86400, rows.size))
+    txn["seconds"][rows] = np.minimum(txn["seconds"][first][episode] + later, days * 86400 - 1)
+    near = _home_terminal(rng, people, places, victim)
+    far = _terminal_in_cell(rng, places, rng.integers(0, CELLS_PER_SIDE**2, rows.size))
+    txn["terminal"][rows] = np.where(blatant, far, near)
+    txn["device"][rows] = rng.integers(FRAUDSTER_DEVICES, 10 * FRAUDSTER_DEVICES, episodes)[episode]
+    txn["international"][rows] = blatant & (rng.uniform(0, 1, rows.size) < 0.6)
+    night = blatant & (rng.uniform(0, 1, rows.size) < 0.6)
+    day_start = txn["seconds"][rows] // 86400 * 86400
+    txn["seconds"][rows] = np.where(night, day_start + rng.integers(3600, 5 * 3600, rows.size), txn["seconds"][rows])
+    factor = np.where(blatant, rng.uniform(3, 8, rows.size), rng.uniform(1, 3, rows.size))
+    txn["amount"][rows] = people["mean_amount"][victim] * CATEGORY_AMOUNT_FACTOR[txn["category"][rows]] * factor
+    scenario[rows] = "account_takeover"
+
+
+def _episode_rows(rng: np.random.Generator, scenario: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Legitimate rows to rewrite as the episodes' payments (random ones: their customers,
+    times and places are replaced, so they are new payments in all but their slot)."""
     free = np.flatnonzero(scenario == "")
-    return rng.choice(free, size=min(count, free.size), replace=False)
+    return rng.choice(free, size=min(int(sizes.sum()), free.size), replace=False)
 
 
-def _tables(rng, txn, scenario, people, places) -> Dataset:
+def _position_in_episode(episode: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal (sorted) episode numbers."""
+    starts = np.r_[0, np.flatnonzero(np.diff(episode)) + 1]
+    return np.arange(episode.size) - np.repeat(starts, np.diff(np.r_[starts, episode.size]))
+
+
+def _cumulative_in_episode(values: np.ndarray, episode: np.ndarray) -> np.ndarray:
+    """Running sum of `values` restarting at each episode."""
+    total = np.cumsum(values)
+    starts = np.r_[0, np.flatnonzero(np.diff(episode)) + 1]
+    before = np.r_[0, total[starts[1:] - 1]]
+    return total - np.repeat(before, np.diff(np.r_[starts, episode.size]))
+
+
+def _tables(rng, txn, scenario, people, places, label_delay_days: int) -> Dataset:
     order = _sort_by(txn["seconds"], txn["customer"])
     txn = {k: v[order] for k, v in txn.items()}
     scenario = scenario[order]
@@ -256,9 +382,9 @@ def _tables(rng, txn, scenario, people, places) -> Dataset:
         columns=STREAM_COLUMNS,
     )
     is_fraud = scenario != ""
-    # Chargebacks arrive 1-14 days after a fraud; a legitimate payment counts as settled
-    # (label known) once no chargeback came within 14 days.
-    delay_days = np.where(is_fraud, rng.uniform(1, 14, n), 14.0)
+    # Chargebacks arrive 1 to label_delay_days days after a fraud; a legitimate payment
+    # counts as settled (label known) once no chargeback came within label_delay_days.
+    delay_days = np.where(is_fraud, rng.uniform(1, label_delay_days, n), float(label_delay_days))
     labels = pd.DataFrame(
         {
             "transaction_id": transactions["transaction_id"],
