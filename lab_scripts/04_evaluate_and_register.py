@@ -108,7 +108,7 @@ def evaluate(booster, validation: pd.DataFrame, test: pd.DataFrame, validation_i
         val, tst = evaluation.ScoredDays.from_ids(validation_ids, val_score), evaluation.ScoredDays.from_ids(test_ids, test_score)
         return val, tst, evaluation.budget_threshold(val, k)
 
-    val, tst, threshold = scored_pair(score_val, score_test)
+    _, tst, threshold = scored_pair(score_val, score_test)
     _, rule_tst, rule_threshold = scored_pair(amount["validation"], amount["test"])
     model = {
         **evaluation.headline(tst, k, threshold),
@@ -158,8 +158,8 @@ def explanations(report: dict) -> dict[str, str]:
         "pr_auc": (f"PR-AUC {m['pr_auc']:.3f} averages the precision of the alerts over every recall level, so each false alarm among the top "
                    f"scores costs it: a random model scores the fraud rate ({rate:.3f}). It is the figure to compare models by."),
         "alert_budget": (f"Investigators review {k} cards a day: of the day's {k} highest-scored cards, {m['card_precision']:.1%} were compromised on average "
-                         f"(card precision@{k}); no model could exceed {m['best_possible']:.1%}, the compromised cards of a day "
-                         f"(about {report['cards_per_day']:,.0f} cards pay each day). The threshold {m['threshold']:.3f}, chosen on validation, "
+                         f"(card precision@{k}); no model could exceed {m['best_possible']:.1%}, since some days have fewer than {k} compromised cards "
+                         f"(of about {report['cards_per_day']:,.0f} cards paying each day). The threshold {m['threshold']:.3f}, chosen on validation, "
                          f"sends about {m['alerts_per_day']:.0f} cards a day."),
         "misses": f"Hardest scenarios: {misses}." if misses else "No fraud in the test period.",
         "intervals": ("Each [low, high] is a 95 % interval from resampling the test days: a difference inside it is noise. "
@@ -258,7 +258,7 @@ def show(report: dict) -> None:
     )
     c = m["confusion_matrix"]
     console.note(
-        f"threshold {m['threshold']:.3f} (the {k}th card of a median validation day): {m['alerts_per_day']:.1f} cards alerted a day; "
+        f"threshold {m['threshold']:.3f} (the score of card no. {k} on a median validation day): {m['alerts_per_day']:.1f} cards alerted a day; "
         f"{c['tp']} frauds caught, {c['fn']} missed, {c['fp']} false alarms; recall {_with_interval(m, 'recall_at_threshold')}, "
         f"precision {_with_interval(m, 'precision_at_threshold')}"
     )

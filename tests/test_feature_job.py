@@ -143,6 +143,18 @@ def test_terminal_windows_and_known_compromised_cards_use_only_labels_known_then
         assert row.card_known_compromised == int(known)
 
 
+def test_labels_later_than_the_delay_are_counted_as_a_delay_set_too_short(inputs, single, tmp_path):
+    schema = json.loads((single / "features/schema/feature_schema.json").read_text())
+    assert schema["rows"]["late_labels"] == 0 and schema["label_delay_days"] == LABEL_DELAY_DAYS
+    result = run_job(inputs[0], tmp_path, None, "--label-delay-days", "2")
+    assert result.returncode == 0, result.stderr
+    short = json.loads((tmp_path / "features/schema/feature_schema.json").read_text())
+    joined = inputs[1].transactions.merge(inputs[1].labels, on="transaction_id")
+    delays = pd.to_datetime(joined["label_available_at"]) - pd.to_datetime(joined["timestamp"])
+    assert short["rows"]["late_labels"] == (delays > pd.Timedelta(days=2)).sum() > 0
+    assert short["label_delay_days"] == 2 and short["gap_days"] == 2
+
+
 def test_too_little_mature_data_for_the_gaps_is_a_clear_error(inputs, tmp_path):
     result = run_job(inputs[0], tmp_path, None, "--as-of", "2026-09-20T00:00:00")
     assert result.returncode == 1
