@@ -241,6 +241,11 @@ def _with_interval(figures: dict, name: str) -> str:
     return f"{figures[name]:.3f} [{low:.2f}, {high:.2f}]"
 
 
+def _recall_with_interval(model: dict, scenario: str, counts: dict) -> str:
+    low, high = model["interval"].get(f"recall_{scenario}", (float("nan"), float("nan")))
+    return f"{counts['caught'] / max(counts['fraud'], 1):.2f} [{low:.2f}, {high:.2f}]"
+
+
 def show(report: dict) -> None:
     m, rule, majority, k = report["model"], report["rule_baseline"], report["majority_baseline"], report["alerts_per_day_budget"]
     removed = report["removed_known_compromised"]
@@ -263,8 +268,9 @@ def show(report: dict) -> None:
         f"precision {_with_interval(m, 'precision_at_threshold')}"
     )
     console.table(
-        [(name, f"{r['caught']}/{r['fraud']}", SCENARIOS[name].revealed_by if name in SCENARIOS else "-") for name, r in report["recall_by_scenario"].items()],
-        ("scenario", "caught", "what reveals it"),
+        [(name, f"{r['caught']}/{r['fraud']}", _recall_with_interval(m, name, r), SCENARIOS[name].revealed_by if name in SCENARIOS else "-")
+         for name, r in report["recall_by_scenario"].items()],
+        ("scenario", "caught", "recall [95 %]", "what reveals it"),
     )
     for text in explanations(report).values():
         console.note(text)
@@ -386,6 +392,7 @@ def main() -> int:
         card_precision_interval=interval["card_precision"],
         card_precision_best_possible=m["best_possible"],
         recall_by_scenario=report["recall_by_scenario"],
+        recall_by_scenario_interval={name: interval[f"recall_{name}"] for name in report["recall_by_scenario"]},
         explanations=explanations(report),
         model_package_arn=arn,
         approval=status,

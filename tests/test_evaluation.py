@@ -67,6 +67,9 @@ def test_intervals_are_reproducible_and_hold_the_estimate():
     for name in ("pr_auc", "roc_auc", "card_precision", "recall_at_threshold"):
         low, high = first[name]
         assert low <= estimate[name] <= high and high - low > 0, name
+    recall = evaluation.recall_by_scenario(scored, 0.9)["card_testing"]  # every fraud of ids_table's
+    low, high = first["recall_card_testing"]
+    assert low <= recall["caught"] / recall["fraud"] <= high
 
 
 # --- the default data, through the feature job, the built-in algorithm and step 04 -----------

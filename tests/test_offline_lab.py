@@ -66,6 +66,9 @@ def test_the_report_shows_every_part_of_the_lab(lab):
         assert f'src="{plot}"' in page and (workdir / "build/lab-report" / plot).stat().st_size > 1000
     assert "not run" not in page
     assert "completeness_check" in page and "categorical_values_check" in page
+    # Issue 12: the model section gives intervals, card precision at the budget, per-scenario recall and why.
+    assert re.search(r"<td>\d\.\d{3} \[\d\.\d{2}, \d\.\d{2}\]</td>", page) and "card precision at" in page
+    assert "fraud scenario" in page and "accuracy rewards doing nothing" in page and "Hardest scenarios" in page
     # Regression: the page explained nothing, linked nothing and had no run facts or drift plot.
     for section in ("This run", "Where to look"):
         assert f"<h2>{section}</h2>" in page

@@ -100,12 +100,16 @@ def headline(scored: ScoredDays, k: int, threshold: float) -> dict[str, float]:
 
 
 def intervals(scored: ScoredDays, k: int, threshold: float, seed: int = 7, samples: int = BOOTSTRAP_SAMPLES) -> dict[str, list[float]]:
-    """95 % interval of each headline figure over `samples` resamplings of the days with
-    replacement (a resample repeats some days and leaves others out)."""
+    """95 % interval of each headline figure and of each fraud scenario's recall
+    ("recall_<scenario>") over `samples` resamplings of the days with replacement (a
+    resample repeats some days and leaves others out)."""
     days = scored.days()
     daily = daily_card_precision(scored, k)["precision"].to_numpy()  # in day order, as `days`
     rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {name: [] for name in ("pr_auc", "roc_auc", "card_precision", "recall_at_threshold", "precision_at_threshold")}
+    scenarios = sorted(set(scored.scenario[scored.y == 1]))
+    draws: dict[str, list[float]] = {
+        name: [] for name in ("pr_auc", "roc_auc", "card_precision", "recall_at_threshold", "precision_at_threshold", *(f"recall_{s}" for s in scenarios))
+    }
     for _ in range(samples):
         chosen = rng.integers(0, len(days), len(days))
         rows = np.concatenate([days[i] for i in chosen])
@@ -116,6 +120,10 @@ def intervals(scored: ScoredDays, k: int, threshold: float, seed: int = 7, sampl
         draws["card_precision"].append(float(daily[chosen].mean()))
         draws["recall_at_threshold"].append(at["recall"] if y.any() else np.nan)
         draws["precision_at_threshold"].append(at["precision"] if (score >= threshold).any() else np.nan)
+        caught, scenario = score >= threshold, scored.scenario[rows]
+        for name in scenarios:
+            mine = (y == 1) & (scenario == name)
+            draws[f"recall_{name}"].append(caught[mine].mean() if mine.any() else np.nan)
     return {name: [float(np.nanpercentile(v, INTERVAL[0])), float(np.nanpercentile(v, INTERVAL[1]))] for name, v in draws.items()}
 
 

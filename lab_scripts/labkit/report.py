@@ -208,7 +208,12 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float | None
     ])
     scenarios = evaluated.get("recall_by_scenario", {})
     if scenarios:
-        model += _table(("fraud scenario", "caught at the threshold"), [(name, f"{r['caught']} of {r['fraud']}") for name, r in scenarios.items()])
+        intervals = evaluated.get("recall_by_scenario_interval", {})
+        model += _table(("fraud scenario", "caught at the threshold", "recall [95 % interval]"), [
+            (name, f"{r['caught']} of {r['fraud']}",
+             f"{r['caught'] / max(r['fraud'], 1):.2f}" + (" [{:.2f}, {:.2f}]".format(*intervals[name]) if name in intervals else ""))
+            for name, r in scenarios.items()
+        ])
         model += f'<p class="muted">{html.escape(explained.get("misses", ""))}</p>'
     images = "".join(f'<figure><img src="{html.escape(p)}" alt="{html.escape(p)}"><figcaption>{html.escape(p)}</figcaption></figure>' for p in plots)
     plots_html = f'<div class="plots">{images}</div>' if images else ""
