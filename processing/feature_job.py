@@ -186,32 +186,36 @@ def write_outputs(
         files = [(out / name / f"part-{host}.csv", table.take(rows[name]), False) for name in SPLITS]
         files.append((out / "baseline" / f"baseline-{host}.csv", files[0][1].drop_columns(["is_fraud"]), True))
         written = [pool.submit(write_csv, *file) for file in files]
-        for name in ID_SETS:
-            write_ids(out / f"{name}-ids" / f"part-{host}.csv", tx, labels, scenario, blocked, rows[name])
+        written += [pool.submit(write_csv, out / f"{name}-ids" / f"part-{host}.csv", ids_table(tx, labels, scenario, blocked, rows[name]), True)
+                    for name in ID_SETS]
         for file in written:
             file.result()
     return {name: len(rows[name]) for name in SPLITS}
 
 
-def write_ids(path: Path, tx: pd.DataFrame, labels: pd.Series, scenario: pd.Series, blocked: np.ndarray, rows: np.ndarray) -> None:
+def ids_table(tx: pd.DataFrame, labels: pd.Series, scenario: pd.Series, blocked: np.ndarray, rows: np.ndarray) -> pa.Table:
     """Which payment each row of a set is, for the evaluation's per-day, per-card and
     per-scenario figures (same row order as the set's CSV)."""
-    ids = pd.DataFrame({
-        "transaction_id": tx["transaction_id"].to_numpy()[rows],
-        "timestamp": pandas_text(tx["timestamp"].iloc[rows]),
-        "customer_id": tx["customer_id"].to_numpy()[rows],
-        "is_fraud": labels.to_numpy()[rows].astype(int),
-        "fraud_scenario": scenario.to_numpy()[rows],
-        "card_known_compromised": blocked[rows].astype(int),
+    at = pa.array(rows)
+    return pa.table({  # the string columns taken in arrow: no Python object per row
+        "transaction_id": pa.array(tx["transaction_id"].array).take(at).cast(pa.string()),
+        "timestamp": pa.array(pandas_text(tx["timestamp"].iloc[rows]), pa.string()),
+        "customer_id": pa.array(tx["customer_id"].array).take(at).cast(pa.string()),
+        "is_fraud": labels.to_numpy()[rows].astype(np.int64),
+        "fraud_scenario": pa.array(scenario.to_numpy()[rows], pa.string()),
+        "card_known_compromised": blocked[rows].astype(np.int64),
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ids.to_csv(path, index=False)
 
 
 def write_csv(path: Path, table: pa.Table, header: bool) -> None:
-    """Numbers as CSV without quotes, written by arrow in C (np.savetxt formats value by
-    value in Python: several times slower)."""
+    """Numbers and plain strings as CSV without quotes, written by arrow in C (np.savetxt
+    formats value by value in Python: several times slower). A string that needs quotes (a
+    comma, quote or line break: legal in a stream's ids) sends the table through pandas,
+    which quotes just those values."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if any(pa.types.is_string(column.type) and pc.any(pc.match_substring_regex(column, '[,"\r\n]')).as_py() for column in table.columns):
+        table.to_pandas().to_csv(path, index=False, header=header)
+        return
     with path.open("wb") as stream:
         if header:
             stream.write((",".join(table.column_names) + "\n").encode())

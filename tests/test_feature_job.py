@@ -155,6 +155,21 @@ def test_labels_later_than_the_delay_are_counted_as_a_delay_set_too_short(inputs
     assert short["label_delay_days"] == 2 and short["gap_days"] == 2
 
 
+def test_ids_with_commas_and_quotes_are_written_quoted(tmp_path):
+    """Any non-empty string is a valid customer_id: the ids files must quote what needs it."""
+    data = generate(3_000, seed=5)
+    tx = data.transactions.assign(customer_id='C,"' + data.transactions["customer_id"])
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "raw" / "part.json").write_text(tx.to_json(orient="records", lines=True))
+    data.labels.to_csv(tmp_path / "labels" / "labels.csv", index=False)
+    result = run_job(tmp_path, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    ids = pd.read_csv(next((tmp_path / "out/features/test-ids").glob("*.csv")))
+    assert len(ids) and ids["customer_id"].str.startswith('C,"').all()
+    assert set(ids["customer_id"]) <= set(tx["customer_id"])
+
+
 def test_too_little_mature_data_for_the_gaps_is_a_clear_error(inputs, tmp_path):
     result = run_job(inputs[0], tmp_path, None, "--as-of", "2026-09-20T00:00:00")
     assert result.returncode == 1
