@@ -23,6 +23,6 @@ class JobAccess:
 JOB_ACCESS = (
     JobAccess("Processing", "FraudLab feature engineering (Processing jobs)", (RAW_PREFIX, LABELS_PREFIX, "code/"), ("features/", "quarantine/")),
     JobAccess("Training", "FraudLab training and tuning jobs (built-in XGBoost)", ("features/", "models/checkpoints/"), ("models/",)),
-    JobAccess("Serving", "FraudLab real-time endpoint (model and data capture)", ("models/",), ("capture/",)),
+    JobAccess("Serving", "FraudLab endpoint and batch transform (model, data capture, batch in/out)", ("models/", "batch/input/"), ("capture/", "batch/output/")),
     JobAccess("Monitoring", "FraudLab drift baseline and monitor jobs", ("code/", "features/", "capture/", "monitoring/"), ("monitoring/",)),
 )

@@ -39,7 +39,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     },
     "FraudLab-MLPlatform/ProcessingPolicy": _execution_role(("raw/transactions/", "labels/", "code/"), ("features/", "quarantine/")),
     "FraudLab-MLPlatform/TrainingPolicy": _execution_role(("features/", "models/checkpoints/"), ("models/",)),
-    "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/",), ("capture/",)),
+    "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/", "batch/input/"), ("capture/", "batch/output/")),
     "FraudLab-MLPlatform/MonitoringPolicy": _execution_role(("code/", "features/", "capture/", "monitoring/"), ()),
     "FraudLab-MLPlatform/AlertsInbox": {"AwsSolutions-SQS3"},
 }

@@ -120,8 +120,9 @@ def test_default_table_names_every_stack_and_the_totals(capsys):
     out = capsys.readouterr().out
 
     for where in ("FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform", "FraudLab-Endpoint",
-                  "FraudLab-Monitoring", "step 02", "step 03", "step 07"):
+                  "FraudLab-Monitoring", "step 02", "step 03", "step 06", "step 07"):
         assert where in out
+    assert "Batch transform job 1 x ml.m5.large" in out  # step 06 scores a day in batch
     assert "One full lab run: USD" in out and "Forgotten for 48 h after the lab: USD" in out
     assert "retrieved 2026-11-23" in out
 

@@ -128,6 +128,25 @@ def test_endpoint_scores_held_out_payments(pipeline):
     assert "InService" in runs["05_deploy_endpoint.py"].stdout and "autoscaling: 1-2 instances" in runs["05_deploy_endpoint.py"].stdout
 
 
+def test_a_day_in_batch_scores_exactly_as_the_endpoint(pipeline):
+    """Issue 14 (batch transform): the transform job runs the endpoint's model through the
+    real serving container with SageMaker's batching; its scores equal the endpoint's."""
+    server, _, cwd, runs = pipeline
+    figures = results_of(cwd, "06_score_transactions")
+    assert figures["batch_rows"] > 100 and figures["batch_identical"] == figures["batch_rows"]
+    out = runs["06_score_transactions.py"].stdout
+    assert "probabilities identical to the endpoint's" in out and "real-time endpoint, 1 x ml.m5.large, up all day" in out
+    sagemaker, s3 = server.session().client("sagemaker"), server.session().client("s3")
+    job = sagemaker.describe_transform_job(TransformJobName=figures["batch_job"])
+    assert job["TransformJobStatus"] == "Completed" and job["TransformEndTime"] >= job["TransformStartTime"]
+    assert job["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-2]"}
+    bucket, key = job["TransformOutput"]["S3OutputPath"].removeprefix("s3://").rstrip("/").split("/", 1)
+    written = s3.get_object(Bucket=bucket, Key=f"{key}/payments.csv.out")
+    assert written["ServerSideEncryption"] == "aws:kms" and written["SSEKMSKeyId"] == job["TransformOutput"]["KmsKeyId"]
+    first = written["Body"].read().decode().splitlines()[0].split(",")
+    assert first[0].startswith("TXN-") and len(first) == 2 and 0 <= float(first[1]) <= 1  # id and probability only
+
+
 def test_invoke_endpoint_through_boto3_returns_real_predictions(pipeline):
     server, _, _, _ = pipeline
     runtime = server.session().client("sagemaker-runtime")

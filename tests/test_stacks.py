@@ -189,7 +189,7 @@ def test_each_kind_of_job_has_its_own_role_reaching_only_its_own_prefixes(templa
     assert reach == {
         "Processing": ({RAW_PREFIX, "labels/", "code/"}, {"features/", "quarantine/"}),
         "Training": ({"features/", "models/checkpoints/"}, {"models/"}),
-        "Serving": ({"models/"}, {"capture/"}),
+        "Serving": ({"models/", "batch/input/"}, {"capture/", "batch/output/"}),
         "Monitoring": ({"code/", "features/", "capture/", "monitoring/"}, {"monitoring/"}),
     }
     for role, policy in policies.items():

@@ -52,6 +52,7 @@ SERVERLESS_MEMORY_GB = 2.0  # 2048 MB
 SERVERLESS_BYTES_PER_INVOCATION = 2 * 1024  # request + response
 ENDPOINT_ALARMS = 2
 DRIFT_MONITORS = ("kit", "modelMonitor", "off")
+TRANSFORM_JOB = ("ml.m5.large", 5)  # step 06's batch transform: instance, billed minutes (start-up included)
 DRIFT_JOB = ("ml.m5.large", 4)  # fraudlab:monitorInstanceType, billed minutes per run
 DRIFT_STEP_JOBS = 3  # step 07: baseline + 2 checks
 MODEL_MONITOR_JOB = ("ml.m5.large", 5)  # the same instance type; AWS's analyzer starts slower
@@ -286,6 +287,12 @@ def endpoint_items(cfg: Settings, prices: Prices) -> list[LineItem]:
     return [serving, alarms]
 
 
+def step06_items(cfg: Settings, prices: Prices) -> list[LineItem]:
+    instance, minutes = TRANSFORM_JOB
+    return [_one_off("batch-transform", f"Batch transform job 1 x {instance}, ~{minutes} min (a day of payments)", "step 06",
+                     _job(prices, "transform", instance, minutes))]
+
+
 def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
     if cfg.drift_monitor == "off":
         return []
@@ -322,7 +329,7 @@ def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
 def estimate(cfg: Settings, prices: Prices) -> list[LineItem]:
     """Every billable resource the stacks and steps create, in the order the lab creates them."""
     builders = (network_items, data_items, ml_platform_items, step02_items, step03_items,
-                step04_items, endpoint_items, monitoring_items)
+                step04_items, endpoint_items, step06_items, monitoring_items)
     return [item for build in builders for item in build(cfg, prices)]
 
 

@@ -155,13 +155,7 @@ class EndpointHost:
             raise EndpointError(f"Endpoint {name} not found.") from None
         config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         variant = config["ProductionVariants"][0]
-        model = sagemaker.describe_model(ModelName=variant["ModelName"])
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-        if container.get("ModelPackageName"):
-            package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
-            container = package["InferenceSpecification"]["Containers"][0]
-        if not container.get("ModelDataUrl"):
-            raise EndpointError(f"model {variant['ModelName']} has no ModelDataUrl")
+        model, container = model_container(sagemaker, variant["ModelName"])
 
         bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
         archive = self._session_for_region(region).client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -244,6 +238,19 @@ class EndpointHost:
     def flush_all(self) -> None:
         for (region, _), hosted in list(self._endpoints.items()):
             self._flush(region, hosted, force=True)
+
+
+def model_container(sagemaker, model_name: str) -> tuple[dict, dict]:
+    """(DescribeModel, the container that serves it): a package's inference container when
+    the model names a model package, as SageMaker resolves it for endpoints and transforms."""
+    model = sagemaker.describe_model(ModelName=model_name)
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    if container.get("ModelPackageName"):
+        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        container = package["InferenceSpecification"]["Containers"][0]
+    if not container.get("ModelDataUrl"):
+        raise EndpointError(f"model {model_name} has no ModelDataUrl")
+    return model, container
 
 
 def _capture_config(config: dict) -> Capture | None:

@@ -31,14 +31,17 @@ from typing import Any, Callable
 import boto3
 
 from localaws.runtime import image_env
+from localaws.runtime.container import ContainerFailed, start_serving_container
+from localaws.runtime.endpoints import EndpointError, model_container
 from localaws.runtime.reaper import REAPER, kill_group
+from localaws.sagemaker import transform
 
 OPT_ML = "/opt/ml"
 
 
 @dataclass
 class JobState:
-    kind: str  # "processing" | "training"
+    kind: str  # "processing" | "training" | "tuning" | "transform"
     status: str = "InProgress"
     failure_reason: str | None = None
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -93,7 +96,7 @@ class JobRunner:
     def start(self, kind: str, name: str, spec: dict[str, Any]) -> None:
         state = self.jobs[name] = JobState(kind, spec=spec)
         state.enter("Starting", "Preparing the instances for the job")
-        run = {"processing": self._run_processing, "training": self._run_training, "tuning": self._run_tuning}[kind]
+        run = {"processing": self._run_processing, "training": self._run_training, "tuning": self._run_tuning, "transform": self._run_transform}[kind]
         threading.Thread(target=self._supervise, args=(state, run, name, spec), name=f"job-{name}", daemon=True).start()
 
     def stop(self, name: str) -> None:
@@ -138,6 +141,55 @@ class JobRunner:
             state.enter(state.status, {"Completed": "Job completed", "Stopped": "Job stopped"}.get(state.status, state.failure_reason or ""))
             state.ended = state.transitions[-1]["EndTime"] = state.transitions[-1]["StartTime"]
             state.done.set()
+
+    # --- batch transform ----------------------------------------------------------------
+
+    def _run_transform(self, name: str, spec: dict[str, Any], state: JobState) -> list:
+        """The model's serving container started as for an endpoint, every input object sent
+        through it with SageMaker's batch semantics (transform.py), the .out objects written."""
+        session = self._session_factory()
+        try:
+            settings = transform.Settings.from_request(spec)
+            model, container = model_container(session.client("sagemaker"), spec["ModelName"])
+        except (transform.TransformError, EndpointError) as error:
+            raise JobFailed(f"ClientError: {error}") from None
+        source = spec["TransformInput"]["DataSource"]["S3DataSource"]
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise JobFailed("ClientError: the local AWS reads S3Prefix inputs only (no manifest files)")
+        s3 = session.client("s3")
+        bucket, prefix = _split_uri(source["S3Uri"])
+        keys = sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                      for item in page.get("Contents", []))
+        if not keys:
+            raise JobFailed(f"ClientError: no objects under {source['S3Uri']}")
+        archive_bucket, archive_key = _split_uri(container["ModelDataUrl"])
+        state.enter("Starting", "Starting the model's serving container")
+        try:
+            serving = start_serving_container(
+                f"transform/{name}", s3.get_object(Bucket=archive_bucket, Key=archive_key)["Body"].read(), container.get("Environment", {}),
+                network_isolation=model.get("EnableNetworkIsolation", False), network_environment=self._container_environment(),
+            )
+        except ContainerFailed as error:
+            raise JobFailed(f"ClientError: {error}") from None
+        output = spec["TransformOutput"]
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]} if output.get("KmsKeyId") else {}
+        headers = {"Content-Type": settings.content_type, "Accept": settings.accept}
+        try:
+            state.enter("Transforming", f"Transforming {len(keys)} input object(s)")
+            for key in keys:
+                if state.stop_requested.is_set():
+                    raise JobStopped
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                result = transform.transform_object(body, settings, lambda payload: serving.request("POST", "/invocations", payload, headers)[:2])
+                out_bucket, out_prefix = _split_uri(output["S3OutputPath"])
+                relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+                s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{relative}.out", Body=result, **extra)
+        except transform.TransformError as error:
+            raise JobFailed(f"ClientError: {error} (logs: /aws/sagemaker/TransformJobs {name}/*)") from None
+        finally:
+            _JobLogs(session, "/aws/sagemaker/TransformJobs", name).put(f"{name}/{spec['TransformResources']['InstanceType']}", serving.log_tail())
+            serving.stop()
+        return []
 
     # --- processing -------------------------------------------------------------------
 

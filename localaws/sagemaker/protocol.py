@@ -30,11 +30,13 @@ CREATE = {
     "CreateProcessingJob": ("processing", "ProcessingJobName"),
     "CreateTrainingJob": ("training", "TrainingJobName"),
     "CreateHyperParameterTuningJob": ("tuning", "HyperParameterTuningJobName"),
+    "CreateTransformJob": ("transform", "TransformJobName"),
 }
 STOP = {
     "StopProcessingJob": "ProcessingJobName",
     "StopTrainingJob": "TrainingJobName",
     "StopHyperParameterTuningJob": "HyperParameterTuningJobName",
+    "StopTransformJob": "TransformJobName",
 }
 # List* of run jobs: moto lists them Completed at once; the runner knows better.
 LIST = {
@@ -48,6 +50,7 @@ DESCRIBE = {
     "DescribeProcessingJob": ("ProcessingJobName", "ProcessingJobStatus", "ProcessingEndTime"),
     "DescribeTrainingJob": ("TrainingJobName", "TrainingJobStatus", "TrainingEndTime"),
     "DescribeHyperParameterTuningJob": ("HyperParameterTuningJobName", "HyperParameterTuningJobStatus", "HyperParameterTuningEndTime"),
+    "DescribeTransformJob": ("TransformJobName", "TransformJobStatus", "TransformEndTime"),
 }
 
 
@@ -188,6 +191,8 @@ class SageMakerLayer:
         described.update(state.reply_fields)
         if operation == "DescribeTrainingJob":
             _training_shape(described, state)
+        elif operation == "DescribeTransformJob" and (started := state.entered("Transforming")):
+            described["TransformStartTime"] = started.timestamp()
         elif operation == "DescribeProcessingJob":
             # moto drops ProcessingResources; SageMaker reports the request's
             described["ProcessingResources"] = state.spec.get("ProcessingResources", {})
