@@ -145,3 +145,22 @@ def test_summary_table_numbers_exist_and_are_cited_in_their_sections():
                 assert (exam, number) in in_section, f"table row {stem}: {exam} {number} is not cited in its section"
     stems_in_table = {stem for stem, _, _ in rows}
     assert {step.stem for step in STEPS} <= stems_in_table, "a step script is missing from the summary table"
+
+
+# "Skills in:" lines per task statement in the MLA-C01 guide's content outline (70 in all).
+MLA_C01_SKILLS = {"1.1": 6, "1.2": 3, "1.3": 4, "2.1": 5, "2.2": 9, "2.3": 6, "3.1": 6, "3.2": 6, "3.3": 6, "4.1": 4, "4.2": 10, "4.3": 5}
+COVERAGE_ROW = re.compile(r"^\| (\d\.\d) \| ([^|]+) \| (covered|partly|not|[^|]*) \|\s*([^|]*?)\s*\|$")
+
+
+def test_the_skills_coverage_table_has_every_mla_c01_skill_once_and_says_how_far():
+    section = EXAM_MAP.read_text().split("## MLA-C01 skills coverage", 1)[1]
+    rows = [COVERAGE_ROW.match(line) for line in section.splitlines() if re.match(r"^\| \d\.\d \|", line)]
+    assert all(rows), "every row: task | skill | coverage | where"
+    per_task = {task: sum(1 for row in rows if row.group(1) == task) for task in MLA_C01_SKILLS}
+    assert per_task == MLA_C01_SKILLS and sum(per_task.values()) == 70
+    assert len({row.group(2).strip() for row in rows}) == 70  # no skill twice
+    status = [row.group(3) for row in rows]
+    assert set(status) <= {"covered", "partly", "not"}
+    assert all(row.group(4).strip() for row in rows if row.group(3) != "not"), "covered and partly say where"
+    counts = re.search(r"Counts: (\d+) covered, (\d+) partly, (\d+) not\.", section)
+    assert counts and tuple(map(int, counts.groups())) == (status.count("covered"), status.count("partly"), status.count("not"))
