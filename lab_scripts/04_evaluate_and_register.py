@@ -387,6 +387,7 @@ def main() -> int:
         test_roc_auc=m["roc_auc"],
         test_roc_auc_interval=interval["roc_auc"],
         rule_pr_auc=rule["pr_auc"],
+        majority_accuracy=report["majority_baseline"]["accuracy"],
         alerts_per_day_budget=k,
         card_precision=m["card_precision"],
         card_precision_interval=interval["card_precision"],

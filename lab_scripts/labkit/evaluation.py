@@ -39,9 +39,6 @@ class ScoredDays:
         return cls(day[keep], ids["customer_id"].to_numpy()[keep], ids["is_fraud"].to_numpy(int)[keep],
                    ids["fraud_scenario"].to_numpy()[keep], np.asarray(score, float)[keep])
 
-    def take(self, rows: np.ndarray) -> ScoredDays:
-        return ScoredDays(self.day[rows], self.card[rows], self.y[rows], self.scenario[rows], self.score[rows])
-
     def days(self) -> list[np.ndarray]:
         """Row indices of each day, in day order."""
         order = np.argsort(self.day, kind="stable")
