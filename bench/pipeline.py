@@ -2,7 +2,9 @@
 a DuckDB peer, training time beside a busy core, model quality at the default size and 1M."""
 from __future__ import annotations
 
+import functools
 import gzip
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,7 +20,6 @@ import xgboost as xgb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab_scripts"))
 
-from labkit import evaluation  # noqa: E402
 from labkit.transactions import generate  # noqa: E402
 from localaws.offline_lab import step_arguments  # noqa: E402
 from localaws.runtime.image_env import image_python  # noqa: E402
@@ -124,9 +125,24 @@ def same_outputs(job: Path, peer: Path) -> None:
         np.testing.assert_allclose(ours, theirs, rtol=5e-6, atol=0, err_msg=f"{name}: the DuckDB peer disagrees with the job")
 
 
+def _read(directory: Path, header: bool) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p, header=0 if header else None) for p in sorted(directory.glob("*.csv"))], ignore_index=True)
+
+
+@functools.cache
+def _step_04():
+    """Step 04 as a module (loaded once, when quality is first measured): the bench
+    measures quality with the step's own evaluate()."""
+    spec = importlib.util.spec_from_file_location("step_04", ROOT / "lab_scripts" / "04_evaluate_and_register.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def quality(directory: Path, prefix: str, size: int) -> dict[str, float]:
-    """Model quality as step 04 measures it: the best iteration, known-compromised cards
-    removed, card precision at the alert budget `make lab` gives this size, 95 % intervals."""
+    """Model quality exactly as step 04 measures it (its evaluate(): the best iteration,
+    known-compromised cards removed, 95 % intervals), at the alert budget `make lab` gives
+    this size."""
     figures: dict[str, float] = {}
     features = directory / "features"
     schema = json.loads((features / "schema/feature_schema.json").read_text())
@@ -137,27 +153,18 @@ def quality(directory: Path, prefix: str, size: int) -> dict[str, float]:
     figures[f"{prefix}_training_s"] = time.perf_counter() - started
     booster = xgb.Booster()
     booster.load_model(bytearray((directory / "model/xgboost-model").read_bytes()))
-    rounds = (0, int(booster.attr("best_iteration")) + 1)
     k = int(step_arguments("04_evaluate_and_register", size)[1])
-    scored = {}
-    for name in ("validation", "test"):
-        data = np.vstack([np.loadtxt(p, delimiter=",", ndmin=2) for p in sorted((features / name).glob("*.csv"))])
-        ids = pd.concat([pd.read_csv(p) for p in sorted((features / f"{name}-ids").glob("*.csv"))], ignore_index=True)
-        scored[name] = (evaluation.ScoredDays.from_ids(ids, booster.predict(xgb.DMatrix(data[:, 1:]), iteration_range=rounds)),
-                        evaluation.ScoredDays.from_ids(ids, np.expm1(data[:, 1])))  # the amount rule
-    for who, index in (("model", 0), ("rule", 1)):
-        threshold = evaluation.budget_threshold(scored["validation"][index], k)
-        test = scored["test"][index]
-        head, interval = evaluation.headline(test, k, threshold), evaluation.intervals(test, k, threshold)
+    report = _step_04().evaluate(booster, *(_read(features / name, header) for name, header in (
+        ("validation", False), ("test", False), ("validation-ids", True), ("test-ids", True))), k)
+    for who, key in (("model", "model"), ("rule", "rule_baseline")):
         for figure in ("pr_auc", "roc_auc", "card_precision"):
-            figures[f"{prefix}_{who}_test_{figure}"] = head[figure]
-            figures[f"{prefix}_{who}_test_{figure}_ci_low"], figures[f"{prefix}_{who}_test_{figure}_ci_high"] = interval[figure]
-        if who == "model":
-            figures[f"{prefix}_test_card_precision_best_possible"] = head["best_possible"]
-            figures[f"{prefix}_alert_budget_cards_per_day"] = k
-            figures[f"{prefix}_test_frauds_count"] = int(test.y.sum())
-            for scenario, caught in evaluation.recall_by_scenario(test, threshold).items():
-                figures[f"{prefix}_recall_{scenario}"] = caught["caught"] / caught["fraud"]
+            figures[f"{prefix}_{who}_test_{figure}"] = report[key][figure]
+            figures[f"{prefix}_{who}_test_{figure}_ci_low"], figures[f"{prefix}_{who}_test_{figure}_ci_high"] = report[key]["interval"][figure]
+    figures[f"{prefix}_test_card_precision_best_possible"] = report["model"]["best_possible"]
+    figures[f"{prefix}_alert_budget_cards_per_day"] = k
+    figures[f"{prefix}_test_frauds_count"] = report["test_fraud"]
+    for scenario, caught in report["recall_by_scenario"].items():
+        figures[f"{prefix}_recall_{scenario}"] = caught["caught"] / caught["fraud"]
     figures[f"{prefix}_model_over_rule_pr_auc_ratio"] = figures[f"{prefix}_model_test_pr_auc"] / figures[f"{prefix}_rule_test_pr_auc"]
     return figures
 

@@ -237,13 +237,12 @@ def _save(figure, path: Path) -> Path:
 
 
 def _with_interval(figures: dict, name: str) -> str:
-    low, high = figures["interval"][name]
-    return f"{figures[name]:.3f} [{low:.2f}, {high:.2f}]"
+    return evaluation.with_interval(figures[name], figures["interval"][name])
 
 
 def _recall_with_interval(model: dict, scenario: str, counts: dict) -> str:
-    low, high = model["interval"].get(f"recall_{scenario}", (float("nan"), float("nan")))
-    return f"{counts['caught'] / max(counts['fraud'], 1):.2f} [{low:.2f}, {high:.2f}]"
+    interval = model["interval"].get(f"recall_{scenario}", (float("nan"), float("nan")))
+    return evaluation.with_interval(counts["caught"] / max(counts["fraud"], 1), interval, digits=2)
 
 
 def show(report: dict) -> None:

@@ -124,6 +124,12 @@ def intervals(scored: ScoredDays, k: int, threshold: float, seed: int = 7, sampl
     return {name: [float(np.nanpercentile(v, INTERVAL[0])), float(np.nanpercentile(v, INTERVAL[1]))] for name, v in draws.items()}
 
 
+def with_interval(value: float, interval: tuple[float, float] | list[float], digits: int = 3) -> str:
+    """"0.674 [0.51, 0.80]": a figure and its 95 % interval, as step 04 and the report show them."""
+    low, high = interval
+    return f"{value:.{digits}f} [{low:.2f}, {high:.2f}]"
+
+
 def recall_by_scenario(scored: ScoredDays, threshold: float) -> dict[str, dict[str, int]]:
     """Per fraud scenario: fraudulent payments at or above the threshold, of how many."""
     fraud = scored.y == 1

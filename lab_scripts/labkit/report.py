@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from labkit.evaluation import with_interval  # the figures' format, as step 04 prints them
 from labkit.results import RESULTS_DIR  # where the steps record their figures
 
 EVALUATION_DIR = Path("build/evaluation")
@@ -96,8 +97,8 @@ def _with_interval(figures: dict, key: str) -> str:
     """"0.612 [0.43, 0.76]" from a figure and its recorded <key>_interval."""
     if key not in figures:
         return "not run"
-    low, high = figures.get(f"{key}_interval", (None, None))
-    return f"{figures[key]:.3f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None else "")
+    interval = figures.get(f"{key}_interval")
+    return with_interval(figures[key], interval) if interval else f"{figures[key]:.3f}"
 
 
 def _links(results: dict) -> list[tuple[str, Markup]]:
@@ -212,7 +213,7 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float | None
         intervals = evaluated.get("recall_by_scenario_interval", {})
         model += _table(("fraud scenario", "caught at the threshold", "recall [95 % interval]"), [
             (name, f"{r['caught']} of {r['fraud']}",
-             f"{r['caught'] / max(r['fraud'], 1):.2f}" + (" [{:.2f}, {:.2f}]".format(*intervals[name]) if name in intervals else ""))
+             with_interval(r["caught"] / max(r["fraud"], 1), intervals[name], digits=2) if name in intervals else f"{r['caught'] / max(r['fraud'], 1):.2f}")
             for name, r in scenarios.items()
         ])
         model += f'<p class="muted">{html.escape(explained.get("misses", ""))}</p>'

@@ -307,10 +307,11 @@ def _account_takeovers(rng, txn, scenario, people, places, days, budget: float) 
         return
     episode = np.repeat(np.arange(episodes), sizes)[: rows.size]
     blatant = (rng.uniform(0, 1, episodes) < TAKEOVER_BLATANT_SHARE)[episode]
-    first = rows[_position_in_episode(episode) == 0]
+    position = _position_in_episode(episode)
+    first = rows[position == 0]
     victim = txn["customer"][first][episode]  # the first row's customer is the victim
     txn["customer"][rows] = victim
-    later = np.where(_position_in_episode(episode) == 0, 0, rng.integers(600, 2 * 86400, rows.size))
+    later = np.where(position == 0, 0, rng.integers(600, 2 * 86400, rows.size))
     txn["seconds"][rows] = np.minimum(txn["seconds"][first][episode] + later, days * 86400 - 1)
     near = _home_terminal(rng, people, places, victim)
     far = _terminal_in_cell(rng, places, rng.integers(0, CELLS_PER_SIDE**2, rows.size))

@@ -158,8 +158,7 @@ class JobRunner:
             raise JobFailed("ClientError: the local AWS reads S3Prefix inputs only (no manifest files)")
         s3 = session.client("s3")
         bucket, prefix = _split_uri(source["S3Uri"])
-        keys = sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                      for item in page.get("Contents", []))
+        keys = _keys(s3, bucket, prefix)
         if not keys:
             raise JobFailed(f"ClientError: no objects under {source['S3Uri']}")
         archive_bucket, archive_key = _split_uri(container["ModelDataUrl"])
@@ -172,6 +171,7 @@ class JobRunner:
         except ContainerFailed as error:
             raise JobFailed(f"ClientError: {error}") from None
         output = spec["TransformOutput"]
+        out_bucket, out_prefix = _split_uri(output["S3OutputPath"])
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]} if output.get("KmsKeyId") else {}
         headers = {"Content-Type": settings.content_type, "Accept": settings.accept}
         try:
@@ -181,7 +181,6 @@ class JobRunner:
                     raise JobStopped
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 result = transform.transform_object(body, settings, lambda payload: serving.request("POST", "/invocations", payload, headers)[:2])
-                out_bucket, out_prefix = _split_uri(output["S3OutputPath"])
                 relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
                 s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{relative}.out", Body=result, **extra)
         except transform.TransformError as error:
@@ -396,11 +395,7 @@ def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tupl
     """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
     bucket, prefix = _split_uri(uri)
     s3 = session.client("s3")
-    keys = sorted(
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for item in page.get("Contents", [])
-    )
+    keys = _keys(s3, bucket, prefix)
     if not keys and required:
         raise JobFailed(f"ClientError: no objects under {uri}")
     index, count = shard
@@ -410,6 +405,12 @@ def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tupl
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(destination))
+
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every key under `prefix`, all pages, sorted."""
+    return sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                  for item in page.get("Contents", []))
 
 
 def _upload_dir(session: boto3.Session, directory: Path, uri: str) -> None:
