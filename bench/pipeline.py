@@ -2,9 +2,7 @@
 a DuckDB peer, training time beside a busy core, model quality at the default size and 1M."""
 from __future__ import annotations
 
-import functools
 import gzip
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,12 +22,10 @@ from labkit.transactions import generate  # noqa: E402
 from localaws.offline_lab import step_arguments  # noqa: E402
 from localaws.runtime.image_env import image_python  # noqa: E402
 from localaws.sagemaker import builtin_xgboost  # noqa: E402
+from processing import evaluation  # noqa: E402
+from processing.training import HYPERPARAMETERS, scale_pos_weight  # noqa: E402
 
 RECORDS_PER_OBJECT = 10_000  # roughly what a 5 MiB Firehose buffer holds, compressed
-HYPERPARAMETERS = {
-    "objective": "binary:logistic", "eval_metric": "aucpr", "num_round": "400", "early_stopping_rounds": "30",
-    "max_depth": "5", "eta": "0.1", "subsample": "0.8", "colsample_bytree": "0.8", "seed": "7",
-}
 
 
 def landed_like_firehose(count: int, seed: int, directory: Path) -> None:
@@ -129,32 +125,22 @@ def _read(directory: Path, header: bool) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p, header=0 if header else None) for p in sorted(directory.glob("*.csv"))], ignore_index=True)
 
 
-@functools.cache
-def _step_04():
-    """Step 04 as a module (loaded once, when quality is first measured): the bench
-    measures quality with the step's own evaluate()."""
-    spec = importlib.util.spec_from_file_location("step_04", ROOT / "lab_scripts" / "04_evaluate_and_register.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def quality(directory: Path, prefix: str, size: int) -> dict[str, float]:
-    """Model quality exactly as step 04 measures it (its evaluate(): the best iteration,
+    """Model quality exactly as step 04 and the pipeline measure it (processing/evaluation.py: the best iteration,
     known-compromised cards removed, 95 % intervals), at the alert budget `make lab` gives
     this size."""
     figures: dict[str, float] = {}
     features = directory / "features"
     schema = json.loads((features / "schema/feature_schema.json").read_text())
     train = schema["splits"]["train"]
-    params = {**HYPERPARAMETERS, "scale_pos_weight": str((train["rows"] - train["fraud"]) / train["fraud"])}
+    params = {**HYPERPARAMETERS, "scale_pos_weight": str(scale_pos_weight(train["rows"], train["fraud"]))}
     started = time.perf_counter()
     builtin_xgboost.train(params, {"train": features / "train", "validation": features / "validation"}, directory / "model", None, lambda line: None)
     figures[f"{prefix}_training_s"] = time.perf_counter() - started
     booster = xgb.Booster()
     booster.load_model(bytearray((directory / "model/xgboost-model").read_bytes()))
     k = int(step_arguments("04_evaluate_and_register", size)[1])
-    report = _step_04().evaluate(booster, *(_read(features / name, header) for name, header in (
+    report = evaluation.evaluate(booster, *(_read(features / name, header) for name, header in (
         ("validation", False), ("test", False), ("validation-ids", True), ("test-ids", True))), k)
     for who, key in (("model", "model"), ("rule", "rule_baseline")):
         for figure in ("pr_auc", "roc_auc", "card_precision"):

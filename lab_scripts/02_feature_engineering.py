@@ -46,7 +46,7 @@ from labkit.sagemaker import (
 from labkit.session import aws_session, client
 from labkit.transactions import LABEL_DELAY_DAYS
 
-CODE_FILES = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py")
+CODE_FILES = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py", "training.py")
 POINTER = "features/latest.json"
 
 

@@ -28,20 +28,9 @@ from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
 from labkit.sagemaker import TAGS, job_name, read_pointer, wait_for_job, write_pointer
 from labkit.session import aws_session, client
+from processing.training import HYPERPARAMETERS, scale_pos_weight
 
 POINTER = "models/latest.json"
-HYPERPARAMETERS = {
-    "objective": "binary:logistic",
-    "eval_metric": "aucpr",  # PR-AUC: the metric that matters at 1-2 % positives
-    "num_round": "400",
-    "early_stopping_rounds": "30",
-    "max_depth": "5",
-    "eta": "0.1",
-    "subsample": "0.8",
-    "colsample_bytree": "0.8",
-    "min_child_weight": "1",
-    "seed": "7",
-}
 TUNING_RANGES = {
     "ContinuousParameterRanges": [
         {"Name": "eta", "MinValue": "0.03", "MaxValue": "0.3", "ScalingType": "Logarithmic"},
@@ -61,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def training_definition(args, outputs: dict[str, str], features_uri: str, image: str, scale_pos_weight: float) -> dict:
+def training_definition(args, outputs: dict[str, str], features_uri: str, image: str, weight: float) -> dict:
     bucket = outputs["LabBucketName"]
 
     def channel(name: str) -> dict:
@@ -81,7 +70,7 @@ def training_definition(args, outputs: dict[str, str], features_uri: str, image:
         "EnableNetworkIsolation": True,
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
     }
-    hyperparameters = {**HYPERPARAMETERS, "scale_pos_weight": f"{scale_pos_weight:.2f}"}
+    hyperparameters = {**HYPERPARAMETERS, "scale_pos_weight": f"{weight:.2f}"}
     if args.spot:
         definition["EnableManagedSpotTraining"] = True
         definition["StoppingCondition"]["MaxWaitTimeInSeconds"] = 7200  # waiting for capacity counts here
@@ -145,13 +134,12 @@ def main() -> int:
         train_counts = schema["splits"]["train"]
         if train_counts["fraud"] == 0:
             raise LabError("the training set has no fraud: stream more transactions (step 01 --count)")
-        # Weight the rare class up so both classes carry equal total weight.
-        scale_pos_weight = (train_counts["rows"] - train_counts["fraud"]) / train_counts["fraud"]
+        weight = scale_pos_weight(train_counts["rows"], train_counts["fraud"])
         image = outputs["XgboostImageUri"]
-        definition, hyperparameters = training_definition(args, outputs, features["uri"], image, scale_pos_weight)
+        definition, hyperparameters = training_definition(args, outputs, features["uri"], image, weight)
         name = job_name("fraudlab-xgb")
         console.heading(f"{'Tuning' if args.tune else 'Training'} {name} on {image.split('/')[-1]}")
-        console.note(f"scale_pos_weight {scale_pos_weight:.1f} ({train_counts['fraud']:,} fraud of {train_counts['rows']:,})")
+        console.note(f"scale_pos_weight {weight:.1f} ({train_counts['fraud']:,} fraud of {train_counts['rows']:,})")
         job = (tune if args.tune else train)(sagemaker, name, definition, hyperparameters)
         write_pointer(s3, bucket, POINTER, {
             "training_job": job["TrainingJobName"],

@@ -30,7 +30,6 @@ import argparse
 import io
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import matplotlib
@@ -41,19 +40,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-from labkit import console, evaluation, metrics, results  # noqa: E402
+from labkit import console, results  # noqa: E402
 from labkit.cli import step_parser  # noqa: E402
 from labkit.errors import LabError, run_step  # noqa: E402
-from labkit.model_artifact import ENVIRONMENT, serving_artifact  # noqa: E402
+from labkit.model_artifact import serving_artifact  # noqa: E402
 from labkit.outputs import lab_outputs  # noqa: E402
 from labkit.sagemaker import TAGS, approve_command, read_pointer, split_uri  # noqa: E402
 from labkit.session import aws_session, client, each, stacks_command  # noqa: E402
 from labkit.transactions import SCENARIOS  # noqa: E402
+from processing import evaluation, metrics  # noqa: E402
 from processing.features import FEATURE_COLUMNS  # noqa: E402
+from processing.model_artifact import inference_specification  # noqa: E402
 
 # Below this many test frauds a recall or precision is a handful of payments: say so.
 FEW_FRAUDS = 30
-MODEL_FILE = "xgboost-model"  # what the built-in XGBoost container writes and loads
 LOCAL_DIR = Path("build/evaluation")
 
 
@@ -68,18 +68,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def load_model(artifact: bytes, model_data: str) -> xgb.Booster:
-    """Unpack model.tar.gz and load it the way the serving container does (predict with
-    `best_iterations`: the trees after early stopping's best round only overfit)."""
-    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
-        member = archive.extractfile(MODEL_FILE)
-        if member is None:
-            raise LabError(f"{model_data} has no {MODEL_FILE}: was it trained by the built-in XGBoost algorithm?")
-        raw = bytearray(member.read())
-    booster = xgb.Booster()
-    booster.load_model(raw)
-    # This step is the only work on the machine while it scores: one thread per usable core.
-    booster.set_param("nthread", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    return booster
+    """The booster of model.tar.gz, predicting (with its best iteration, see evaluation.py)
+    on one thread per usable core: this step is the only work on the machine while it scores."""
+    try:
+        return evaluation.load_booster(artifact, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    except ValueError as error:
+        raise LabError(f"{model_data}: {error}") from None
 
 
 def read_csv_parts(s3, uri: str, header: bool) -> pd.DataFrame:
@@ -89,56 +83,6 @@ def read_csv_parts(s3, uri: str, header: bool) -> pd.DataFrame:
         raise LabError(f"nothing under {uri}: rerun lab_scripts/02_feature_engineering.py")
     frames = [pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"].read()), header=0 if header else None) for k in keys]
     return pd.concat(frames, ignore_index=True)
-
-
-def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
-    """The iteration_range up to early stopping's best round (all rounds without one)."""
-    best = booster.attr("best_iteration")
-    return (0, int(best) + 1) if best is not None else (0, 0)
-
-
-def evaluate(booster, validation: pd.DataFrame, test: pd.DataFrame, validation_ids: pd.DataFrame, test_ids: pd.DataFrame, k: int) -> dict:
-    rounds = best_iterations(booster)
-    score_val = booster.predict(xgb.DMatrix(validation.iloc[:, 1:].to_numpy()), iteration_range=rounds)
-    score_test = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()), iteration_range=rounds)
-    # The rule a fraud analyst would write first: large amounts are suspicious.
-    amount = {name: np.expm1(frame[1 + FEATURE_COLUMNS.index("log_amount")].to_numpy()) for name, frame in (("validation", validation), ("test", test))}
-
-    def scored_pair(val_score: np.ndarray, test_score: np.ndarray) -> tuple[evaluation.ScoredDays, evaluation.ScoredDays, float]:
-        val, tst = evaluation.ScoredDays.from_ids(validation_ids, val_score), evaluation.ScoredDays.from_ids(test_ids, test_score)
-        return val, tst, evaluation.budget_threshold(val, k)
-
-    _, tst, threshold = scored_pair(score_val, score_test)
-    _, rule_tst, rule_threshold = scored_pair(amount["validation"], amount["test"])
-    model = {
-        **evaluation.headline(tst, k, threshold),
-        **metrics.at_threshold(tst.y, tst.score, threshold),
-        "alerts_per_day": evaluation.alerts_per_day(tst, threshold),
-        "interval": evaluation.intervals(tst, k, threshold),
-    }
-    rule = {
-        "description": f"fraud if amount >= {rule_threshold:.2f}",
-        **evaluation.headline(rule_tst, k, rule_threshold),
-        **metrics.at_threshold(rule_tst.y, rule_tst.score, rule_threshold),
-        "interval": evaluation.intervals(rule_tst, k, rule_threshold),
-    }
-    majority = {"description": "never fraud", "pr_auc": float(tst.y.mean()), **metrics.at_threshold(tst.y, np.zeros_like(tst.score), 1.0)}
-    blocked = test_ids["card_known_compromised"].astype(bool)
-    days = tst.days()
-    return {
-        "test_rows": int(len(tst.y)),
-        "test_fraud": int(tst.y.sum()),
-        "test_days": len(days),
-        "cards_per_day": float(len(evaluation.card_days(tst)) / max(len(days), 1)),
-        "removed_known_compromised": {"rows": int(blocked.sum()), "fraud": int(test_ids["is_fraud"][blocked].sum())},
-        "alerts_per_day_budget": k,
-        "best_iteration": rounds[1] - 1 if rounds[1] else None,
-        "model": model,
-        "rule_baseline": rule,
-        "majority_baseline": majority,
-        "recall_by_scenario": evaluation.recall_by_scenario(tst, threshold),
-        "curves": {"y": tst.y, "score": tst.score},
-    }
 
 
 def explanations(report: dict) -> dict[str, str]:
@@ -168,22 +112,8 @@ def explanations(report: dict) -> dict[str, str]:
 
 
 def model_quality_report(report: dict) -> dict:
-    """The shape SageMaker's model registry and Studio render (Model Monitor model quality)."""
-    m = report["model"]
-    c = m["confusion_matrix"]
-    return {
-        "binary_classification_metrics": {
-            "confusion_matrix": {"0": {"0": c["tn"], "1": c["fp"]}, "1": {"0": c["fn"], "1": c["tp"]}},
-            "recall": {"value": m["recall"], "standard_deviation": "NaN"},
-            "precision": {"value": m["precision"], "standard_deviation": "NaN"},
-            "accuracy": {"value": m["accuracy"], "standard_deviation": "NaN"},
-            "f1": {"value": m["f1"], "standard_deviation": "NaN"},
-            "auc": {"value": m["roc_auc"], "standard_deviation": "NaN"},
-            "pr_auc": {"value": m["pr_auc"], "standard_deviation": "NaN"},
-        },
-        "fraudlab": {k: v for k, v in report.items() if k != "curves"},
-        "explanations": explanations(report),
-    }
+    """evaluation.json (processing/evaluation.py's shape, as the pipeline writes it) with the figures explained."""
+    return {**evaluation.quality_report(report), "explanations": explanations(report)}
 
 
 def plots(report: dict, booster: xgb.Booster, directory: Path) -> list[Path]:
@@ -285,15 +215,6 @@ def show(report: dict) -> None:
         )
 
 
-def approval_decision(report: dict, margin: float) -> tuple[str, str]:
-    """Approve only a model whose PR-AUC beats the amount rule by `margin`."""
-    model_pr_auc, rule_pr_auc = report["model"]["pr_auc"], report["rule_baseline"]["pr_auc"]
-    lift = model_pr_auc - rule_pr_auc
-    if lift >= margin:
-        return "Approved", f"PR-AUC {model_pr_auc:.3f} beats the rule's {rule_pr_auc:.3f} by {lift:.3f} >= {margin}"
-    return "PendingManualApproval", f"PR-AUC lift over the rule is {lift:.3f} < {margin}: review it by hand before deploying"
-
-
 def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
     """Create the model package (once per training job) and apply the approval decision."""
     arn = None
@@ -306,21 +227,14 @@ def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_ur
         arn, current = sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription=f"XGBoost fraud model from {model['training_job']}",
-            InferenceSpecification={
-                # The XGBoost image runs our entry point (script mode): see inference/inference.py.
-                "Containers": [{"Image": model["image"], "ModelDataUrl": serving_uri, "Environment": ENVIRONMENT}],
-                "SupportedContentTypes": ["text/csv", "application/json"],  # what inference.py accepts
-                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
-                "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large", "ml.c5.large"],
-                "SupportedTransformInstanceTypes": ["ml.m5.large"],
-            },
+            InferenceSpecification=inference_specification(model["image"], serving_uri),
             ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}},
             ModelApprovalStatus="PendingManualApproval",
             CustomerMetadataProperties={"training_job": model["training_job"], "pr_auc": f"{report['model']['pr_auc']:.4f}"},
             Tags=TAGS,
         )["ModelPackageArn"], "PendingManualApproval"
 
-    status, reason = approval_decision(report, margin)
+    status, reason = evaluation.approval_decision(report, margin)
     if status == "Approved" and current != "Approved":
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription=reason)
     elif status != "Approved" and current == "Approved":
@@ -346,7 +260,7 @@ def main() -> int:
     validation_ids = read_csv_parts(s3, f"{model['features']}/validation-ids/", header=True)
     test_ids = read_csv_parts(s3, f"{model['features']}/test-ids/", header=True)
     k = args.alerts_per_day
-    report = evaluate(booster, validation, test, validation_ids, test_ids, k)
+    report = evaluation.evaluate(booster, validation, test, validation_ids, test_ids, k)
     show(report)
     m, rule = report["model"], report["rule_baseline"]
 

@@ -58,10 +58,12 @@ class AfterStepError(Exception):
 def step_arguments(step: str, size: int) -> list[str]:
     """How the lab size reaches the steps that take one. The alert budget scales with the
     data as a fraud team's does: about 1 % of a day's payments, at most step 04's default 100."""
+    alert_budget = ["--alerts-per-day", str(max(1, min(100, round(size / DAYS / 100))))]
     return {
         "01_stream_transactions": ["--count", str(size)],
-        "04_evaluate_and_register": ["--alerts-per-day", str(max(1, min(100, round(size / DAYS / 100))))],
+        "04_evaluate_and_register": alert_budget,
         "07_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
+        "08_run_pipeline": alert_budget,  # the same gate as step 04's
     }.get(step, [])
 
 
@@ -100,17 +102,17 @@ def destroy_and_audit(run: LabRun) -> str:
     except DestroyError as error:
         raise AfterStepError(f"cdk destroy: {error}") from None
     print(f"✓ destroyed {', '.join(destroyed)}", flush=True)
-    print("\n### 08_teardown --audit-only", flush=True)
-    completed = _run(STEPS_DIR / "08_teardown.py", ["--audit-only"], run)
+    print("\n### 09_teardown --audit-only", flush=True)
+    completed = _run(STEPS_DIR / "09_teardown.py", ["--audit-only"], run)
     if completed.returncode != 0:
         raise AfterStepError(f"audit after destroy: {_reason(completed)}")
-    return f"{len(destroyed)} stacks destroyed; " + run.recorded("08_teardown")["key_figure"]
+    return f"{len(destroyed)} stacks destroyed; " + run.recorded("09_teardown")["key_figure"]
 
 
 # Between some steps a learner runs a command that is not a lab script: (label, command).
 AFTER_STEP = {
     "04_evaluate_and_register": ("cdk deploy (endpoint, monitoring)", deploy_endpoint_stack),
-    "08_teardown": ("cdk destroy + audit", destroy_and_audit),
+    "09_teardown": ("cdk destroy + audit", destroy_and_audit),
 }
 
 

@@ -21,6 +21,7 @@ from localaws.cloudwatch.alarms import AlarmEvaluator
 from localaws.faults import FaultLayer, Faults
 from localaws.runtime.endpoints import EndpointHost
 from localaws.sagemaker.jobs import JobRunner
+from localaws.sagemaker.pipelines import PipelineRunner
 from localaws.sagemaker.protocol import SageMakerLayer
 from localaws.sagemaker.runtime_server import RuntimeServer
 
@@ -53,13 +54,14 @@ class LocalAws:
             lambda region: self.session(region), network_environment=lambda: self.environment(),
             exists=lambda region, name: name in sagemaker_backends[ACCOUNT_ID][region].endpoints,
         )
+        self.pipelines = PipelineRunner(self.session, self.jobs)
         self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
 
     def start(self) -> "LocalAws":
         cloudformation_resources.register()
         moto_fixes.apply()
-        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID), self.faults)
+        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines), self.faults)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)

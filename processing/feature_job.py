@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the container's code
 
 from features import DESCRIPTIONS, FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features  # noqa: E402
 from labels import Labels, keep_known_transactions, read_labels  # noqa: E402
+from training import scale_pos_weight  # noqa: E402
 from validation import Transactions, read_transactions  # noqa: E402
 
 # Where the container's /opt/ml is; the local runner points it at a scratch directory.
@@ -329,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
             },
             "hosts": hosts,
         }
+        train = schema["splits"]["train"]
+        if train["fraud"]:  # the pipeline's training step reads it (JsonGet on this file)
+            schema["training"] = {"scale_pos_weight": f"{scale_pos_weight(train['rows'], train['fraud']):.2f}"}
+        # What the pipeline said the landed data was (its DataVersion parameter), if it ran this job.
+        schema["data_version"] = os.environ.get("FRAUDLAB_DATA_VERSION")
         (args.output / "schema").mkdir(parents=True, exist_ok=True)
         (args.output / "schema" / "feature_schema.json").write_text(json.dumps(schema, indent=2))
 

@@ -23,6 +23,9 @@ class JobAccess:
 JOB_ACCESS = (
     JobAccess("Processing", "FraudLab feature engineering (Processing jobs)", (RAW_PREFIX, LABELS_PREFIX, "code/"), ("features/", "quarantine/")),
     JobAccess("Training", "FraudLab training and tuning jobs (built-in XGBoost)", ("features/", "models/checkpoints/"), ("models/",)),
+    # The pipeline's evaluation step: reads the model and the test set, writes the report and
+    # the serving archive it registers (models/pipeline-<execution id>/, which Serving reads).
+    JobAccess("Evaluation", "FraudLab pipeline evaluation (Processing jobs)", ("code/", "features/", "models/"), ("evaluation/", "models/pipeline-")),
     JobAccess("Serving", "FraudLab endpoint and batch transform (model, data capture, batch in/out)", ("models/", "batch/input/"), ("capture/", "batch/output/")),
     JobAccess("Monitoring", "FraudLab drift baseline and monitor jobs", ("code/", "features/", "capture/", "monitoring/"), ("monitoring/",)),
 )

@@ -15,7 +15,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.images import XGBOOST, image_map
-from stacks.layout import JOB_ACCESS, JobAccess
+from stacks.layout import JOB_ACCESS, LABELS_PREFIX, RAW_PREFIX, JobAccess
+from stacks.pipeline_definition import PipelineResources, pipeline_definition
 from stacks.service_role import service_role
 
 METRICS_NAMESPACE = "FraudLab"
@@ -150,8 +151,99 @@ class MlPlatformStack(Stack):
         CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn, export_name=self.alerts_topic_export)
         CfnOutput(self, "AlertsInboxUrl", value=inbox.queue_url)
         CfnOutput(self, "ModelPackageGroupName", value=props.model_package_group_name)
-        CfnOutput(self, "XgboostImageUri", value=image_map(self, "XgboostImage", *XGBOOST).find_in_map(Aws.REGION, "uri"))
+        image_uri = image_map(self, "XgboostImage", *XGBOOST).find_in_map(Aws.REGION, "uri")
+        CfnOutput(self, "XgboostImageUri", value=image_uri)
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
+
+        # Steps 02-04 as one SageMaker Pipeline (step 08 starts it).
+        pipeline_name = f"{self.stack_name}-training"
+        pipeline_role, pipeline_policy = service_role(
+            self, "PipelineRole", "PipelinePolicy", service="sagemaker.amazonaws.com",
+            description="FraudLab training pipeline: starts its jobs as the job roles, registers the model",
+            statements=_pipeline_statements(props, bucket, key, [self.roles[r] for r in ("Processing", "Training", "Evaluation")]),
+        )
+        Validations.of(pipeline_policy).acknowledge(*_pipeline_acknowledgements(props))
+        definition = pipeline_definition(PipelineResources(
+            bucket=bucket.bucket_name, raw_prefix=RAW_PREFIX, labels_prefix=LABELS_PREFIX, key_arn=key.key_arn,
+            processing_role_arn=self.roles["Processing"].role_arn, training_role_arn=self.roles["Training"].role_arn,
+            evaluation_role_arn=self.roles["Evaluation"].role_arn, image_uri=image_uri, subnet_ids=props.subnet_ids,
+            security_group_id=props.security_group.security_group_id, model_package_group_name=props.model_package_group_name,
+        ))
+        pipeline = sagemaker.CfnPipeline(
+            self, "TrainingPipeline",
+            pipeline_name=pipeline_name,
+            pipeline_display_name=pipeline_name,
+            pipeline_description="FraudLab steps 02-04: features, training, evaluation, registration gate",
+            role_arn=pipeline_role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": self.to_json_string(definition)},
+        )
+        pipeline.node.add_dependency(pipeline_policy)  # executions need the policy from the start
+        self.pipeline_name = pipeline_name
+        self.pipeline_arn_export = f"{self.stack_name}-PipelineArn"
+        CfnOutput(self, "PipelineName", value=pipeline_name)
+        CfnOutput(self, "PipelineArn", value=f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:pipeline/{pipeline_name.lower()}",
+                  export_name=self.pipeline_arn_export)
+
+
+def _pipeline_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.IKey, job_roles: list[iam.Role]) -> list[iam.PolicyStatement]:
+    """What SageMaker Pipelines does as this role: start and follow the pipeline's jobs
+    (named pipelines-<execution id>-...), read the property files its steps declare, register
+    the model in the lab's group, and hand the jobs their own roles."""
+    region, account, partition = Aws.REGION, Aws.ACCOUNT_ID, Aws.PARTITION
+    group = props.model_package_group_name
+    return [
+        iam.PolicyStatement(
+            sid="RunPipelineJobs",
+            actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+                     "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
+            resources=[f"arn:{partition}:sagemaker:{region}:{account}:processing-job/pipelines-*",
+                       f"arn:{partition}:sagemaker:{region}:{account}:training-job/pipelines-*"],
+        ),
+        iam.PolicyStatement(
+            sid="RegisterModel",
+            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+            resources=[f"arn:{partition}:sagemaker:{region}:{account}:model-package-group/{group}",
+                       f"arn:{partition}:sagemaker:{region}:{account}:model-package/{group}/*"],
+        ),
+        iam.PolicyStatement(
+            sid="PassJobRoles",
+            actions=["iam:PassRole"],
+            resources=[role.role_arn for role in job_roles],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        iam.PolicyStatement(
+            sid="ReadPropertyFiles",
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects("features/pipeline-*"), bucket.arn_for_objects("evaluation/pipeline-*")],
+        ),
+        iam.PolicyStatement(sid="DecryptPropertyFiles", actions=["kms:Decrypt"], resources=[key.key_arn]),
+    ]
+
+
+def _pipeline_acknowledgements(props: MlPlatformProps) -> list[Acknowledgment]:
+    group = props.model_package_group_name
+    return [
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:processing-job/pipelines-*]",
+            reason="SageMaker Pipelines names each job pipelines-<execution id>-<step>-<random> at run time; only those jobs.",
+        ),
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/pipelines-*]",
+            reason="SageMaker Pipelines names each job pipelines-<execution id>-<step>-<random> at run time; only those jobs.",
+        ),
+        Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/{group}/*]",
+            reason="Each registration creates a new version (model-package/<group>/<n>); only this lab's group.",
+        ),
+        Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/features/pipeline-*]",
+            reason="The Condition and Training steps read property files under the run's own features/pipeline-<execution id>/ prefix.",
+        ),
+        Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::{props.bucket_arn_export}/evaluation/pipeline-*]",
+            reason="The gate reads evaluation.json under the run's own evaluation/pipeline-<execution id>/ prefix.",
+        ),
+    ]
 
 
 def _acknowledgements(props: MlPlatformProps, access: JobAccess) -> list[Acknowledgment]:

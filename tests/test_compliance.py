@@ -41,6 +41,14 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     "FraudLab-MLPlatform/TrainingPolicy": _execution_role(("features/", "models/checkpoints/"), ("models/",)),
     "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/", "batch/input/"), ("capture/", "batch/output/")),
     "FraudLab-MLPlatform/MonitoringPolicy": _execution_role(("code/", "features/", "capture/", "monitoring/"), ()),
+    "FraudLab-MLPlatform/EvaluationPolicy": _execution_role(("code/", "features/", "models/"), ("evaluation/", "models/pipeline-")),
+    "FraudLab-MLPlatform/PipelinePolicy": {
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:processing-job/pipelines-*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/pipelines-*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/fraudlab-fraud-detector/*]",
+        "AwsSolutions-IAM5[Resource::FraudLab-Data-LabBucketArn/features/pipeline-*]",
+        "AwsSolutions-IAM5[Resource::FraudLab-Data-LabBucketArn/evaluation/pipeline-*]",
+    },
     "FraudLab-MLPlatform/AlertsInbox": {"AwsSolutions-SQS3"},
 }
 

@@ -120,9 +120,13 @@ def test_default_table_names_every_stack_and_the_totals(capsys):
     out = capsys.readouterr().out
 
     for where in ("FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform", "FraudLab-Endpoint",
-                  "FraudLab-Monitoring", "step 02", "step 03", "step 06", "step 07"):
+                  "FraudLab-Monitoring", "step 02", "step 03", "step 06", "step 07", "step 08"):
         assert where in out
     assert "Batch transform job 1 x ml.m5.large" in out  # step 06 scores a day in batch
+    # step 08's pipeline: free itself, its three jobs billed
+    assert "SageMaker Pipeline (no charge of its own" in out
+    for job in ("Processing job 1 x ml.m5.xlarge, ~5 min (features)", "Training job 1 x ml.m5.large", "Processing job 1 x ml.m5.xlarge, ~4 min (evaluation)"):
+        assert f"Pipeline: {job}" in out
     assert "One full lab run: USD" in out and "Forgotten for 48 h after the lab: USD" in out
     assert "retrieved 2026-11-23" in out
 

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from labkit import evaluation, metrics
+from processing import evaluation, metrics
 from labkit.transactions import SCENARIOS, generate
 from localaws.offline_lab import step_arguments
 from localaws.sagemaker import builtin_xgboost
 from processing import feature_job
+from processing.training import HYPERPARAMETERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +112,7 @@ def train(features: Path, model_dir: Path, shuffle_seed: int | None = None) -> x
             frame.to_csv(shuffled / name / "part.csv", header=False, index=False)
             channels[name] = shuffled / name
     train_rows = read(features, "train", header=False)[0]
-    hyperparameters = {**load_step("03_train_model.py").HYPERPARAMETERS, "scale_pos_weight": f"{(train_rows == 0).sum() / train_rows.sum():.2f}"}
+    hyperparameters = {**HYPERPARAMETERS, "scale_pos_weight": f"{(train_rows == 0).sum() / train_rows.sum():.2f}"}
     builtin_xgboost.train(hyperparameters, channels, model_dir, None, lambda line: None)
     booster = xgb.Booster()
     booster.load_model(bytearray((model_dir / "xgboost-model").read_bytes()))
@@ -120,10 +121,9 @@ def train(features: Path, model_dir: Path, shuffle_seed: int | None = None) -> x
 
 @pytest.fixture(scope="module")
 def default_report(default_lab, tmp_path_factory):
-    step = load_step("04_evaluate_and_register.py")
     booster = train(default_lab, tmp_path_factory.mktemp("model"))
     k = int(step_arguments("04_evaluate_and_register", 100_000)[1])
-    return step.evaluate(booster, read(default_lab, "validation", False), read(default_lab, "test", False),
+    return evaluation.evaluate(booster, read(default_lab, "validation", False), read(default_lab, "test", False),
                          read(default_lab, "validation-ids", True), read(default_lab, "test-ids", True), k)
 
 

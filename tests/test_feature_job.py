@@ -248,6 +248,8 @@ def test_a_record_missing_a_field_does_not_taint_the_others():
 # computes: terminal windows end 7 days (the data's label delay) before a payment instead of
 # 14, only payments older than the delay are used, the sets are separated by two gaps, and
 # validation-ids/ and test-ids/ name each row's card and whether it was known compromised.
+# The schema's digest is of the file without the two keys issue 14 appended (the training
+# set's scale_pos_weight and the pipeline's DataVersion), which are checked by value.
 GOLDEN = {
     "features/baseline/baseline-algo-1.csv": "9894e625050df63d",
     "features/schema/feature_schema.json": "be107b51d85951b8",
@@ -284,6 +286,12 @@ def six_digit_digest(path: Path) -> str:
 def test_outputs_are_those_of_the_line_by_line_job_to_six_digits(tmp_path):
     result = run_job(FIXTURE, tmp_path, None, "--as-of", "2026-11-10T00:00:00")
     assert result.returncode == 0, result.stderr
+    schema_path = tmp_path / "features/schema/feature_schema.json"
+    schema = json.loads(schema_path.read_text())
+    train = schema["splits"]["train"]
+    assert schema.pop("training") == {"scale_pos_weight": f"{(train['rows'] - train['fraud']) / train['fraud']:.2f}"}
+    assert schema.pop("data_version") is None  # not run by the pipeline
+    schema_path.write_text(json.dumps(schema, indent=2))
     written = {str(p.relative_to(tmp_path)): six_digit_digest(p) for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert written == GOLDEN
 

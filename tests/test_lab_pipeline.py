@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit import drift
+from processing import evaluation
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudwatch.alarms import evaluate
 from localaws.server import ACCOUNT_ID
@@ -215,10 +216,9 @@ def test_data_capture_lands_in_sagemaker_format_and_layout(pipeline, outputs):
 
 
 def test_approval_decision_both_ways():
-    step = load_step("04_evaluate_and_register.py")
     report = {"model": {"pr_auc": 0.62}, "rule_baseline": {"pr_auc": 0.30}}
-    assert step.approval_decision(report, margin=0.1)[0] == "Approved"
-    status, reason = step.approval_decision(report, margin=0.5)
+    assert evaluation.approval_decision(report, margin=0.1)[0] == "Approved"
+    status, reason = evaluation.approval_decision(report, margin=0.5)
     assert status == "PendingManualApproval" and "0.320 < 0.5" in reason
 
 
@@ -417,3 +417,35 @@ def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
     # The endpoint's log group went with its stack (SageMaker's own would have stayed).
     groups = server.session().client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/sagemaker/Endpoints/{name}")["logGroups"]
     assert groups == []
+
+
+def test_the_pipeline_retrains_through_the_gate_then_reruns_from_its_cache(pipeline):
+    """Step 08 both ways on the lab's data: the gate passes and the model is registered for
+    review; rerun with a margin no model meets, the three jobs come from the cache and the
+    Fail step says why, and nothing more is registered."""
+    server, env, cwd, _ = pipeline
+    sagemaker = server.session().client("sagemaker")
+    group = outputs_of(server)["ModelPackageGroupName"]
+    first = run_step("08_run_pipeline.py", env, cwd=cwd)
+    assert first.returncode == 0, first.stdout + first.stderr
+    figures = results_of(cwd, "08_run_pipeline")
+    assert figures["execution_status"] == "Succeeded" and figures["cached_steps"] == []
+    assert [(s["step"], s["status"]) for s in figures["steps"]] == [
+        ("Features", "Succeeded"), ("Train", "Succeeded"), ("Evaluate", "Succeeded"), ("Gate", "Succeeded"), ("Register", "Succeeded")]
+    # The evaluation step runs step 04's evaluation code on the same data: the same figure.
+    assert abs(figures["gate"]["pr_auc"] - results_of(cwd, "04_evaluate_and_register")["test_pr_auc"]) < 1e-6
+    package = sagemaker.describe_model_package(ModelPackageName=figures["model_package_arn"])
+    assert package["ModelApprovalStatus"] == figures["approval"] == "PendingManualApproval"
+    assert "/models/pipeline-" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert "/evaluation/pipeline-" in package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert "ran / decided" in first.stdout and "outcome True" in first.stdout and "update-model-package" in first.stdout
+    registered = len(sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
+
+    refused = run_step("08_run_pipeline.py", env, "--margin", "0.9", cwd=cwd)
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    figures = results_of(cwd, "08_run_pipeline")
+    assert figures["execution_status"] == "Failed" and figures["cached_steps"] == ["Features", "Train", "Evaluate"]
+    gate_failed = next(s for s in figures["steps"] if s["step"] == "GateFailed")
+    assert gate_failed["status"] == "Failed" and "below the margin 0.9" in gate_failed["detail"]
+    assert figures["model_package_arn"] == "" and "the gate refused the model" in refused.stdout
+    assert len(sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) == registered

@@ -185,10 +185,13 @@ def object_prefixes(policy: dict, action: str) -> set[str]:
 def test_each_kind_of_job_has_its_own_role_reaching_only_its_own_prefixes(templates):
     """Regression: one role served every job, so the endpoint could read raw payments and labels."""
     policies = role_policies(templates["MLPlatform"])
+    pipeline = policies.pop("Pipeline")  # not a job's role: it starts the jobs (test_pipeline_definition.py)
+    assert (object_prefixes(pipeline, "s3:GetObject"), object_prefixes(pipeline, "s3:PutObject")) == ({"features/pipeline-", "evaluation/pipeline-"}, set())
     reach = {role: (object_prefixes(p, "s3:GetObject"), object_prefixes(p, "s3:PutObject")) for role, p in policies.items()}
     assert reach == {
         "Processing": ({RAW_PREFIX, "labels/", "code/"}, {"features/", "quarantine/"}),
         "Training": ({"features/", "models/checkpoints/"}, {"models/"}),
+        "Evaluation": ({"code/", "features/", "models/"}, {"evaluation/", "models/pipeline-"}),
         "Serving": ({"models/", "batch/input/"}, {"capture/", "batch/output/"}),
         "Monitoring": ({"code/", "features/", "capture/", "monitoring/"}, {"monitoring/"}),
     }
@@ -206,7 +209,7 @@ def test_each_kind_of_job_has_its_own_role_reaching_only_its_own_prefixes(templa
 
 def test_execution_roles_are_assumable_only_by_sagemaker_in_this_account(templates):
     roles = resources(templates["MLPlatform"], "AWS::IAM::Role")
-    assert len(roles) == 4
+    assert len(roles) == 6  # processing, training, evaluation, serving, monitoring, and the pipeline's
     for role in roles.values():
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
@@ -218,7 +221,8 @@ def test_model_package_group_and_discoverable_outputs(templates):
     expected = {
         "Network": {"VpcId", "SubnetIds", "SecurityGroupId"},
         "Data": {"LabBucketName", "LabBucketArn", "KeyArn", "DeliveryStreamName", "RawPrefix"},
-        "MLPlatform": {"ProcessingRoleArn", "TrainingRoleArn", "ServingRoleArn", "MonitoringRoleArn", "ModelPackageGroupName", "ModelPackageGroupArn"},
+        "MLPlatform": {"ProcessingRoleArn", "TrainingRoleArn", "EvaluationRoleArn", "ServingRoleArn", "MonitoringRoleArn", "ModelPackageGroupName",
+                       "ModelPackageGroupArn", "PipelineName", "PipelineArn"},
     }
     for stack, keys in expected.items():
         assert keys <= set(templates[stack]["Outputs"]), stack

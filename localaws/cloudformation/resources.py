@@ -26,6 +26,7 @@ from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 from localaws.sagemaker.monitoring import STORE
+from localaws.sagemaker.pipelines import validate
 
 
 class _LocalModel(CloudFormationModel):
@@ -194,6 +195,42 @@ class ModelPackageGroup(_LocalModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         sagemaker_backends[account_id][region_name].delete_model_package_group(self.name)  # see moto_fixes
+
+
+class Pipeline(_LocalModel):
+    """AWS::SageMaker::Pipeline, created in moto's SageMaker backend after the definition
+    passes the checks CreatePipeline applies (sagemaker/pipelines.py); Ref is the name."""
+
+    ATTRIBUTES = ("PipelineName",)
+
+    def __init__(self, name: str) -> None:
+        self.physical_resource_id = self.PipelineName = name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "PipelineName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::Pipeline"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        p = cloudformation_json["Properties"]
+        body = p["PipelineDefinition"].get("PipelineDefinitionBody")
+        if body is None:
+            raise ValueError("the local AWS takes PipelineDefinitionBody (not an S3 location) for AWS::SageMaker::Pipeline")
+        validate(body)  # DefinitionError fails the resource, as CloudFormation would
+        name = p.get("PipelineName", resource_name)
+        sagemaker_backends[account_id][region_name].create_pipeline(
+            pipeline_name=name, pipeline_display_name=p.get("PipelineDisplayName", name), pipeline_definition=body,
+            pipeline_definition_s3_location=None, pipeline_description=p.get("PipelineDescription", ""), role_arn=p["RoleArn"],
+            tags=p.get("Tags", []), parallelism_configuration=p.get("ParallelismConfiguration"),
+        )
+        return cls(name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        sagemaker_backends[account_id][region_name].delete_pipeline(self.physical_resource_id)
 
 
 class Alarm(_LocalModel):

@@ -6,7 +6,10 @@ SageMaker speaks JSON with `X-Amz-Target: SageMaker.<Operation>`:
 - CreateHyperParameterTuningJob: the runner trains the child jobs (moto invents a
   "FakeTrainingJobName" as the best one);
 - Describe* of those: moto's reply, with the true status, failure reason, end time,
-  final metrics and (tuning) best training job from the runner.
+  final metrics and (tuning) best training job from the runner;
+- Create/UpdatePipeline: the definition checked as SageMaker checks it; StartPipeline-
+  Execution: moto records it, the pipeline runner (pipelines.py) runs it; Describe/List
+  PipelineExecution(s) with the true status; ListPipelineExecutionSteps (moto has none).
 """
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ from typing import Any, Callable, Iterable
 
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
+from moto.sagemaker.models import sagemaker_backends
+
 from localaws.sagemaker.jobs import JobNotRunning, JobRunner, JobState
+from localaws.sagemaker.pipelines import DefinitionError, PipelineRunner, parameter_values, validate
 from localaws.wsgi import call, json_reply
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
@@ -54,9 +60,13 @@ DESCRIBE = {
 }
 
 
+PIPELINE_OPERATIONS = ("CreatePipeline", "UpdatePipeline", "StartPipelineExecution", "DescribePipelineExecution",
+                       "ListPipelineExecutions", "ListPipelineExecutionSteps")
+
+
 class SageMakerLayer:
-    def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str) -> None:
-        self.app, self.runner, self.endpoints, self.account_id = app, runner, endpoints, account_id
+    def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str, pipelines: PipelineRunner) -> None:
+        self.app, self.runner, self.endpoints, self.account_id, self.pipelines = app, runner, endpoints, account_id, pipelines
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         invoked = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
@@ -71,6 +81,8 @@ class SageMakerLayer:
             return self._describe_endpoint(environ, start_response)
         if operation in STORE.OPERATIONS:
             return self._monitoring(environ, start_response, operation)
+        if operation in PIPELINE_OPERATIONS:
+            return self._pipeline(environ, start_response, operation)
         if operation == "ListTags" and STORE.owns(json.loads(self._body(environ) or b"{}").get("ResourceArn", "")):
             return self._monitoring(environ, start_response, operation)
         if operation in STOP:
@@ -157,6 +169,52 @@ class SageMakerLayer:
         except MonitoringApiError as error:
             return _error(start_response, error.status, error.code, {"__type": error.code, "message": str(error)})
         return json_reply(start_response, reply)
+
+    def _pipeline(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
+        request = json.loads(self._body(environ) or b"{}")
+        try:
+            if operation in ("CreatePipeline", "UpdatePipeline") and "PipelineDefinition" in request:
+                validate(request["PipelineDefinition"])
+            if operation == "StartPipelineExecution":
+                name = request.get("PipelineName", "").rsplit("pipeline/", 1)[-1]
+                pipeline = sagemaker_backends[self.account_id][_region(environ)].pipelines.get(name)
+                if pipeline is not None:  # moto answers the unknown name
+                    definition = validate(pipeline.pipeline_definition)
+                    parameter_values(definition, request.get("PipelineParameters", []))
+        except DefinitionError as error:
+            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
+        if operation == "ListPipelineExecutionSteps":
+            if request.get("PipelineExecutionArn") not in self.pipelines.executions:
+                return _error(start_response, 400, "ResourceNotFound", {"__type": "ResourceNotFound", "message": f"Pipeline execution {request.get('PipelineExecutionArn')} does not exist"})
+            return json_reply(start_response, {"PipelineExecutionSteps": self.pipelines.steps(request["PipelineExecutionArn"], request.get("SortOrder") != "Ascending")})
+        status, headers, reply = self._forward(environ)
+        if status.startswith("200") and operation == "StartPipelineExecution":
+            arn = json.loads(reply)["PipelineExecutionArn"]
+            self.pipelines.start(arn, pipeline.pipeline_name, pipeline.arn, definition, request.get("PipelineParameters", []))
+        elif status.startswith("200") and operation == "DescribePipelineExecution":
+            described = json.loads(reply)
+            self._patch_execution(described, described["PipelineExecutionArn"], "FailureReason")
+            reply = json.dumps(described).encode()
+        elif status.startswith("200") and operation == "ListPipelineExecutions":
+            listed = json.loads(reply)
+            for summary in listed.get("PipelineExecutionSummaries", []):
+                self._patch_execution(summary, summary["PipelineExecutionArn"], "PipelineExecutionFailureReason")
+            reply = json.dumps(listed).encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
+        start_response(status, headers)
+        return [reply]
+
+    def _patch_execution(self, described: dict[str, Any], arn: str, reason_key: str) -> None:
+        """moto says Succeeded at once; the runner knows the execution's true status."""
+        execution = self.pipelines.executions.get(arn)
+        if execution is None:
+            return
+        described["PipelineExecutionStatus"] = execution.status
+        if execution.failure_reason:
+            described[reason_key] = execution.failure_reason
+        else:
+            described.pop(reason_key, None)
+        described["LastModifiedTime"] = (execution.ended or execution.started).timestamp()
 
     def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""

@@ -7,6 +7,10 @@ chapter 4). Cards already known to be compromised before a day (a chargeback arr
 are blocked by then: a fraud team would not score them, so they are removed from that
 day. Every figure comes with a bootstrap interval over days, since days, not payments,
 are the independent units (a compromised terminal or card spans many payments).
+
+One module for step 04 (which evaluates on your machine) and the pipeline's evaluation
+Processing job (evaluation_job.py, in the XGBoost image), so the gate judges a model by
+the same figures either way.
 """
 from __future__ import annotations
 
@@ -14,8 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
-from labkit import metrics
+if __package__:  # imported from the kit: processing.evaluation
+    from processing import metrics
+    from processing.features import FEATURE_COLUMNS
+    from processing.model_artifact import booster_bytes
+else:  # the Processing container's code dir is flat
+    import metrics
+    from features import FEATURE_COLUMNS
+    from model_artifact import booster_bytes
 
 BOOTSTRAP_SAMPLES = 300
 INTERVAL = (2.5, 97.5)  # a 95 % percentile interval
@@ -138,3 +150,101 @@ def recall_by_scenario(scored: ScoredDays, threshold: float) -> dict[str, dict[s
         mine = fraud & (scored.scenario == name)
         result[str(name)] = {"caught": int((scored.score[mine] >= threshold).sum()), "fraud": int(mine.sum())}
     return result
+
+
+def load_booster(training_artifact: bytes, threads: int) -> xgb.Booster:
+    """The trained booster from model.tar.gz, loaded as the serving container loads it,
+    predicting on `threads` threads (the cores this process has to itself)."""
+    booster = xgb.Booster()
+    booster.load_model(bytearray(booster_bytes(training_artifact)))
+    booster.set_param("nthread", threads)
+    return booster
+
+
+def best_iterations(booster: xgb.Booster) -> tuple[int, int]:
+    """The iteration_range up to early stopping's best round (all rounds without one)."""
+    best = booster.attr("best_iteration")
+    return (0, int(best) + 1) if best is not None else (0, 0)
+
+
+def evaluate(booster: xgb.Booster, validation: pd.DataFrame, test: pd.DataFrame, validation_ids: pd.DataFrame, test_ids: pd.DataFrame, k: int) -> dict:
+    """The model and two baselines on the test period, the alert threshold chosen on
+    validation to send about k cards a day. `validation`/`test` are the feature job's sets
+    (label first, no header), `*_ids` its id tables in the same row order."""
+    rounds = best_iterations(booster)
+    score_val = booster.predict(xgb.DMatrix(validation.iloc[:, 1:].to_numpy()), iteration_range=rounds)
+    score_test = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()), iteration_range=rounds)
+    # The rule a fraud analyst would write first: large amounts are suspicious.
+    amount = {name: np.expm1(frame[1 + FEATURE_COLUMNS.index("log_amount")].to_numpy()) for name, frame in (("validation", validation), ("test", test))}
+
+    def scored_pair(val_score: np.ndarray, test_score: np.ndarray) -> tuple[ScoredDays, float]:
+        tst = ScoredDays.from_ids(test_ids, test_score)
+        return tst, budget_threshold(ScoredDays.from_ids(validation_ids, val_score), k)
+
+    tst, threshold = scored_pair(score_val, score_test)
+    rule_tst, rule_threshold = scored_pair(amount["validation"], amount["test"])
+    model = {
+        **headline(tst, k, threshold),
+        **metrics.at_threshold(tst.y, tst.score, threshold),
+        "alerts_per_day": alerts_per_day(tst, threshold),
+        "interval": intervals(tst, k, threshold),
+    }
+    rule = {
+        "description": f"fraud if amount >= {rule_threshold:.2f}",
+        **headline(rule_tst, k, rule_threshold),
+        **metrics.at_threshold(rule_tst.y, rule_tst.score, rule_threshold),
+        "interval": intervals(rule_tst, k, rule_threshold),
+    }
+    majority = {"description": "never fraud", "pr_auc": float(tst.y.mean()), **metrics.at_threshold(tst.y, np.zeros_like(tst.score), 1.0)}
+    blocked = test_ids["card_known_compromised"].astype(bool)
+    days = tst.days()
+    return {
+        "test_rows": int(len(tst.y)),
+        "test_fraud": int(tst.y.sum()),
+        "test_days": len(days),
+        "cards_per_day": float(len(card_days(tst)) / max(len(days), 1)),
+        "removed_known_compromised": {"rows": int(blocked.sum()), "fraud": int(test_ids["is_fraud"][blocked].sum())},
+        "alerts_per_day_budget": k,
+        "best_iteration": rounds[1] - 1 if rounds[1] else None,
+        "model": model,
+        "rule_baseline": rule,
+        "majority_baseline": majority,
+        "recall_by_scenario": recall_by_scenario(tst, threshold),
+        "curves": {"y": tst.y, "score": tst.score},
+    }
+
+
+def quality_report(report: dict) -> dict:
+    """evaluation.json: the shape SageMaker's model registry and Studio render (Model Monitor
+    model quality), the kit's own figures, and the registration gate's inputs (`gate`: the
+    pipeline's Condition step reads pr_auc_lift with JsonGet)."""
+    m = report["model"]
+    c = m["confusion_matrix"]
+    return {
+        "binary_classification_metrics": {
+            "confusion_matrix": {"0": {"0": c["tn"], "1": c["fp"]}, "1": {"0": c["fn"], "1": c["tp"]}},
+            "recall": {"value": m["recall"], "standard_deviation": "NaN"},
+            "precision": {"value": m["precision"], "standard_deviation": "NaN"},
+            "accuracy": {"value": m["accuracy"], "standard_deviation": "NaN"},
+            "f1": {"value": m["f1"], "standard_deviation": "NaN"},
+            "auc": {"value": m["roc_auc"], "standard_deviation": "NaN"},
+            "pr_auc": {"value": m["pr_auc"], "standard_deviation": "NaN"},
+        },
+        "gate": gate(report),
+        "fraudlab": {k: v for k, v in report.items() if k != "curves"},
+    }
+
+
+def gate(report: dict) -> dict[str, float]:
+    """What the registration gate compares: the model's PR-AUC lift over the amount rule."""
+    model_pr_auc, rule_pr_auc = report["model"]["pr_auc"], report["rule_baseline"]["pr_auc"]
+    return {"pr_auc": model_pr_auc, "rule_pr_auc": rule_pr_auc, "pr_auc_lift": model_pr_auc - rule_pr_auc}
+
+
+def approval_decision(report: dict, margin: float) -> tuple[str, str]:
+    """Approve only a model whose PR-AUC beats the amount rule by `margin` (step 04; the
+    pipeline's Condition step applies the same test to gate.pr_auc_lift)."""
+    figures = gate(report)
+    if figures["pr_auc_lift"] >= margin:
+        return "Approved", f"PR-AUC {figures['pr_auc']:.3f} beats the rule's {figures['rule_pr_auc']:.3f} by {figures['pr_auc_lift']:.3f} >= {margin}"
+    return "PendingManualApproval", f"PR-AUC lift over the rule is {figures['pr_auc_lift']:.3f} < {margin}: review it by hand before deploying"

@@ -1,0 +1,441 @@
+"""SageMaker Pipelines, executed: moto records pipelines and executions and calls every
+execution Succeeded at once; here each execution runs its definition.
+
+What runs, as SageMaker documents it (developer guide, "Pipelines": steps, properties,
+conditions, caching):
+- parameters: the definition's defaults, overridden by StartPipelineExecution's;
+- values: `Get` of Parameters.*, Execution.* variables and Steps.<name>.<property path>
+  (the step's Describe* reply: ProcessingOutputConfig.Outputs['features'].S3Output.S3Uri,
+  ModelArtifacts.S3ModelArtifacts ...), `Std:Join`, and `Std:JsonGet` on a step's
+  property file (read from the step's output in S3 when a later step needs it);
+- order: DependsOn and every step a step's arguments refer to; one step at a time (the
+  definitions here are chains; SageMaker would run independent steps side by side);
+- Processing and Training steps create their job through the local AWS, so the job
+  runners run them exactly as a numbered step's job; RegisterModel calls
+  CreateModelPackage; Condition evaluates its conditions and runs IfSteps or ElseSteps;
+  Fail ends the execution Failed with its ErrorMessage;
+- caching (CacheConfig): a step reuses a Succeeded run of the same pipeline's same step
+  whose cache key (SageMaker's "default cache key attributes") matches, within ExpireAfter;
+- ListPipelineExecutionSteps: each step's status, times, failure reason, metadata (job
+  ARN, condition outcome, package ARN, error message) and cache hit.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import boto3
+
+from localaws.sagemaker.jobs import JobRunner
+
+VERSION = "2020-12-01"
+STEP_TYPES = ("Processing", "Training", "RegisterModel", "Condition", "Fail")
+EXECUTION_VARIABLES = ("PipelineExecutionId", "PipelineExecutionArn", "PipelineName", "PipelineArn", "StartDateTime", "CurrentDateTime")
+# What a step's cache key is made of (SageMaker developer guide, "Default cache key attributes by pipeline step type").
+CACHE_KEYS = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": ("AlgorithmSpecification", "CheckpointConfig", "DebugHookConfig", "DebugRuleConfigurations", "Environment", "HyperParameters", "InputDataConfig"),
+}
+STEP_FAILURE = "Step failure: One or multiple steps failed."
+PATH_TOKEN = re.compile(r"\.?([A-Za-z0-9_]+)|\[(\d+)\]|\['([^']*)'\]")
+DURATION = re.compile(r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE)
+
+
+class DefinitionError(Exception):
+    """The definition is not one SageMaker would accept (CreatePipeline's ValidationException)."""
+
+
+class StepFailed(Exception):
+    """The step failed; str() is its FailureReason."""
+
+
+def validate(definition_text: str) -> dict:
+    """The parsed definition, or DefinitionError saying what SageMaker would refuse."""
+    try:
+        definition = json.loads(definition_text)
+    except json.JSONDecodeError as error:
+        raise DefinitionError(f"the pipeline definition is not JSON: {error}") from None
+    if definition.get("Version") != VERSION:
+        raise DefinitionError(f"unsupported pipeline definition Version {definition.get('Version')!r} (expected {VERSION})")
+    parameters = {p["Name"] for p in definition.get("Parameters", [])}
+    steps = {step["Name"]: step for step in all_steps(definition.get("Steps", []))}
+    if len(steps) != len(list(all_steps(definition.get("Steps", [])))):
+        raise DefinitionError("step names must be unique within a pipeline")
+    for name, step in steps.items():
+        if step.get("Type") not in STEP_TYPES:
+            raise DefinitionError(f"step {name}: type {step.get('Type')!r} is not run by the local AWS (it runs {', '.join(STEP_TYPES)})")
+        for other in step.get("DependsOn", []):
+            if other not in steps:
+                raise DefinitionError(f"step {name} depends on undefined step {other}")
+        for reference in references(step.get("Arguments", {})):
+            root, _, rest = reference.partition(".")
+            if root == "Parameters" and rest not in parameters:
+                raise DefinitionError(f"step {name} refers to undefined parameter {rest}")
+            if root == "Execution" and rest not in EXECUTION_VARIABLES:
+                raise DefinitionError(f"step {name} refers to unknown execution variable {rest}")
+            if root == "Steps":
+                target, _, path = rest.partition(".")
+                if target not in steps:
+                    raise DefinitionError(f"step {name} refers to undefined step {target}")
+                if path.startswith("PropertyFiles."):
+                    declared = {f["PropertyFileName"] for f in steps[target].get("PropertyFiles", [])}
+                    if path.removeprefix("PropertyFiles.") not in declared:
+                        raise DefinitionError(f"step {name} refers to property file {path} that step {target} does not declare")
+            elif root not in ("Parameters", "Execution"):
+                raise DefinitionError(f"step {name}: cannot resolve Get {reference!r}")
+    return definition
+
+
+def all_steps(steps: list[dict]):
+    """Every step, the ones inside a Condition's branches included."""
+    for step in steps:
+        yield step
+        if step.get("Type") == "Condition":
+            yield from all_steps(step.get("Arguments", {}).get("IfSteps", []))
+            yield from all_steps(step.get("Arguments", {}).get("ElseSteps", []))
+
+
+def references(value: Any) -> list[str]:
+    """Every `Get` path in a value."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"}:
+            return [value["Get"]]
+        return [ref for item in value.values() for ref in references(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in references(item)]
+    return []
+
+
+def walk(document: Any, path: str) -> Any:
+    """A property path (`ProcessingOutputConfig.Outputs['features'].S3Output.S3Uri`,
+    `gate.pr_auc_lift`, `a[0].b`) in a Describe* reply or a property file. A list indexed
+    by a name finds the item whose *Name field has it (Outputs['features'])."""
+    position, value = 0, document
+    while position < len(path):
+        token = PATH_TOKEN.match(path, position)
+        if token is None:
+            raise KeyError(f"cannot parse {path!r} at {path[position:]!r}")
+        position = token.end()
+        key, index, name = token.groups()
+        if key is not None and isinstance(value, dict) and key in value:
+            value = value[key]
+        elif index is not None and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        elif name is not None and isinstance(value, list):
+            value = next((item for item in value if any(k.endswith("Name") and v == name for k, v in item.items())), None)
+            if value is None:
+                raise KeyError(f"{path}: no item named {name!r}")
+        else:
+            raise KeyError(f"{path}: nothing at {token.group(0).lstrip('.')!r}")
+    return value
+
+
+def duration(text: str) -> timedelta:
+    """An ISO 8601 duration as CacheConfig.ExpireAfter takes it ("PT1H", "P30D", "30d")."""
+    match = DURATION.match(text or "")
+    if not match or not any(match.groups()):
+        raise DefinitionError(f"CacheConfig ExpireAfter {text!r} is not an ISO 8601 duration")
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=365 * years + 30 * months + 7 * weeks + days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+@dataclass
+class StepRun:
+    name: str
+    type: str
+    display_name: str | None = None
+    description: str | None = None
+    status: str = "Executing"
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    ended: datetime | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    cache_key: str | None = None
+    cache_source: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """One PipelineExecutionStep of ListPipelineExecutionSteps."""
+        summary = {"StepName": self.name, "StartTime": self.started.timestamp(), "StepStatus": self.status,
+                   "AttemptCount": 1, "Metadata": self.metadata}
+        summary.update({k: v for k, v in (("StepDisplayName", self.display_name), ("StepDescription", self.description),
+                                          ("FailureReason", self.failure_reason)) if v})
+        if self.ended:
+            summary["EndTime"] = self.ended.timestamp()
+        if self.cache_source:
+            summary["CacheHitResult"] = {"SourcePipelineExecutionArn": self.cache_source}
+        return summary
+
+
+@dataclass
+class Execution:
+    arn: str
+    pipeline_name: str
+    pipeline_arn: str
+    definition: dict
+    parameters: dict[str, Any]
+    status: str = "Executing"
+    failure_reason: str | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    ended: datetime | None = None
+    steps: dict[str, StepRun] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1]
+
+
+class PipelineRunner:
+    """Runs pipeline executions in background threads against the local AWS."""
+
+    def __init__(self, session_factory: Callable[[], boto3.Session], jobs: JobRunner) -> None:
+        self._session_factory, self._jobs = session_factory, jobs
+        self.executions: dict[str, Execution] = {}
+        self._lock = threading.Lock()
+
+    def start(self, arn: str, pipeline_name: str, pipeline_arn: str, definition: dict, given: list[dict[str, str]]) -> Execution:
+        execution = Execution(arn, pipeline_name, pipeline_arn, definition, parameter_values(definition, given))
+        with self._lock:
+            self.executions[arn] = execution
+        threading.Thread(target=self._run, args=(execution,), name=f"pipeline-{execution.id}", daemon=True).start()
+        return execution
+
+    def wait(self, arn: str, timeout: float = 600) -> Execution:
+        execution = self.executions[arn]
+        execution.done.wait(timeout)
+        return execution
+
+    def steps(self, arn: str, descending: bool = True) -> list[dict[str, Any]]:
+        runs = sorted(self.executions[arn].steps.values(), key=lambda run: run.started, reverse=descending)
+        return [run.summary() for run in runs]
+
+    # --- running ----------------------------------------------------------------------
+
+    def _run(self, execution: Execution) -> None:
+        try:
+            self._run_steps(execution, execution.definition.get("Steps", []))
+            failed = [run for run in execution.steps.values() if run.status == "Failed"]
+            execution.status, execution.failure_reason = ("Failed", STEP_FAILURE) if failed else ("Succeeded", None)
+        except Exception as error:  # noqa: BLE001 - a crash must end the execution, not hang it
+            traceback.print_exc()
+            execution.status, execution.failure_reason = "Failed", f"InternalServerError: local pipeline runner: {error}"
+        finally:
+            execution.ended = datetime.now(timezone.utc)
+            execution.done.set()
+
+    def _run_steps(self, execution: Execution, steps: list[dict]) -> bool:
+        """Run `steps` in dependency order; False as soon as one fails (the rest never start)."""
+        for step in in_dependency_order(steps):
+            if not self._run_step(execution, step):
+                return False
+        return True
+
+    def _run_step(self, execution: Execution, step: dict) -> bool:
+        run = execution.steps[step["Name"]] = StepRun(step["Name"], step["Type"], step.get("DisplayName"), step.get("Description"))
+        try:
+            branch = None
+            if step["Type"] == "Condition":
+                outcome = all(self._condition(execution, c) for c in step["Arguments"].get("Conditions", []))
+                run.metadata = {"Condition": {"Outcome": "True" if outcome else "False"}}
+                branch = step["Arguments"].get("IfSteps" if outcome else "ElseSteps", [])
+            elif step["Type"] == "Fail":
+                message = str(self._resolve(execution, step["Arguments"].get("ErrorMessage", "")))
+                run.metadata = {"Fail": {"ErrorMessage": message}}
+                raise StepFailed(message)
+            else:
+                self._run_work(execution, step, run)
+            run.status = "Succeeded"
+        except StepFailed as error:
+            run.status, run.failure_reason = "Failed", str(error)[:1024]
+        except Exception as error:  # noqa: BLE001 - a crash fails the step, with the reason shown
+            traceback.print_exc()
+            run.status, run.failure_reason = "Failed", f"InternalServerError: local pipeline runner: {error}"[:1024]
+        finally:
+            run.ended = datetime.now(timezone.utc)
+        if run.status != "Succeeded":
+            return False
+        return self._run_steps(execution, branch) if branch else True
+
+    def _run_work(self, execution: Execution, step: dict, run: StepRun) -> None:
+        """A Processing, Training or RegisterModel step: its request, sent to the local AWS."""
+        arguments = self._resolve(execution, step["Arguments"])
+        cache = step.get("CacheConfig", {})
+        if cache.get("Enabled") and step["Type"] in CACHE_KEYS:
+            run.cache_key = json.dumps({k: arguments.get(k) for k in CACHE_KEYS[step["Type"]]}, sort_keys=True)
+            hit = self._cached(execution, step["Name"], run.cache_key, duration(cache.get("ExpireAfter", "")))
+            if hit is not None:
+                source, earlier = hit
+                run.metadata, run.properties, run.cache_source = earlier.metadata, earlier.properties, source
+                return
+        sagemaker = self._session_factory().client("sagemaker")
+        if step["Type"] == "RegisterModel":
+            arguments.setdefault("ModelPackageDescription", f"registered by pipeline {execution.pipeline_name}")
+            try:
+                arn = sagemaker.create_model_package(**arguments)["ModelPackageArn"]
+            except sagemaker.exceptions.ClientError as error:
+                raise StepFailed(f"ClientError: {error}") from None
+            run.metadata = {"RegisterModel": {"Arn": arn}}
+            run.properties = sagemaker.describe_model_package(ModelPackageName=arn)
+            return
+        kind, create, describe, name_key, status_key = {
+            "Processing": ("ProcessingJob", sagemaker.create_processing_job, sagemaker.describe_processing_job, "ProcessingJobName", "ProcessingJobStatus"),
+            "Training": ("TrainingJob", sagemaker.create_training_job, sagemaker.describe_training_job, "TrainingJobName", "TrainingJobStatus"),
+        }[step["Type"]]
+        name = job_name(execution.id, step["Name"])
+        try:
+            reply = create(**{name_key: name, **arguments})
+        except sagemaker.exceptions.ClientError as error:
+            raise StepFailed(f"ClientError: {error}") from None
+        run.metadata = {kind: {"Arn": reply[f"{kind}Arn"]}}
+        self._jobs.wait(name, timeout=24 * 3600)
+        run.properties = described = describe(**{name_key: name})
+        if described[status_key] != "Completed":
+            raise StepFailed(described.get("FailureReason") or f"{kind} {name} {described[status_key]}")
+
+    def _cached(self, execution: Execution, step: str, key: str, expire_after: timedelta) -> tuple[str, StepRun] | None:
+        """The latest Succeeded run of this pipeline's `step` with this cache key, not expired."""
+        oldest = datetime.now(timezone.utc) - expire_after
+        with self._lock:
+            earlier = [e for e in self.executions.values() if e.pipeline_arn == execution.pipeline_arn and e is not execution]
+        candidates = [
+            (e.arn, run) for e in earlier for run in [e.steps.get(step)]
+            if run is not None and run.status == "Succeeded" and run.cache_key == key and run.ended and run.ended >= oldest
+        ]
+        return max(candidates, key=lambda c: c[1].ended, default=None)
+
+    # --- values -----------------------------------------------------------------------
+
+    def _resolve(self, execution: Execution, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._resolve(execution, item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Get"}:
+            return self._get(execution, value["Get"])
+        if set(value) == {"Std:Join"}:
+            join = value["Std:Join"]
+            return join.get("On", "").join(text(self._resolve(execution, item)) for item in join["Values"])
+        if set(value) == {"Std:JsonGet"}:
+            return self._json_get(execution, value["Std:JsonGet"])
+        return {key: self._resolve(execution, item) for key, item in value.items()}
+
+    def _get(self, execution: Execution, path: str) -> Any:
+        root, _, rest = path.partition(".")
+        if root == "Parameters":
+            return execution.parameters[rest]
+        if root == "Execution":
+            return {
+                "PipelineExecutionId": execution.id, "PipelineExecutionArn": execution.arn, "PipelineName": execution.pipeline_name,
+                "PipelineArn": execution.pipeline_arn, "StartDateTime": execution.started.isoformat(),
+                "CurrentDateTime": datetime.now(timezone.utc).isoformat(),
+            }[rest]
+        step, _, property_path = rest.partition(".")
+        run = execution.steps.get(step)
+        if run is None or run.status != "Succeeded":
+            raise StepFailed(f"Get {path}: step {step} has not succeeded in this execution")
+        try:
+            return walk(run.properties, property_path)
+        except KeyError as error:
+            raise StepFailed(f"Get {path}: {error.args[0]}") from None
+
+    def _json_get(self, execution: Execution, spec: dict) -> Any:
+        """A value from a step's property file: the file is read from the step's output."""
+        reference = spec["PropertyFile"]["Get"] if isinstance(spec["PropertyFile"], dict) else spec["PropertyFile"]
+        step_name, property_file = reference.removeprefix("Steps.").split(".PropertyFiles.")
+        step = next(s for s in all_steps(execution.definition["Steps"]) if s["Name"] == step_name)
+        declared = next(f for f in step["PropertyFiles"] if f["PropertyFileName"] == property_file)
+        output_uri = self._get(execution, f"Steps.{step_name}.ProcessingOutputConfig.Outputs['{declared['OutputName']}'].S3Output.S3Uri")
+        bucket, _, key = f"{output_uri.rstrip('/')}/{declared['FilePath']}".removeprefix("s3://").partition("/")
+        s3 = self._session_factory().client("s3")
+        try:
+            document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except (s3.exceptions.NoSuchKey, json.JSONDecodeError) as error:
+            raise StepFailed(f"JsonGet {property_file}: s3://{bucket}/{key} is missing or not JSON ({error})") from None
+        try:
+            return walk(document, spec["Path"])
+        except KeyError as error:
+            raise StepFailed(f"JsonGet {property_file} {spec['Path']}: {error.args[0]}") from None
+
+    def _condition(self, execution: Execution, condition: dict) -> bool:
+        kind = condition["Type"]
+        if kind == "Not":
+            return not self._condition(execution, condition["Expression"])
+        if kind == "Or":
+            return any(self._condition(execution, c) for c in condition["Conditions"])
+        if kind == "In":
+            query = self._resolve(execution, condition["QueryValue"])
+            return any(same(query, self._resolve(execution, v)) for v in condition["Values"])
+        left, right = self._resolve(execution, condition["LeftValue"]), self._resolve(execution, condition["RightValue"])
+        if kind == "Equals":
+            return same(left, right)
+        if kind == "NotEquals":
+            return not same(left, right)
+        compare = {"GreaterThan": float.__gt__, "GreaterThanOrEqualTo": float.__ge__, "LessThan": float.__lt__, "LessThanOrEqualTo": float.__le__}[kind]
+        try:
+            return compare(float(left), float(right))
+        except (TypeError, ValueError):
+            raise StepFailed(f"condition {kind}: {left!r} and {right!r} are not numbers") from None
+
+
+def parameter_values(definition: dict, given: list[dict[str, str]]) -> dict[str, Any]:
+    """Each parameter's value for one execution: the given one (a string on the wire) in the
+    parameter's type, else its default."""
+    types = {p["Name"]: p.get("Type", "String") for p in definition.get("Parameters", [])}
+    values = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+    for item in given:
+        if item["Name"] not in types:
+            raise DefinitionError(f"parameter {item['Name']} is not defined in the pipeline")
+        values[item["Name"]] = {"Integer": int, "Float": float, "Boolean": lambda v: v.lower() == "true"}.get(types[item["Name"]], str)(item["Value"])
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise DefinitionError(f"no value for parameter(s) {', '.join(missing)}, which have no default")
+    return values
+
+
+def in_dependency_order(steps: list[dict]) -> list[dict]:
+    """`steps` ordered so that each comes after its DependsOn and the steps it refers to."""
+    by_name = {step["Name"]: step for step in steps}
+    ordered: list[dict] = []
+    visiting: set[str] = set()
+
+    def visit(step: dict) -> None:
+        if step in ordered:
+            return
+        if step["Name"] in visiting:
+            raise DefinitionError(f"step {step['Name']} depends on itself")
+        visiting.add(step["Name"])
+        needed = list(step.get("DependsOn", [])) + [ref.split(".")[1] for ref in references(step.get("Arguments", {})) if ref.startswith("Steps.")]
+        for name in needed:
+            if name in by_name:
+                visit(by_name[name])
+        ordered.append(step)
+
+    for step in steps:
+        visit(step)
+    return ordered
+
+
+def job_name(execution_id: str, step: str) -> str:
+    """pipelines-<execution id>-<step>-<random>, as SageMaker names a pipeline's jobs."""
+    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=10))
+    return f"pipelines-{execution_id}-{step}-{suffix}"[:63]
+
+
+def text(value: Any) -> str:
+    """A value as Std:Join writes it (numbers as JSON writes them)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def same(left: Any, right: Any) -> bool:
+    try:
+        return float(left) == float(right)
+    except (TypeError, ValueError):
+        return text(left) == text(right)
