@@ -62,8 +62,8 @@ def step_arguments(step: str, size: int) -> list[str]:
     return {
         "01_stream_transactions": ["--count", str(size)],
         "04_evaluate_and_register": alert_budget,
-        "07_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
-        "08_run_pipeline": alert_budget,  # the same gate as step 04's
+        "08_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
+        "07_run_pipeline": alert_budget,  # the same gate as step 04's
     }.get(step, [])
 
 

@@ -17,6 +17,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import moto_fixes
 from localaws.cloudformation import resources as cloudformation_resources
+from localaws.events import targets as event_targets
 from localaws.cloudwatch.alarms import AlarmEvaluator
 from localaws.faults import FaultLayer, Faults
 from localaws.runtime.endpoints import EndpointHost
@@ -61,6 +62,7 @@ class LocalAws:
     def start(self) -> "LocalAws":
         cloudformation_resources.register()
         moto_fixes.apply()
+        event_targets.install(self._start_pipeline)
         app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines), self.faults)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
@@ -123,6 +125,13 @@ class LocalAws:
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=region or self.region,
         )
+
+    def _start_pipeline(self, region: str, name: str, parameters: list[dict[str, str]]) -> None:
+        """What EventBridge does for a rule's SageMaker pipeline target. The target's ARN holds
+        the name in lower case, as SageMaker writes pipeline ARNs; moto keys pipelines by name."""
+        sagemaker = self.session(region).client("sagemaker")
+        names = [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]
+        sagemaker.start_pipeline_execution(PipelineName=next((n for n in names if n.lower() == name.lower()), name), PipelineParameters=parameters)
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between tests."""

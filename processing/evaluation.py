@@ -236,9 +236,10 @@ def quality_report(report: dict) -> dict:
 
 
 def gate(report: dict) -> dict[str, float]:
-    """What the registration gate compares: the model's PR-AUC lift over the amount rule."""
+    """What the registration gate compares: the model's PR-AUC lift over the amount rule
+    (to 6 decimals: the pipeline's Fail step prints it as written)."""
     model_pr_auc, rule_pr_auc = report["model"]["pr_auc"], report["rule_baseline"]["pr_auc"]
-    return {"pr_auc": model_pr_auc, "rule_pr_auc": rule_pr_auc, "pr_auc_lift": model_pr_auc - rule_pr_auc}
+    return {"pr_auc": model_pr_auc, "rule_pr_auc": rule_pr_auc, "pr_auc_lift": round(model_pr_auc - rule_pr_auc, 6)}
 
 
 def approval_decision(report: dict, margin: float) -> tuple[str, str]:

@@ -132,6 +132,7 @@ def build_lab(app: App) -> dict[str, object]:
                     key_arn_export=data.key_arn_export,
                     alerts_topic_export=ml.alerts_topic_export,
                     endpoint_name_export=stacks["endpoint"].endpoint_name_export,
+                    pipeline_arn_export=ml.pipeline_arn_export,
                     subnet_ids=network.isolated_subnet_ids,
                     security_group_id=network.sagemaker_sg.security_group_id,
                 ),

@@ -101,7 +101,7 @@ class MlPlatformStack(Stack):
         )
         if props.alert_email:
             self.alerts_topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
-        # Where step 07 reads the alarm's notification: an email subscription needs an address
+        # Where step 08 reads the alarm's notification: an email subscription needs an address
         # and a confirmation, a queue needs neither (and costs nothing at lab volumes).
         inbox = sqs.Queue(
             self,
@@ -136,7 +136,7 @@ class MlPlatformStack(Stack):
         Validations.of(inbox).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SQS3",
-                reason="The inbox only holds alarm notifications for step 07 to show, kept a day; "
+                reason="The inbox only holds alarm notifications for step 08 to show, kept a day; "
                 "a message that cannot be read has nothing to retry, so a dead-letter queue would stay empty.",
             )
         )
@@ -155,7 +155,7 @@ class MlPlatformStack(Stack):
         CfnOutput(self, "XgboostImageUri", value=image_uri)
         CfnOutput(self, "ModelPackageGroupArn", value=self.model_package_group.attr_model_package_group_arn)
 
-        # Steps 02-04 as one SageMaker Pipeline (step 08 starts it).
+        # Steps 02-04 as one SageMaker Pipeline (step 07 starts it).
         pipeline_name = f"{self.stack_name}-training"
         pipeline_role, pipeline_policy = service_role(
             self, "PipelineRole", "PipelinePolicy", service="sagemaker.amazonaws.com",

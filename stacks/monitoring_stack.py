@@ -6,7 +6,9 @@ Two ways, chosen with fraudlab:driftMonitor:
   in the isolated VPC; it writes Model-Monitor-shaped reports and publishes metrics.
 - "modelMonitor" (accounts that still have SageMaker Model Monitor): a data-quality job
   definition and monitoring schedule running AWS's analyzer image on the same baseline.
-Either way an alarm on the results notifies the alerts topic.
+Either way an alarm on the results notifies the alerts topic, and an EventBridge rule
+starts the training pipeline (MLPlatform stack) when it goes to ALARM: drift -> retrain ->
+gate -> register, the new model waiting for a person's approval.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
@@ -26,6 +29,7 @@ from constructs import Construct
 from stacks.endpoint_stack import CAPTURE_PREFIX, VARIANT
 from stacks.images import MODEL_MONITOR, XGBOOST, image_map
 from stacks.ml_platform_stack import METRICS_NAMESPACE
+from stacks.pipeline_definition import DRIFT_ALARM_DATA_VERSION
 from stacks.service_role import service_role
 
 MONITOR_CODE = Path(__file__).resolve().parent.parent / "processing" / "drift_monitor.py"
@@ -63,6 +67,7 @@ class MonitoringProps:
     key_arn_export: str
     alerts_topic_export: str
     endpoint_name_export: str
+    pipeline_arn_export: str
     subnet_ids: list[str]
     security_group_id: str
 
@@ -86,6 +91,7 @@ class MonitoringStack(Stack):
         notify = cloudwatch_actions.SnsAction(topic)
         alarm.add_alarm_action(notify)
         alarm.add_ok_action(notify)
+        rule = self._retrain_on_drift(alarm, Fn.import_value(props.pipeline_arn_export))
 
         CfnOutput(self, "MonitorMode", value=props.mode)
         CfnOutput(self, "ScheduleName", value=self.schedule_name)
@@ -94,6 +100,35 @@ class MonitoringStack(Stack):
         CfnOutput(self, "ReportsPrefix", value=REPORTS_PREFIX)
         CfnOutput(self, "DriftAlarmName", value=alarm.alarm_name)
         CfnOutput(self, "DriftThreshold", value=str(props.drift_threshold))
+        CfnOutput(self, "RetrainRuleName", value=rule.ref)
+
+    def _retrain_on_drift(self, alarm: cloudwatch.Alarm, pipeline_arn: str) -> events.CfnRule:
+        """The drift alarm going to ALARM starts the training pipeline (EventBridge delivers
+        CloudWatch's alarm state changes to the default bus). The run passes DataVersion
+        "drift-alarm": its features are computed afresh unless another alarm-started run
+        cached them within the hour, which the alarm (back to OK first) cannot do."""
+        role, _ = service_role(
+            self, "RetrainRole", "RetrainPolicy", service="events.amazonaws.com",
+            description="FraudLab: EventBridge starts the training pipeline when the drift alarm fires",
+            statements=[iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn])],
+        )
+        parameter = events.CfnRule.SageMakerPipelineParameterProperty(name="DataVersion", value=DRIFT_ALARM_DATA_VERSION)
+        return events.CfnRule(
+            self,
+            "RetrainOnDrift",
+            description="FraudLab: retrain (the training pipeline) when the drift alarm fires",
+            state="ENABLED",
+            event_pattern={
+                "source": ["aws.cloudwatch"],
+                "detail-type": ["CloudWatch Alarm State Change"],
+                "resources": [alarm.alarm_arn],
+                "detail": {"state": {"value": ["ALARM"]}},
+            },
+            targets=[events.CfnRule.TargetProperty(
+                id="TrainingPipeline", arn=pipeline_arn, role_arn=role.role_arn,
+                sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(pipeline_parameter_list=[parameter]),
+            )],
+        )
 
     # --- the kit's own monitor --------------------------------------------------------------
 
@@ -210,7 +245,7 @@ class MonitoringStack(Stack):
             dimensions_map={"Endpoint": self.endpoint_name, "MonitoringSchedule": self.schedule_name},
             statistic="Maximum",
             # One datapoint per run, so a short period costs nothing; it lets a run's verdict
-            # replace the previous run's within a minute (a rerun of step 07 waits that long).
+            # replace the previous run's within a minute (a rerun of step 08 waits that long).
             period=Duration.minutes(1),
         )
         return cloudwatch.Alarm(

@@ -12,8 +12,9 @@ Caching: Features, Train and Evaluate reuse a Succeeded run of themselves from t
 hour when their cache key (SageMaker's: a Processing job's AppSpecification, Environment
 and ProcessingInputs; a training job's AlgorithmSpecification, HyperParameters,
 InputDataConfig ...) is unchanged. The key holds S3 URIs, not the data under them, so the
-features step's Environment carries the DataVersion parameter: step 08 passes a
-fingerprint of the landed data (new data, new key).
+features step's Environment carries the DataVersion parameter: step 07 passes a
+fingerprint of the landed data (new data, new key), a run the drift alarm starts
+(monitoring_stack.py) passes DRIFT_ALARM_DATA_VERSION.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from processing.model_artifact import inference_specification
 from processing.training import HYPERPARAMETERS
 
 CONTAINER = "/opt/ml/processing"
-CODE_PREFIX = "code/pipeline/"  # step 08 uploads the jobs' code here before each start
+CODE_PREFIX = "code/pipeline/"  # step 07 uploads the jobs' code here before each start
 # The files the two Processing steps run (uploaded flat, as processing/ and inference/ hold them).
 PROCESSING_CODE = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py", "training.py")
 EVALUATION_CODE = ("evaluation_job.py", "evaluation.py", "metrics.py", "features.py", "model_artifact.py", "inference.py")
 CACHE = {"Enabled": True, "ExpireAfter": "PT1H"}
+DRIFT_ALARM_DATA_VERSION = "drift-alarm"
 LABEL_DELAY_DAYS = "7"  # step 01's data: chargebacks arrive within 7 days
 
 

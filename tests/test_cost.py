@@ -81,7 +81,7 @@ def test_drift_monitor_off_removes_the_monitoring_lines(settings, prices):
 
     assert monitoring <= _keys(kit)
     assert not monitoring & _keys(off)
-    assert not [item for item in off if item.where.endswith("-Monitoring") or item.where == "step 07"]
+    assert not [item for item in off if item.where.endswith("-Monitoring") or item.where == "step 08"]
 
 
 def test_model_monitor_runs_its_own_hourly_job_without_the_kit_endpoint(settings, prices):
@@ -120,10 +120,10 @@ def test_default_table_names_every_stack_and_the_totals(capsys):
     out = capsys.readouterr().out
 
     for where in ("FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform", "FraudLab-Endpoint",
-                  "FraudLab-Monitoring", "step 02", "step 03", "step 06", "step 07", "step 08"):
+                  "FraudLab-Monitoring", "step 02", "step 03", "step 06", "step 08", "step 07"):
         assert where in out
     assert "Batch transform job 1 x ml.m5.large" in out  # step 06 scores a day in batch
-    # step 08's pipeline: free itself, its three jobs billed
+    # step 07's pipeline: free itself, its three jobs billed
     assert "SageMaker Pipeline (no charge of its own" in out
     for job in ("Processing job 1 x ml.m5.xlarge, ~5 min (features)", "Training job 1 x ml.m5.large", "Processing job 1 x ml.m5.xlarge, ~4 min (evaluation)"):
         assert f"Pipeline: {job}" in out

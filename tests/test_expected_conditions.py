@@ -26,7 +26,7 @@ def fresh_lab(assembly):
     ("04_evaluate_and_register.py", "no trained model yet: run lab_scripts/03_train_model.py first"),
     ("05_deploy_endpoint.py", "no approved model yet: run lab_scripts/04_evaluate_and_register.py first"),
     ("06_score_transactions.py", "no endpoint yet: run lab_scripts/05_deploy_endpoint.py first"),
-    ("07_monitor_drift.py", "no endpoint yet: run lab_scripts/05_deploy_endpoint.py first"),
+    ("08_monitor_drift.py", "no endpoint yet: run lab_scripts/05_deploy_endpoint.py first"),
 ])
 def test_a_step_run_too_early_names_the_step_to_run(fresh_lab, tmp_path, script, message):
     """Regression: steps 06 and 07 printed a botocore traceback; step 02 did not point to step 01."""

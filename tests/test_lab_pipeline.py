@@ -1,4 +1,4 @@
-"""Steps 01-07 end to end on the local AWS: features, training, registry, endpoint, scoring, drift."""
+"""Steps 01-08 end to end on the local AWS: features, training, registry, endpoint, scoring, the pipeline, drift."""
 from __future__ import annotations
 
 import importlib.util
@@ -36,11 +36,11 @@ def load_step(script: str):
 
 @pytest.fixture(scope="module")
 def pipeline(local_aws, tmp_path_factory):
-    """A lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-07
+    """A lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-08
     (20k payments: the default 100k's model quality is tested in test_evaluation.py)."""
     server, _ = local_aws
     env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
-    runs, seconds = {}, {}
+    runs, seconds, recorded = {}, {}, {}
     for script, args in (
         ("01_stream_transactions.py", ("--count", "20000", "--seed", "77")),
         ("02_feature_engineering.py", ()),
@@ -48,7 +48,8 @@ def pipeline(local_aws, tmp_path_factory):
         ("04_evaluate_and_register.py", ()),
         ("05_deploy_endpoint.py", ()),
         ("06_score_transactions.py", ("--count", "600", "--single", "100")),
-        ("07_monitor_drift.py", ("--requests", "5")),
+        ("07_run_pipeline.py", ()),
+        ("08_monitor_drift.py", ("--requests", "5")),
     ):
         if script == "05_deploy_endpoint.py":
             arn = results_of(cwd, "04_evaluate_and_register")["model_package_arn"]
@@ -57,7 +58,8 @@ def pipeline(local_aws, tmp_path_factory):
         runs[script] = run_step(script, env, *args, cwd=cwd)
         seconds[script] = time.monotonic() - started
         assert runs[script].returncode == 0, runs[script].stdout + runs[script].stderr
-    runs["seconds"] = seconds
+        recorded[script] = results_of(cwd, script.removesuffix(".py"))  # tests below rerun some steps
+    runs["seconds"], runs["recorded"] = seconds, recorded
     return server, env, cwd, runs
 
 
@@ -224,7 +226,7 @@ def test_approval_decision_both_ways():
 
 def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, outputs):
     server, _, cwd, runs = pipeline
-    figures = results_of(cwd, "07_monitor_drift")
+    figures = results_of(cwd, "08_monitor_drift")
     assert figures["clean_violations"] == 0 and figures["alarm_state"] == "ALARM"
     for feature, check in drift.EXPECTED.values():
         assert f"{feature}:{check}" in figures["detected"]
@@ -239,7 +241,7 @@ def test_drift_step_detects_each_injected_kind_and_the_alarm_notifies(pipeline, 
     s3 = server.session().client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=outputs["LabBucketName"], Prefix="monitoring/reports/")["Contents"]]
     assert sum(k.endswith("constraint_violations.json") for k in keys) >= 2
-    out = runs["07_monitor_drift.py"].stdout
+    out = runs["08_monitor_drift.py"].stdout
     assert "No data" not in out
     # The notification as the learner sees it (regression: never shown), and the feature
     # count explained (regression: 25 in step 02, "26 features (23 compared)" here, no word why).
@@ -262,13 +264,13 @@ def test_the_drift_step_reruns_as_fast_as_it_first_ran_and_says_the_alarm_is_an_
     server.alarms.evaluate_all()
     assert cloudwatch.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["StateValue"] == "ALARM"
     started = time.monotonic()
-    rerun = run_step("07_monitor_drift.py", env, "--requests", "5", cwd=cwd)  # the first run's size
+    rerun = run_step("08_monitor_drift.py", env, "--requests", "5", cwd=cwd)  # the first run's size
     seconds = time.monotonic() - started
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "an earlier run's verdict" in rerun.stdout and "not waiting for OK: the earlier run's datapoint holds" in rerun.stdout
     assert "no new notification: the alarm was in ALARM already" in rerun.stdout
     assert "alarm ALARM (the earlier run's) -> ALARM (the earlier run's)" in rerun.stdout
-    assert seconds <= 1.5 * runs["seconds"]["07_monitor_drift.py"], (seconds, runs["seconds"]["07_monitor_drift.py"])
+    assert seconds <= 1.5 * runs["seconds"]["08_monitor_drift.py"], (seconds, runs["seconds"]["08_monitor_drift.py"])
 
 
 def malformed_requests(count: int, seed: int = 13) -> list[tuple[bytes, str, str]]:
@@ -420,32 +422,61 @@ def test_deleting_the_endpoint_stack_stops_its_container(pipeline):
 
 
 def test_the_pipeline_retrains_through_the_gate_then_reruns_from_its_cache(pipeline):
-    """Step 08 both ways on the lab's data: the gate passes and the model is registered for
+    """Step 07 both ways on the lab's data: the gate passes and the model is registered for
     review; rerun with a margin no model meets, the three jobs come from the cache and the
     Fail step says why, and nothing more is registered."""
-    server, env, cwd, _ = pipeline
+    server, env, cwd, runs = pipeline
     sagemaker = server.session().client("sagemaker")
     group = outputs_of(server)["ModelPackageGroupName"]
-    first = run_step("08_run_pipeline.py", env, cwd=cwd)
-    assert first.returncode == 0, first.stdout + first.stderr
-    figures = results_of(cwd, "08_run_pipeline")
+    figures = runs["recorded"]["07_run_pipeline.py"]
     assert figures["execution_status"] == "Succeeded" and figures["cached_steps"] == []
     assert [(s["step"], s["status"]) for s in figures["steps"]] == [
         ("Features", "Succeeded"), ("Train", "Succeeded"), ("Evaluate", "Succeeded"), ("Gate", "Succeeded"), ("Register", "Succeeded")]
     # The evaluation step runs step 04's evaluation code on the same data: the same figure.
-    assert abs(figures["gate"]["pr_auc"] - results_of(cwd, "04_evaluate_and_register")["test_pr_auc"]) < 1e-6
+    assert abs(figures["gate"]["pr_auc"] - runs["recorded"]["04_evaluate_and_register.py"]["test_pr_auc"]) < 1e-6
     package = sagemaker.describe_model_package(ModelPackageName=figures["model_package_arn"])
     assert package["ModelApprovalStatus"] == figures["approval"] == "PendingManualApproval"
     assert "/models/pipeline-" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert "/evaluation/pipeline-" in package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    assert "ran / decided" in first.stdout and "outcome True" in first.stdout and "update-model-package" in first.stdout
+    out = runs["07_run_pipeline.py"].stdout
+    assert "ran / decided" in out and "outcome True" in out and "update-model-package" in out
     registered = len(sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
 
-    refused = run_step("08_run_pipeline.py", env, "--margin", "0.9", cwd=cwd)
+    refused = run_step("07_run_pipeline.py", env, "--margin", "0.9", cwd=cwd)
     assert refused.returncode == 0, refused.stdout + refused.stderr
-    figures = results_of(cwd, "08_run_pipeline")
+    figures = results_of(cwd, "07_run_pipeline")
     assert figures["execution_status"] == "Failed" and figures["cached_steps"] == ["Features", "Train", "Evaluate"]
     gate_failed = next(s for s in figures["steps"] if s["step"] == "GateFailed")
     assert gate_failed["status"] == "Failed" and "below the margin 0.9" in gate_failed["detail"]
     assert figures["model_package_arn"] == "" and "the gate refused the model" in refused.stdout
     assert len(sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) == registered
+
+
+def test_the_drift_alarm_starts_the_retraining_pipeline(pipeline):
+    """Drift -> retrain -> gate -> register: the alarm's state change reached the EventBridge
+    rule, which started the pipeline with its own DataVersion (no cache from step 07)."""
+    server, _, _, runs = pipeline
+    figures = runs["recorded"]["08_monitor_drift.py"]
+    assert figures["alarm_state"] == "ALARM"
+    retrained = figures["retraining"]
+    assert retrained["execution_status"] == "Succeeded" and retrained["cached_steps"] == []
+    assert [s["step"] for s in retrained["steps"]] == ["Features", "Train", "Evaluate", "Gate", "Register"]
+    assert retrained["approval"] == "PendingManualApproval"  # a person approves what retraining produced
+    sagemaker = server.session().client("sagemaker")
+    parameters = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=retrained["execution_arn"])["PipelineParameters"]
+    assert {"Name": "DataVersion", "Value": "drift-alarm"} in parameters
+    out = runs["08_monitor_drift.py"].stdout
+    assert "Drift -> retrain: EventBridge rule" in out and "registered" in out
+
+
+def test_the_pipeline_starts_by_hand_with_the_documented_aws_cli_command(pipeline):
+    """README / EXAM_MAP: the manual start without step 07, as a scheduler or CI job would."""
+    server, env, _, _ = pipeline
+    env = {**env, "PATH": os.environ["PATH"]}
+    arn = aws(env, "sagemaker", "start-pipeline-execution", "--pipeline-name", "FraudLab-MLPlatform-training",
+              "--pipeline-parameters", "Name=DataVersion,Value=manual-1")["PipelineExecutionArn"]
+    execution = server.pipelines.wait(arn, timeout=300)
+    assert execution.status in ("Succeeded", "Failed") and execution.parameters["DataVersion"] == "manual-1"
+    steps = aws(env, "sagemaker", "list-pipeline-execution-steps", "--pipeline-execution-arn", arn)["PipelineExecutionSteps"]
+    assert {s["StepName"] for s in steps} >= {"Features", "Train", "Evaluate", "Gate"}
+    assert all(s["StepStatus"] == "Succeeded" for s in steps if s["StepName"] in ("Features", "Train", "Evaluate", "Gate"))

@@ -1,4 +1,4 @@
-"""The whole lab as a learner runs it offline: `python -m localaws lab`, steps 00-08, the
+"""The whole lab as a learner runs it offline: `python -m localaws lab`, steps 00-09, the
 summary, the report, and an audit that proves `cdk destroy` left nothing."""
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_every_step_runs_and_the_summary_says_so(lab):
     assert [step for step in rows if step[:2].isdigit()] == STEPS
     assert all(status == "ok" for status, _ in rows.values()), rows
     assert f"{SIZE:,} records landed" in rows["01_stream_transactions"][1]
-    assert "alarm ALARM" in rows["07_monitor_drift"][1]
+    assert "alarm ALARM" in rows["08_monitor_drift"][1]
     assert rows["cdk destroy + audit"][1].endswith("0 leftovers, 0 resources in 0 stacks")
     assert re.search(r"total [\d.]+s", completed.stdout)
     assert "Warning" not in completed.stdout + completed.stderr  # regression: moto's UserWarning in every make lab
@@ -126,7 +126,7 @@ def test_the_report_in_a_real_browser_loads_every_image_and_has_no_blank_band(la
 
 def test_results_files_carry_the_figures(lab):
     _, workdir = lab
-    drift = json.loads((workdir / "build/lab-results/07_monitor_drift.json").read_text())
+    drift = json.loads((workdir / "build/lab-results/08_monitor_drift.json").read_text())
     teardown = json.loads((workdir / "build/lab-results/09_teardown.json").read_text())
     assert drift["clean_violations"] == 0 and drift["drift_violations"] > 0
     assert teardown["leftovers"] == 0 and teardown["in_stacks"] == 0

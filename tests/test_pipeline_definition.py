@@ -5,6 +5,7 @@ allowed exactly what the steps do."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import botocore.session
 from botocore.validate import ParamValidator
@@ -78,8 +79,10 @@ def test_jobs_run_isolated_and_encrypted_as_the_numbered_steps_run_them():
             assert arguments["HyperParameters"]["scale_pos_weight"]["Std:JsonGet"]["Path"] == "training.scale_pos_weight"
 
 
-def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(assembly, templates):
-    # A local AWS of its own: other modules' tests destroy the stacks of the shared one.
+def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(lab_app):
+    # A local AWS of its own (other modules' tests destroy the stacks of the shared one), and
+    # this session's own synthesis (the shared cache may be pruned by a subprocess's synth).
+    assembly = Path(lab_app.outdir)
     with LocalAws() as server:
         deploy_assembly(assembly, server.session(), only={"FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform"})
         described = server.session().client("sagemaker").describe_pipeline(PipelineName="FraudLab-MLPlatform-training")
@@ -87,7 +90,7 @@ def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(assembl
     assert [s["Name"] for s in all_steps(definition["Steps"])] == ["Features", "Train", "Evaluate", "Gate", "Register", "GateFailed"]
     bucket = [s for s in definition["Parameters"] if s["Name"] == "InputData"][0]["DefaultValue"]
     assert bucket.startswith("s3://fraudlab-data-labbucket") and bucket.endswith("/raw/transactions/")
-    resources = templates["MLPlatform"]["Resources"]
+    resources = json.loads((assembly / "FraudLab-MLPlatform.template.json").read_text())["Resources"]
     policy = next(r for r in resources.values() if r["Type"] == "AWS::IAM::Policy" and "PipelinePolicy" in json.dumps(r["Properties"]["PolicyName"]))
     actions = {a for statement in policy["Properties"]["PolicyDocument"]["Statement"] for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])}
     assert {"sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:CreateModelPackage", "iam:PassRole", "s3:GetObject"} <= actions

@@ -52,10 +52,10 @@ SERVERLESS_MEMORY_GB = 2.0  # 2048 MB
 SERVERLESS_BYTES_PER_INVOCATION = 2 * 1024  # request + response
 ENDPOINT_ALARMS = 2
 DRIFT_MONITORS = ("kit", "modelMonitor", "off")
-EVALUATION_JOB = ("ml.m5.xlarge", 4, 30)  # step 08's evaluation step: instance, billed minutes, volume GB
+EVALUATION_JOB = ("ml.m5.xlarge", 4, 30)  # step 07's evaluation step: instance, billed minutes, volume GB
 TRANSFORM_JOB = ("ml.m5.large", 5)  # step 06's batch transform: instance, billed minutes (start-up included)
 DRIFT_JOB = ("ml.m5.large", 4)  # fraudlab:monitorInstanceType, billed minutes per run
-DRIFT_STEP_JOBS = 3  # step 07: baseline + 2 checks
+DRIFT_STEP_JOBS = 3  # step 08: baseline + 2 checks
 MODEL_MONITOR_JOB = ("ml.m5.large", 5)  # the same instance type; AWS's analyzer starts slower
 # What processing/drift_monitor.py publishes per run: a drift distance per model feature
 # (25) and for the one-hot category read back as one feature, the violation count and
@@ -246,7 +246,7 @@ def ml_platform_items(cfg: Settings, prices: Prices) -> list[LineItem]:
         _persistent("alerts-key", "KMS customer managed key (alerts topic)", where,
                     prices.usd("kms", "key_month") / HOURS_PER_MONTH, LAB_HOURS),
         _one_off("sns", "SNS topic, email alerts (within 1,000 emails/month free)", where, 0.0),
-        _one_off("pipeline", "SageMaker Pipeline (no charge of its own: its jobs are billed, step 08)", where, 0.0),
+        _one_off("pipeline", "SageMaker Pipeline (no charge of its own: its jobs are billed, step 07)", where, 0.0),
     ]
 
 
@@ -299,11 +299,11 @@ def step08_items(cfg: Settings, prices: Prices) -> list[LineItem]:
     """The pipeline's run: the feature and training jobs of steps 02-03 again, and its evaluation job."""
     features, training, evaluation = FEATURE_JOB, TRAINING_JOB, EVALUATION_JOB
     return [
-        _one_off("pipeline-features", f"Pipeline: Processing job 1 x {features[0]}, ~{features[1]} min (features)", "step 08",
+        _one_off("pipeline-features", f"Pipeline: Processing job 1 x {features[0]}, ~{features[1]} min (features)", "step 07",
                  _job(prices, "processing", *features)),
-        _one_off("pipeline-training", f"Pipeline: Training job 1 x {training[0]}, ~{training[1]} min", "step 08",
+        _one_off("pipeline-training", f"Pipeline: Training job 1 x {training[0]}, ~{training[1]} min", "step 07",
                  _job(prices, "training", *training)),
-        _one_off("pipeline-evaluation", f"Pipeline: Processing job 1 x {evaluation[0]}, ~{evaluation[1]} min (evaluation)", "step 08",
+        _one_off("pipeline-evaluation", f"Pipeline: Processing job 1 x {evaluation[0]}, ~{evaluation[1]} min (evaluation)", "step 07",
                  _job(prices, "processing", *evaluation)),
     ]
 
@@ -337,7 +337,7 @@ def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
         metrics,
         alarm,
         _one_off("drift-step", f"{DRIFT_STEP_JOBS} drift jobs {instance}, ~{minutes} min (baseline + 2 checks)",
-                 "step 07", DRIFT_STEP_JOBS * run),
+                 "step 08", DRIFT_STEP_JOBS * run),
     ]
 
 

@@ -230,7 +230,7 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float | None
         ("client latency p99 (single payment)", _figure(results, "06_score_transactions", "latency_p99_ms", "{:.1f} ms"),
          "The slowest 1 %: what the latency alarm watches (as ModelLatency p99)."),
     ])
-    drift = results.get("07_monitor_drift", {})
+    drift = results.get("08_monitor_drift", {})
     detected = [tuple(item.split(":", 1)) for item in drift.get("detected", "").split(",") if item]
     drift_html = _explained([
         ("clean traffic: violations", drift.get("clean_violations", "not run"), "Normal payments: nothing should be flagged."),

@@ -3,8 +3,9 @@
 Every `interval` seconds each single-metric alarm is evaluated as CloudWatch does: the
 statistic per period over the last EvaluationPeriods periods, compared with the threshold,
 M of N datapoints to alarm, missing data treated as the alarm says. A state change is
-recorded in moto (so DescribeAlarms and the alarm history show it) and published to the
-alarm's SNS actions with CloudWatch's notification fields.
+recorded in moto (so DescribeAlarms and the alarm history show it), published to the
+alarm's SNS actions with CloudWatch's notification fields, and sent to EventBridge as a
+"CloudWatch Alarm State Change" event (events/targets.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import sns_backends
 
 from localaws.cloudwatch import history
+from localaws.events.targets import alarm_state_change
 
 COMPARE = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -95,6 +97,7 @@ class AlarmEvaluator:
                     continue
                 old, (state, reason) = alarm.state_value, outcome
                 backend.set_alarm_state(alarm.name, reason, json.dumps({"evaluated": now.isoformat()}), state)
+                alarm_state_change(account, region, alarm, old, state, reason, now)
                 actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions}.get(state) or []
                 if alarm.actions_enabled:
                     for arn in actions:

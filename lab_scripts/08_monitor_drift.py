@@ -1,6 +1,6 @@
-"""Step 07 — Drift monitoring: a baseline, a clean window, an injected drift, the alarm.
+"""Step 08 — Drift monitoring: a baseline, a clean window, an injected drift, the alarm.
 
-What you do: run `python lab_scripts/07_monitor_drift.py [--requests 10] [--drift amount_x3,new_category,missing_feature]`.
+What you do: run `python lab_scripts/08_monitor_drift.py [--requests 10] [--drift amount_x3,new_category,missing_feature]`.
 What you see: the baseline (statistics.json and constraints.json, Model Monitor's formats)
 computed from the training features by a Processing job; normal traffic sent to the
 endpoint and the drift monitor run on it at once (no waiting for the hourly schedule):
@@ -8,7 +8,11 @@ no violations, the alarm OK. Then payments with injected drift -- amounts x3, a 
 category never seen in training, a feature sent empty -- and the monitor names each one
 (baseline_drift_check, categorical_values_check, completeness_check), the violation
 metric crosses the alarm threshold and the alarm goes to ALARM; its SNS notification is
-shown as the alerts inbox received it (an SQS queue subscribed to the alerts topic).
+shown as the alerts inbox received it (an SQS queue subscribed to the alerts topic). The
+alarm's state change also reaches EventBridge, whose rule (the monitoring stack's
+RetrainOnDrift) starts the training pipeline of step 07: this step finds that execution
+and follows it to its end -- drift -> retrain -> gate -> register, the new model version
+waiting for a person's approval (--no-retrain-wait: only show that it started).
 
 Normal traffic is a random sample of training-period payments. Try `--traffic recent`
 (the newest payments) to see a real drift the monitor flags too: customer-history features
@@ -23,11 +27,12 @@ Where to look: S3 monitoring/baseline/ and monitoring/reports/<endpoint>/yyyy/mm
 CloudWatch > Metrics > FraudLab (constraint_violations, feature_baseline_drift_*);
 CloudWatch > Alarms > the DriftAlarmName output (its History tab); SNS > Topics > the alerts
 topic > Subscriptions; SQS > Queues > the AlertsInboxUrl output; EventBridge > Scheduler >
-FraudLab-DriftMonitor.
+FraudLab-DriftMonitor; EventBridge > Rules > the RetrainRuleName output (Monitoring tab);
+SageMaker Studio > Pipelines > the retraining execution.
 
 Exam task statements: MLA-C01 4.1 (monitor model inference: data capture, drift, baselines),
 4.2 (monitor and optimize infrastructure: CloudWatch metrics and alarms), 4.3 (secure:
-VPC, KMS-encrypted topic); MLS-C01 4.1 (build ML solutions for availability: monitoring),
+VPC, KMS-encrypted topic), 3.3 (retraining triggered by the drift alarm); MLS-C01 4.1 (build ML solutions for availability: monitoring),
 4.4 (operationalize: monitoring deployed models).
 """
 from __future__ import annotations
@@ -46,8 +51,9 @@ from labkit import console, drift, polling, results
 from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
+from labkit.pipelines import follow, show_execution
 from labkit.sagemaker import CONTAINER, ROOT, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
-from labkit.session import aws_session, client
+from labkit.session import aws_session, client, each
 from labkit.traffic import landed_history, send
 from processing import drift_monitor
 from processing.features import FEATURE_COLUMNS, build_features
@@ -64,7 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--drift", default=",".join(drift.KINDS), help=f"comma-separated: {', '.join(drift.KINDS)}")
     parser.add_argument("--traffic", choices=("training", "recent"), default="training", help="what normal traffic is")
     parser.add_argument("--rerun", action="store_true", help="recompute the baseline even if it is current")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for capture and the alarm")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for capture, the alarm and the retraining to start")
+    parser.add_argument("--no-retrain-wait", action="store_true", help="show that the alarm started the retraining, without following it")
     args = parser.parse_args()
     args.drift = [k for k in args.drift.split(",") if k]
     unknown = set(args.drift) - set(drift.KINDS)
@@ -258,10 +265,23 @@ def show_notification(sqs, inbox_url: str, alarm_name: str, state: str, since: d
     return None
 
 
+def retraining(sagemaker, pipeline: str, since: datetime, timeout: float) -> dict | None:
+    """The pipeline execution the drift alarm started (EventBridge delivers the alarm's state
+    change to the rule within seconds), or None if none started within `timeout`."""
+    started, waits = time.monotonic(), polling.intervals()
+    while time.monotonic() - started < timeout:
+        executions = each(sagemaker, "list_pipeline_executions", "PipelineExecutionSummaries", PipelineName=pipeline)
+        new = [e for e in executions if e["StartTime"] >= since]
+        if new:
+            return max(new, key=lambda e: e["StartTime"])
+        time.sleep(next(waits))
+    return None
+
+
 def main() -> int:
     args = parse_args()
     session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "MonitoringRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "MonitoringRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri", "PipelineName")
     bucket, s3 = outputs["LabBucketName"], client(session, "s3")
     endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if endpoint is None:
@@ -324,7 +344,7 @@ def main() -> int:
             console.note("no new notification: the alarm was in ALARM already, and alarms notify on state changes only")
         elif expected_state == "ALARM" and outputs.get("AlertsInboxUrl"):
             show_notification(client(session, "sqs"), outputs["AlertsInboxUrl"], monitoring["DriftAlarmName"], "ALARM", start)
-        figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"], "held": held,
+        figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"], "held": held, "since": start,
                           "distances": distances(found) if found["result"]["outcome"] != "NoData" else {},
                           "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
 
@@ -335,13 +355,40 @@ def main() -> int:
         raise LabError(f"injected drift not detected: {', '.join(missed)}")
     shown = {label: f"{f['alarm']} (the earlier run's)" if f["held"] else f["alarm"] for label, f in figures.items()}
     console.done(f"every injected drift named; alarm {shown['clean']} -> {shown['drifted']}")
+
+    retrained = {}
+    if figures["drifted"]["held"]:
+        console.note("no retraining started: the alarm was in ALARM already, and EventBridge receives state changes only")
+    elif figures["drifted"]["alarm"] == "ALARM":
+        retrained = follow_retraining(session, outputs, monitoring, figures["drifted"]["since"], args)
+    retrain_status = retrained.get("execution_status", "not started")
     results.record(
-        f"clean: {figures['clean']['violations']} violations; drift: {figures['drifted']['violations']} violations, alarm {figures['drifted']['alarm']}",
+        f"clean: {figures['clean']['violations']} violations; drift: {figures['drifted']['violations']} violations, alarm {figures['drifted']['alarm']}; "
+        f"retraining {retrain_status}, model {retrained.get('approval', 'not registered')}",
+        retraining=retrained,
         clean_violations=figures["clean"]["violations"], drift_violations=figures["drifted"]["violations"],
         alarm_state=figures["drifted"]["alarm"], detected=",".join(f"{f}:{c}" for f, c in figures["drifted"]["checks"]),
         drift_threshold=threshold, drift_distances={label: f["distances"] for label, f in figures.items()},
     )
     return 0
+
+
+def follow_retraining(session, outputs: dict, monitoring: dict, since: datetime, args) -> dict:
+    """Drift -> retrain: the execution the alarm started, followed to its end (or only named)."""
+    sagemaker = client(session, "sagemaker")
+    rule = monitoring.get("RetrainRuleName", "RetrainOnDrift")
+    console.heading(f"Drift -> retrain: EventBridge rule {rule} starts {outputs['PipelineName']}")
+    execution = retraining(sagemaker, outputs["PipelineName"], since, args.timeout)
+    if execution is None:
+        console.warn(f"no execution of {outputs['PipelineName']} started within {args.timeout:.0f} s: see EventBridge > Rules > {rule} > Monitoring")
+        return {}
+    arn = execution["PipelineExecutionArn"]
+    console.done(f"{arn} started at {execution['StartTime']:%H:%M:%S} UTC")
+    if args.no_retrain_wait:
+        return {"execution_arn": arn, "execution_status": execution["PipelineExecutionStatus"]}
+    clock = time.monotonic()
+    described, steps = follow(sagemaker, arn)
+    return show_execution(sagemaker, client(session, "s3"), described, steps, time.monotonic() - clock, margin=None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""EventBridge: what moto's events backend does not deliver (targets.py)."""
