@@ -25,6 +25,7 @@ from localaws.cloudwatch import history
 
 _moto_update_model_package = SageMakerModelBackend.update_model_package
 _moto_put_metric_alarm = CloudWatchBackend.put_metric_alarm
+_moto_create_endpoint_config_response = SageMakerResponse.create_endpoint_config
 _moto_create_model_response = SageMakerResponse.create_model
 _moto_model_from_cloudformation = Model.create_from_cloudformation_json
 _moto_delete_stack = CloudFormationBackend.delete_stack
@@ -127,6 +128,16 @@ def _create_model_keeping_isolation(self: SageMakerResponse) -> ActionResult:
     return result
 
 
+def _create_endpoint_config_keeping_shadows(self: SageMakerResponse) -> ActionResult:
+    """moto drops an endpoint config's ShadowProductionVariants; SageMaker keeps them, and
+    the serving host sends each shadow a copy of the endpoint's traffic."""
+    result = _moto_create_endpoint_config_response(self)
+    shadows = self._get_param("ShadowProductionVariants")
+    if shadows:
+        self.sagemaker_backend.endpoint_configs[self._get_param("EndpointConfigName")].shadow_production_variants = shadows
+    return result
+
+
 def _model_from_cloudformation_keeping_isolation(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Model:
     """The same gap through CloudFormation (AWS::SageMaker::Model EnableNetworkIsolation)."""
     model = _moto_model_from_cloudformation(resource_name, cloudformation_json, account_id, region_name, **kwargs)
@@ -172,6 +183,7 @@ def apply() -> None:
     CloudWatchBackend.put_metric_alarm = _put_metric_alarm_starting_without_data
     history.apply()
     SageMakerResponse.create_model = _create_model_keeping_isolation
+    SageMakerResponse.create_endpoint_config = _create_endpoint_config_keeping_shadows
     Model.create_from_cloudformation_json = classmethod(_model_from_cloudformation_keeping_isolation)
     LogGroup.create_from_cloudformation_json = classmethod(_log_group_from_cloudformation_keeping_key)
     # moto names every endpoint after its logical id; the template's EndpointName is the name

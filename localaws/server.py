@@ -21,6 +21,7 @@ from localaws.events import targets as event_targets
 from localaws.cloudwatch.alarms import AlarmEvaluator
 from localaws.faults import FaultLayer, Faults
 from localaws.runtime.endpoints import EndpointHost
+from localaws.sagemaker.deployments import DeploymentRunner
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.pipelines import PipelineRunner
 from localaws.sagemaker.protocol import SageMakerLayer
@@ -56,6 +57,7 @@ class LocalAws:
             exists=lambda region, name: name in sagemaker_backends[ACCOUNT_ID][region].endpoints,
         )
         self.pipelines = PipelineRunner(self.session, self.jobs)
+        self.deployments = DeploymentRunner(self.endpoints, lambda region: self.session(region), ACCOUNT_ID)
         self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
 
@@ -63,7 +65,7 @@ class LocalAws:
         cloudformation_resources.register()
         moto_fixes.apply()
         event_targets.install(self._start_pipeline)
-        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines), self.faults)
+        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines, self.deployments), self.faults)
         # Threaded: a lab step may call back into the local AWS while a request is served.
         self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)

@@ -15,7 +15,7 @@ from tests.helpers import close_step_runner
 
 # What must stay slow: each runs the lab's real pieces end to end (a whole lab run, the
 # pipeline with a live endpoint, serving containers started as SageMaker starts them).
-SLOW_MODULES = ("test_offline_lab", "test_lab_pipeline", "test_readme_by_hand", "test_container_conformance", "test_compliance")
+SLOW_MODULES = ("test_offline_lab", "test_lab_pipeline", "test_readme_by_hand", "test_container_conformance", "test_compliance", "test_endpoint_variants")
 
 
 def pytest_collection_modifyitems(items):

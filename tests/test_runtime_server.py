@@ -20,8 +20,8 @@ class Endpoints:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def invoke(self, region, name, body, content_type, accept):
-        self.calls.append((region, name, body, content_type, accept))
+    def invoke(self, region, name, body, content_type, accept, target_variant=""):
+        self.calls.append((region, name, body, content_type, accept, target_variant))
         if name != "fraud":
             raise EndpointError(f"Endpoint {name} of account 123456789012 not found.")
         if body == b"bad":
@@ -50,7 +50,7 @@ def test_one_connection_carries_every_invocation(runtime):
     assert connection.sock is socket_used  # never reconnected: the server kept the connection open
     assert [status for status, _, _ in replies] == [200] * 4
     assert replies[0][1]["x-Amzn-Invoked-Production-Variant"] == "AllTraffic"
-    assert runtime.endpoints.calls[0] == ("eu-west-1", "fraud", b"1,2,3", "text/csv", "")
+    assert runtime.endpoints.calls[0] == ("eu-west-1", "fraud", b"1,2,3", "text/csv", "", "")
     assert runtime.endpoints.calls[-1][0] == "us-east-1"  # unsigned: the default region
 
 
@@ -82,3 +82,5 @@ def test_boto3_finds_it_by_the_standard_variable(runtime, monkeypatch):
     reply = client.invoke_endpoint(EndpointName="fraud", ContentType="text/csv", Body=b"1,2")
     assert json.loads(reply["Body"].read()) == {"predictions": []} and reply["InvokedProductionVariant"] == "AllTraffic"
     assert runtime.endpoints.calls[-1][:2] == ("eu-west-1", "fraud")
+    client.invoke_endpoint(EndpointName="fraud", ContentType="text/csv", Body=b"1,2", TargetVariant="Challenger")
+    assert runtime.endpoints.calls[-1][-1] == "Challenger"  # the TargetVariant header reaches the host

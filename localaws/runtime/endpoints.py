@@ -1,11 +1,16 @@
-"""Real-time endpoints, offline: one serving container per endpoint, plus data capture.
+"""Real-time endpoints, offline: one serving container per variant, plus data capture.
 
 moto stores endpoints (and reports them InService) but answers InvokeEndpoint with b"body".
-Here an endpoint's model is resolved the way SageMaker does (endpoint -> endpoint config
+Here each variant's model is resolved the way SageMaker does (endpoint -> endpoint config
 -> model -> container or model package -> model.tar.gz) and served by the image's own
-serving stack (runtime/container.py) with the Model's Environment and network isolation;
-invocations are forwarded to it, and captured to the endpoint config's S3 destination in
-SageMaker's JSONL format and layout.
+serving stack (runtime/container.py) with the Model's Environment and network isolation.
+As SageMaker routes production traffic: a request goes to one production variant, chosen
+at random in proportion to the variants' weights (UpdateEndpointWeightsAndCapacities
+changes them in place), or to the variant the request names (TargetVariant); each shadow
+variant (ShadowProductionVariants) gets a copy, answered in the background, its answer
+kept from the caller. Every variant publishes its own metrics; requests and answers are
+captured per variant to the endpoint config's S3 destination in SageMaker's JSONL format
+and layout.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -36,6 +42,20 @@ class EndpointError(Exception):
     """The endpoint cannot serve (missing, model not loadable); str() is the reason."""
 
 
+def route(hosted: HostedEndpoint, target_variant: str = "") -> HostedVariant:
+    """The production variant a request goes to: the one it names, else one at random in
+    proportion to the weights (SageMaker's traffic distribution)."""
+    if target_variant:
+        named = next((v for v in hosted.variants if v.name == target_variant), None)
+        if named is None:
+            raise EndpointError(f"Variant {target_variant} not found for endpoint {hosted.name}.")
+        return named
+    weights = [max(v.weight, 0.0) for v in hosted.variants]
+    if not any(weights):
+        raise EndpointError(f"Endpoint {hosted.name} has no production variant with a traffic weight above 0.")
+    return random.choices(hosted.variants, weights)[0]
+
+
 @dataclass
 class Capture:
     destination: str  # s3://bucket/prefix
@@ -43,17 +63,39 @@ class Capture:
     csv_types: set[str]
     json_types: set[str]
     modes: set[str]  # {"Input", "Output"}
-    lines: list[tuple[datetime, str]] = field(default_factory=list)
+    lines: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, variant, JSON line)
     last_flush: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class HostedVariant:
+    name: str
+    container: ServingContainer
+    telemetry: EndpointTelemetry
+    weight: float  # production traffic share, relative to the other production variants'
 
 
 @dataclass
 class HostedEndpoint:
     name: str
-    variant: str
-    container: ServingContainer
+    variants: list[HostedVariant]  # production variants: each request goes to one
+    shadows: list[HostedVariant]  # shadow variants: each gets a copy, answers nobody
     capture: Capture | None
-    telemetry: EndpointTelemetry
+    config: str = ""  # the endpoint config this fleet serves
+    # During an update (sagemaker/deployments.py): the new fleet and its share of the traffic.
+    green: HostedEndpoint | None = None
+    green_share: float = 0.0
+
+    @property
+    def container(self) -> ServingContainer:
+        """The first production variant's container (one-variant endpoints: the container)."""
+        return self.variants[0].container
+
+    def all_variants(self) -> list[HostedVariant]:
+        return self.variants + self.shadows + (self.green.all_variants() if self.green else [])
+
+    def running(self) -> bool:
+        return all(v.container.process.poll() is None for v in self.all_variants())
 
 
 class EndpointHost:
@@ -74,6 +116,7 @@ class EndpointHost:
         self._started = threading.Condition(self._lock)
         self._flusher = threading.Thread(target=self._housekeep, name="endpoint-housekeeping", daemon=True)
         self._flusher.start()
+        self._shadowing = ThreadPoolExecutor(4, thread_name_prefix="shadow")  # copies to shadow variants
 
     def ensure(self, region: str, name: str) -> HostedEndpoint:
         """The running serving container for endpoint `name`, started on first use.
@@ -85,7 +128,7 @@ class EndpointHost:
             while key in self._starting:
                 self._started.wait()
             hosted = self._endpoints.get(key)
-            if hosted is not None and hosted.container.process.poll() is None:
+            if hosted is not None and hosted.running():
                 return hosted
             self._starting.add(key)
         try:
@@ -108,7 +151,7 @@ class EndpointHost:
         with self._lock:
             return (region, name) in self._starting
 
-    def invoke(self, region: str, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, bytes, str, str]:
+    def invoke(self, region: str, name: str, body: bytes, content_type: str, accept: str, target_variant: str = "") -> tuple[int, bytes, str, str]:
         """(status, body, content type, variant) of one invocation."""
         if not self._exists(region, name):
             self.stop(region, name)
@@ -117,18 +160,80 @@ class EndpointHost:
         # OverheadLatency is the rest of this call, from here (a container's start, which
         # SageMaker does before InService, is not an invocation's overhead).
         received = time.perf_counter()
+        fleet = hosted.green if hosted.green is not None and random.random() < hosted.green_share else hosted
+        variant = route(fleet, target_variant)
+        status, reply, reply_type = self._call(fleet, variant, body, content_type, accept, received)
+        for shadow in fleet.shadows:
+            self._shadowing.submit(self._shadow, fleet, shadow, body, content_type, accept)
+        return status, reply, reply_type, variant.name
+
+    def start_green(self, region: str, name: str, config: str) -> None:
+        """An update's new fleet, started beside the serving one, with no traffic yet."""
+        blue = self.ensure(region, name)
+        green = self._start(region, name, config)
+        with self._lock:
+            blue.green, blue.green_share = green, 0.0
+
+    def shift(self, region: str, name: str, share: float) -> None:
+        """Send `share` of the traffic to the new fleet."""
+        with self._lock:
+            self._endpoints[(region, name)].green_share = share
+
+    def promote(self, region: str, name: str) -> None:
+        """The new fleet serves alone; the old one is terminated."""
+        with self._lock:
+            blue = self._endpoints[(region, name)]
+            green, blue.green = blue.green, None
+            self._endpoints[(region, name)] = green
+        self._retire(region, blue)
+
+    def roll_back(self, region: str, name: str) -> None:
+        """All traffic back to the old fleet; the new one is terminated."""
+        with self._lock:
+            blue = self._endpoints[(region, name)]
+            green, blue.green, blue.green_share = blue.green, None, 0.0
+        if green is not None:
+            self._retire(region, green)
+
+    def _retire(self, region: str, fleet: HostedEndpoint) -> None:
+        try:
+            self._flush(region, fleet, force=True)
+            for variant in fleet.variants + fleet.shadows:
+                variant.telemetry.publish()
+        except (ClientError, BotoCoreError) as error:
+            print(f"localaws: last capture or metrics of {fleet.name} lost: {error}", file=sys.stderr)
+        finally:
+            for variant in fleet.variants + fleet.shadows:
+                variant.container.stop()
+
+    def set_weights(self, region: str, name: str, weights: dict[str, float]) -> None:
+        """UpdateEndpointWeightsAndCapacities: new traffic shares, in place."""
+        with self._lock:
+            hosted = self._endpoints.get((region, name))
+            for variant in hosted.variants if hosted else []:
+                variant.weight = weights.get(variant.name, variant.weight)
+
+    def _call(self, hosted: HostedEndpoint, variant: HostedVariant, body: bytes, content_type: str, accept: str, received: float) -> tuple[int, bytes, str]:
+        """One request to one variant's container: its answer, captured and measured."""
         headers = {"Content-Type": content_type, "Accept": accept} if accept else {"Content-Type": content_type}
         try:
             sent = time.perf_counter()
-            status, reply, reply_type = hosted.container.request("POST", "/invocations", body, headers)
+            status, reply, reply_type = variant.container.request("POST", "/invocations", body, headers)
             answered = time.perf_counter()
         except (http.client.HTTPException, OSError) as error:
-            raise EndpointError(f"the container of {name} did not answer: {error}; its log ends: {hosted.container.log_tail()}") from None
+            raise EndpointError(f"the container of {hosted.name}/{variant.name} did not answer: {error}; its log ends: {variant.container.log_tail()}") from None
         if status == 200 and hosted.capture is not None:
-            self._capture(hosted, body, content_type, reply, reply_type)
+            self._capture(hosted, variant.name, body, content_type, reply, reply_type)
         model = answered - sent
-        hosted.telemetry.record(status, model, time.perf_counter() - received - model)
-        return status, reply, reply_type, hosted.variant
+        variant.telemetry.record(status, model, time.perf_counter() - received - model)
+        return status, reply, reply_type
+
+    def _shadow(self, hosted: HostedEndpoint, shadow: HostedVariant, body: bytes, content_type: str, accept: str) -> None:
+        """A shadow variant's copy of a request: measured and captured, its answer dropped."""
+        try:
+            self._call(hosted, shadow, body, content_type, accept, time.perf_counter())
+        except EndpointError as error:  # the caller was answered already; the shadow's log says why
+            print(f"localaws: shadow variant {shadow.name} of {hosted.name}: {error}", file=sys.stderr)
 
     def stop(self, region: str, name: str) -> None:
         with self._lock:
@@ -139,7 +244,8 @@ class EndpointHost:
             except ClientError:  # the capture bucket went with the stack: nothing to keep them in
                 pass
             finally:
-                hosted.container.stop()
+                for variant in hosted.all_variants():
+                    variant.container.stop()
 
     def stop_all(self) -> None:
         for region, name in list(self._endpoints):
@@ -147,34 +253,49 @@ class EndpointHost:
 
     # --- starting a serving container ----------------------------------------------------
 
-    def _start(self, region: str, name: str) -> HostedEndpoint:
+    def _start(self, region: str, name: str, config_name: str | None = None) -> HostedEndpoint:
+        """A fleet of endpoint `name`: its current config's, or `config_name`'s (an update's)."""
         sagemaker = self._session_for_region(region).client("sagemaker")
         try:
             endpoint = sagemaker.describe_endpoint(EndpointName=name)
         except sagemaker.exceptions.ClientError:
             raise EndpointError(f"Endpoint {name} not found.") from None
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-        variant = config["ProductionVariants"][0]
-        model, container = model_container(sagemaker, variant["ModelName"])
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name or endpoint["EndpointConfigName"])
+        # The endpoint's current weights (UpdateEndpointWeightsAndCapacities may have changed them).
+        current = {} if config_name else {v["VariantName"]: v.get("CurrentWeight") for v in endpoint.get("ProductionVariants", [])}
+        started: list[HostedVariant] = []
+        try:
+            for variant in config["ProductionVariants"] + config.get("ShadowProductionVariants", []):
+                weight = current.get(variant["VariantName"])
+                weight = float(variant.get("InitialVariantWeight", 1.0) if weight is None else weight)
+                started.append(self._start_variant(region, sagemaker, name, variant, weight))
+        except EndpointError:
+            for variant in started:
+                variant.container.stop()
+            raise
+        production = len(config["ProductionVariants"])
+        return HostedEndpoint(name, started[:production], started[production:], _capture_config(config), config["EndpointConfigName"])
 
+    def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
+        model, container = model_container(sagemaker, variant["ModelName"])
         bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
         archive = self._session_for_region(region).client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         try:
             serving = start_serving_container(
-                f"{name}/{variant['VariantName']}", archive, container.get("Environment", {}),
+                f"{endpoint}/{variant['VariantName']}", archive, container.get("Environment", {}),
                 network_isolation=model.get("EnableNetworkIsolation", False),
                 network_environment=self._network_environment(),
             )
         except ContainerFailed as error:
-            raise EndpointError(str(error)) from None
+            raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
         telemetry = EndpointTelemetry(
-            name, variant["VariantName"], serving.log_path, self._session_for_region(region), int(variant.get("InitialInstanceCount") or 1)
+            endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), int(variant.get("InitialInstanceCount") or 1)
         )
-        return HostedEndpoint(name, variant["VariantName"], serving, _capture_config(config), telemetry)
+        return HostedVariant(variant["VariantName"], serving, telemetry, weight)
 
     # --- data capture --------------------------------------------------------------------
 
-    def _capture(self, hosted: HostedEndpoint, body: bytes, content_type: str, reply: bytes, reply_type: str) -> None:
+    def _capture(self, hosted: HostedEndpoint, variant: str, body: bytes, content_type: str, reply: bytes, reply_type: str) -> None:
         capture = hosted.capture
         if random.uniform(0, 100) >= capture.sampling_percent:
             return
@@ -190,7 +311,7 @@ class EndpointHost:
             "eventVersion": "0",
         })
         with self._lock:
-            capture.lines.append((now, line))
+            capture.lines.append((now, variant, line))
 
     def _housekeep(self) -> None:
         """Flush captured requests, publish metrics and logs; stop the containers of endpoints
@@ -204,19 +325,22 @@ class EndpointHost:
             for (region, name), hosted in list(self._endpoints.items()):
                 try:
                     if self._exists(region, name):
-                        self._flush(region, hosted)
-                        if publish:
-                            self._publish(hosted)
+                        for fleet in (hosted, hosted.green):
+                            if fleet is not None:
+                                self._flush(region, fleet)
+                                if publish:
+                                    self._publish(fleet)
                     else:
                         self.stop(region, name)
                 except ClientError as error:  # keep housekeeping; say what was lost
                     print(f"localaws: data capture of {name} not written: {error}", file=sys.stderr)
 
     def _publish(self, hosted: HostedEndpoint) -> None:
-        try:
-            hosted.telemetry.publish()
-        except (ClientError, BotoCoreError) as error:  # the figures are lost, serving goes on
-            print(f"localaws: metrics or logs of {hosted.name} not published: {error}", file=sys.stderr)
+        for variant in hosted.variants + hosted.shadows:
+            try:
+                variant.telemetry.publish()
+            except (ClientError, BotoCoreError) as error:  # the figures are lost, serving goes on
+                print(f"localaws: metrics or logs of {hosted.name}/{variant.name} not published: {error}", file=sys.stderr)
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
         capture = hosted.capture
@@ -227,17 +351,21 @@ class EndpointHost:
             if not due or not capture.lines:
                 return
             lines, capture.lines, capture.last_flush = capture.lines, [], time.monotonic()
-        first = lines[0][0]
         bucket, _, prefix = capture.destination.removeprefix("s3://").partition("/")
-        # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
-        key = "/".join(p for p in (prefix.strip("/"), hosted.name, hosted.variant, first.strftime("%Y/%m/%d/%H")) if p)
-        key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-        body = "".join(line + "\n" for _, line in lines).encode()
-        self._session_for_region(region).client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        s3 = self._session_for_region(region).client("s3")
+        for variant in dict.fromkeys(v for _, v, _ in lines):
+            mine = [(when, line) for when, v, line in lines if v == variant]
+            first = mine[0][0]
+            # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
+            key = "/".join(p for p in (prefix.strip("/"), hosted.name, variant, first.strftime("%Y/%m/%d/%H")) if p)
+            key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+            s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for _, line in mine).encode())
 
     def flush_all(self) -> None:
         for (region, _), hosted in list(self._endpoints.items()):
-            self._flush(region, hosted, force=True)
+            for fleet in (hosted, hosted.green):
+                if fleet is not None:
+                    self._flush(region, fleet, force=True)
 
 
 def model_container(sagemaker, model_name: str) -> tuple[dict, dict]:

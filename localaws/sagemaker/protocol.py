@@ -24,6 +24,7 @@ from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
 from moto.sagemaker.models import sagemaker_backends
 
+from localaws.sagemaker.deployments import DeploymentRunner, UpdateRefused
 from localaws.sagemaker.jobs import JobNotRunning, JobRunner, JobState
 from localaws.sagemaker.pipelines import DefinitionError, PipelineRunner, parameter_values, validate
 from localaws.wsgi import call, json_reply
@@ -65,8 +66,10 @@ PIPELINE_OPERATIONS = ("CreatePipeline", "UpdatePipeline", "StartPipelineExecuti
 
 
 class SageMakerLayer:
-    def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str, pipelines: PipelineRunner) -> None:
-        self.app, self.runner, self.endpoints, self.account_id, self.pipelines = app, runner, endpoints, account_id, pipelines
+    def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str, pipelines: PipelineRunner,
+                 deployments: DeploymentRunner) -> None:
+        self.app, self.runner, self.endpoints, self.account_id = app, runner, endpoints, account_id
+        self.pipelines, self.deployments = pipelines, deployments
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         invoked = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
@@ -79,6 +82,10 @@ class SageMakerLayer:
             return self.app(environ, start_response)
         if operation == "DescribeEndpoint":
             return self._describe_endpoint(environ, start_response)
+        if operation == "UpdateEndpointWeightsAndCapacities":
+            return self._update_weights(environ, start_response)
+        if operation == "UpdateEndpoint":
+            return self._update_endpoint(environ, start_response)
         if operation in STORE.OPERATIONS:
             return self._monitoring(environ, start_response, operation)
         if operation in PIPELINE_OPERATIONS:
@@ -121,6 +128,9 @@ class SageMakerLayer:
         status, headers, reply = self._forward(environ)
         if status.startswith("200"):
             described = json.loads(reply)
+            deployment = self.deployments.deployments.get((_region(environ), request["EndpointName"]))
+            if deployment is not None and deployment.deployment_config:
+                described["LastDeploymentConfig"] = deployment.deployment_config
             if described.get("EndpointStatus") == "InService" and not self.endpoints.is_starting(_region(environ), request["EndpointName"]):
                 try:
                     self.endpoints.ensure(_region(environ), request["EndpointName"])
@@ -128,6 +138,26 @@ class SageMakerLayer:
                     described["EndpointStatus"], described["FailureReason"] = "Failed", str(error)
                 reply = json.dumps(described).encode()
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
+        start_response(status, headers)
+        return [reply]
+
+    def _update_endpoint(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """UpdateEndpoint (moto has none): a blue/green deployment by the request's DeploymentConfig."""
+        request = json.loads(self._body(environ) or b"{}")
+        try:
+            deployment = self.deployments.start(_region(environ), request.get("EndpointName", ""), request.get("EndpointConfigName", ""), request.get("DeploymentConfig") or {})
+        except UpdateRefused as error:
+            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
+        arn = sagemaker_backends[self.account_id][_region(environ)].endpoints[deployment.endpoint].arn
+        return json_reply(start_response, {"EndpointArn": arn})
+
+    def _update_weights(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """moto records the new weights; the serving host routes by them from now on."""
+        request = json.loads(self._body(environ) or b"{}")
+        status, headers, reply = self._forward(environ)
+        if status.startswith("200"):
+            weights = {v["VariantName"]: float(v["DesiredWeight"]) for v in request.get("DesiredWeightsAndCapacities", []) if "DesiredWeight" in v}
+            self.endpoints.set_weights(_region(environ), request.get("EndpointName", ""), weights)
         start_response(status, headers)
         return [reply]
 
@@ -220,7 +250,7 @@ class SageMakerLayer:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""
         status, headers, body = invoke_reply(
             self.endpoints, self.account_id, _region(environ), name, self._body(environ),
-            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""),
+            environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
         )
         start_response(status, headers)
         return [body]
@@ -306,11 +336,12 @@ def refusal(operation: str, request: dict[str, Any]) -> str | None:
 
 
 def invoke_reply(
-    endpoints: EndpointHost, account_id: str, region: str, name: str, body: bytes, content_type: str, accept: str
+    endpoints: EndpointHost, account_id: str, region: str, name: str, body: bytes, content_type: str, accept: str, target_variant: str = ""
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """(status line, headers, body) of InvokeEndpoint, answered by the endpoint's serving container."""
+    """(status line, headers, body) of InvokeEndpoint, answered by the serving container of
+    the production variant it was routed to (or the TargetVariant it names)."""
     try:
-        status, reply, reply_type, variant = endpoints.invoke(region, name, body, content_type, accept)
+        status, reply, reply_type, variant = endpoints.invoke(region, name, body, content_type, accept, target_variant)
     except EndpointError as error:
         return _error_reply(400, "ValidationError", {"message": str(error)})
     if status == 200:

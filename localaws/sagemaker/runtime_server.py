@@ -64,7 +64,7 @@ class _InvocationHandler(BaseHTTPRequestHandler):
             return
         self._reply(*invoke_reply(
             self.server.endpoints, self.server.account_id, region_of(self.headers.get("Authorization", "")), invoked.group(1), body,
-            self.headers.get("Content-Type", ""), self.headers.get("Accept", ""),
+            self.headers.get("Content-Type", ""), self.headers.get("Accept", ""), self.headers.get("X-Amzn-SageMaker-Target-Variant", ""),
         ))
 
     def _reply(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
