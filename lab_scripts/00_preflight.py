@@ -69,7 +69,7 @@ def show_cost(region: str) -> dict[str, float]:
     total = cost.totals(items, hours_forgotten=24)
     console.note(
         f"cost in {region}: about USD {total.lab_run:.2f} for one full lab run; USD {total.forgotten:.2f} per day "
-        "if you forget teardown (step 09). `make cost` shows every line."
+        "if you forget teardown (step 10). `make cost` shows every line."
     )
     return {"lab_run_usd": round(total.lab_run, 2), "forgotten_usd_per_day": round(total.forgotten, 2)}
 

@@ -64,6 +64,7 @@ def step_arguments(step: str, size: int) -> list[str]:
         "04_evaluate_and_register": alert_budget,
         "08_monitor_drift": ["--requests", str(max(2, min(10, size // 2000)))],
         "07_run_pipeline": alert_budget,  # the same gate as step 04's
+        "09_safe_deployment": ["--requests", "1000"],  # the split's tolerance at 1,000 is ±3 points
     }.get(step, [])
 
 
@@ -102,17 +103,17 @@ def destroy_and_audit(run: LabRun) -> str:
     except DestroyError as error:
         raise AfterStepError(f"cdk destroy: {error}") from None
     print(f"✓ destroyed {', '.join(destroyed)}", flush=True)
-    print("\n### 09_teardown --audit-only", flush=True)
-    completed = _run(STEPS_DIR / "09_teardown.py", ["--audit-only"], run)
+    print("\n### 10_teardown --audit-only", flush=True)
+    completed = _run(STEPS_DIR / "10_teardown.py", ["--audit-only"], run)
     if completed.returncode != 0:
         raise AfterStepError(f"audit after destroy: {_reason(completed)}")
-    return f"{len(destroyed)} stacks destroyed; " + run.recorded("09_teardown")["key_figure"]
+    return f"{len(destroyed)} stacks destroyed; " + run.recorded("10_teardown")["key_figure"]
 
 
 # Between some steps a learner runs a command that is not a lab script: (label, command).
 AFTER_STEP = {
     "04_evaluate_and_register": ("cdk deploy (endpoint, monitoring)", deploy_endpoint_stack),
-    "09_teardown": ("cdk destroy + audit", destroy_and_audit),
+    "10_teardown": ("cdk destroy + audit", destroy_and_audit),
 }
 
 

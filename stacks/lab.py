@@ -18,7 +18,7 @@ from stacks.monitoring_stack import MonitoringProps, MonitoringStack
 from stacks.network_stack import NetworkProps, NetworkStack
 
 PROJECT_TAG = ("project", "fraudlab")
-# IAM roles are global: this tag says which region's lab a role belongs to (step 09's audit).
+# IAM roles are global: this tag says which region's lab a role belongs to (step 10's audit).
 REGION_TAG = "fraudlab:region"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 

@@ -127,6 +127,8 @@ def test_default_table_names_every_stack_and_the_totals(capsys):
     assert "SageMaker Pipeline (no charge of its own" in out
     for job in ("Processing job 1 x ml.m5.xlarge, ~5 min (features)", "Training job 1 x ml.m5.large", "Processing job 1 x ml.m5.xlarge, ~4 min (evaluation)"):
         assert f"Pipeline: {job}" in out
+    assert "Pipeline run started by the drift alarm" in out  # step 08's retraining
+    assert "2 extra instance-hours of ml.m5.large (4 blue/green updates)" in out  # step 09
     assert "One full lab run: USD" in out and "Forgotten for 48 h after the lab: USD" in out
     assert "retrieved 2026-11-23" in out
 

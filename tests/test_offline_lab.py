@@ -1,4 +1,4 @@
-"""The whole lab as a learner runs it offline: `python -m localaws lab`, steps 00-09, the
+"""The whole lab as a learner runs it offline: `python -m localaws lab`, steps 00-10, the
 summary, the report, and an audit that proves `cdk destroy` left nothing."""
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_the_report_in_a_real_browser_loads_every_image_and_has_no_blank_band(la
 def test_results_files_carry_the_figures(lab):
     _, workdir = lab
     drift = json.loads((workdir / "build/lab-results/08_monitor_drift.json").read_text())
-    teardown = json.loads((workdir / "build/lab-results/09_teardown.json").read_text())
+    teardown = json.loads((workdir / "build/lab-results/10_teardown.json").read_text())
     assert drift["clean_violations"] == 0 and drift["drift_violations"] > 0
     assert teardown["leftovers"] == 0 and teardown["in_stacks"] == 0
 

@@ -43,7 +43,7 @@ def test_the_readme_by_hand_section_runs_verbatim_and_leaves_nothing(tmp_path):
     developer's own local AWS (.localaws/) is never touched."""
     commands = by_hand_commands()
     assert commands[0].split("#")[0].strip() == "make local-up" and commands[-1] == "make local-down"
-    assert any(PLACEHOLDER in c for c in commands) and any("09_teardown.py --audit-only" in c for c in commands)
+    assert any(PLACEHOLDER in c for c in commands) and any("10_teardown.py --audit-only" in c for c in commands)
     for name in SHARED:
         (tmp_path / name).symlink_to(ROOT / name)
     # A learner's shell: no AWS settings, and not inside `make test` (nested make says
@@ -60,7 +60,7 @@ def test_the_readme_by_hand_section_runs_verbatim_and_leaves_nothing(tmp_path):
     try:
         assert completed.returncode == 0, transcript[-4000:]
         assert "Traceback" not in transcript, transcript[-4000:]
-        audit = transcript[transcript.rindex("$ .venv/bin/python lab_scripts/09_teardown.py --audit-only"):]
+        audit = transcript[transcript.rindex("$ .venv/bin/python lab_scripts/10_teardown.py --audit-only"):]
         assert "no leftovers outside the stacks: the lab is gone" in audit, audit
         assert re.search(r"✓ destroyed .*-Endpoint", transcript), transcript[-4000:]
         assert "local AWS stopped" in transcript.splitlines()[-1]

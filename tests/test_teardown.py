@@ -40,7 +40,7 @@ def sleeping_job(sagemaker, name: str, role_arn: str) -> None:
 
 
 def test_teardown_touches_only_the_labs_own_resources_in_its_own_region(deployed, tmp_path):
-    """Regression: step 09 deleted every monitoring schedule in the region (another team's
+    """Regression: step 10 deleted every monitoring schedule in the region (another team's
     too), listed the lab's global IAM roles as leftovers from any other region (exit 1), and
     never saw a running job offline (moto lists it Completed), so never stopped it."""
     server = deployed
@@ -57,10 +57,10 @@ def test_teardown_touches_only_the_labs_own_resources_in_its_own_region(deployed
     running = sagemaker.list_processing_jobs(StatusEquals="InProgress")["ProcessingJobSummaries"]
     assert {j["ProcessingJobName"] for j in running} == {"fraudlab-stuck-job", "other-team-job"}
 
-    elsewhere = run_step("09_teardown.py", {**env, "AWS_REGION": "eu-central-1"}, "--audit-only", cwd=tmp_path)
+    elsewhere = run_step("10_teardown.py", {**env, "AWS_REGION": "eu-central-1"}, "--audit-only", cwd=tmp_path)
     assert elsewhere.returncode == 0 and "the lab is gone" in elsewhere.stdout, elsewhere.stdout + elsewhere.stderr
 
-    completed = run_step("09_teardown.py", env, cwd=tmp_path)
+    completed = run_step("10_teardown.py", env, cwd=tmp_path)
     assert "stopped processing job fraudlab-stuck-job" in completed.stdout, completed.stdout + completed.stderr
     assert "other-team" not in completed.stdout and "untagged-drift" not in completed.stdout, completed.stdout
     schedules = {s["MonitoringScheduleName"] for s in sagemaker.list_monitoring_schedules()["MonitoringScheduleSummaries"]}
@@ -87,7 +87,7 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     # ...and one thing teardown does not delete by itself: the audit must name it.
     stray = sns.create_topic(Name=f"{PREFIX}-stray-topic", Tags=TAGS)["TopicArn"]
 
-    first = run_step("09_teardown.py", env, cwd=tmp_path)
+    first = run_step("10_teardown.py", env, cwd=tmp_path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "deleted model package" in first.stdout and "deleted model fraudlab-try-serverless" in first.stdout
     assert f"{PREFIX}-stray-topic" in first.stdout and "1 leftovers outside any stack" in first.stdout, first.stdout
@@ -96,10 +96,10 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
         sagemaker.describe_model_package(ModelPackageName=package)
 
     sns.delete_topic(TopicArn=stray)
-    second = run_step("09_teardown.py", env, "--audit-only", cwd=tmp_path)
+    second = run_step("10_teardown.py", env, "--audit-only", cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "no leftovers outside the stacks" in second.stdout
-    recorded = json.loads((tmp_path / "build/lab-results/09_teardown.json").read_text())
+    recorded = json.loads((tmp_path / "build/lab-results/10_teardown.json").read_text())
     assert recorded["leftovers"] == 0 and recorded["in_stacks"] > 0
 
     # More objects than one listing page, as a big lab leaves (regression: at 1M transactions
@@ -114,13 +114,13 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     s3.delete_object(Bucket=outputs["LabBucketName"], Key="raw/part-00001.gz")
     versions = s3.list_object_versions(Bucket=outputs["LabBucketName"], Prefix="raw/part-0000")
     assert len(versions["Versions"]) == 11 and len(versions["DeleteMarkers"]) == 1
-    # What step 09 told the learner to run, then the audit finds nothing at all.
+    # What step 10 told the learner to run, then the audit finds nothing at all.
     destroyed = subprocess.run(
         [sys.executable, "-m", "localaws", "destroy"], cwd=ROOT, env={**env, "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=300,
     )
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert destroyed.stdout.strip() == f"✓ destroyed {PREFIX}-MLPlatform, {PREFIX}-Network, {PREFIX}-Data"
-    final = run_step("09_teardown.py", env, "--audit-only", cwd=tmp_path)
+    final = run_step("10_teardown.py", env, "--audit-only", cwd=tmp_path)
     assert final.returncode == 0 and "the lab is gone" in final.stdout, final.stdout + final.stderr
 
     # The same lab deployed again on the same local AWS (regression: "Export names must be
@@ -132,6 +132,6 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
 
 def test_teardown_without_credentials_says_what_to_do(tmp_path):
     env = isolated_env(AWS_REGION="us-east-1")
-    completed = run_step("09_teardown.py", env, cwd=tmp_path)
+    completed = run_step("10_teardown.py", env, cwd=tmp_path)
     assert completed.returncode == 2
     assert completed.stderr.strip().count("\n") == 0 and "credentials" in completed.stderr

@@ -52,6 +52,9 @@ SERVERLESS_MEMORY_GB = 2.0  # 2048 MB
 SERVERLESS_BYTES_PER_INVOCATION = 2 * 1024  # request + response
 ENDPOINT_ALARMS = 2
 DRIFT_MONITORS = ("kit", "modelMonitor", "off")
+# Step 09: four endpoint updates, each with a new fleet beside the old for ~15 minutes:
+# about two extra instance-hours of the endpoint's instance type in all.
+SAFE_DEPLOYMENT_EXTRA_INSTANCE_HOURS = 2.0
 EVALUATION_JOB = ("ml.m5.xlarge", 4, 30)  # step 07's evaluation step: instance, billed minutes, volume GB
 TRANSFORM_JOB = ("ml.m5.large", 5)  # step 06's batch transform: instance, billed minutes (start-up included)
 DRIFT_JOB = ("ml.m5.large", 4)  # fraudlab:monitorInstanceType, billed minutes per run
@@ -295,10 +298,13 @@ def step06_items(cfg: Settings, prices: Prices) -> list[LineItem]:
                      _job(prices, "transform", instance, minutes))]
 
 
-def step08_items(cfg: Settings, prices: Prices) -> list[LineItem]:
-    """The pipeline's run: the feature and training jobs of steps 02-03 again, and its evaluation job."""
+def step07_items(cfg: Settings, prices: Prices) -> list[LineItem]:
+    """The pipeline's run: the feature and training jobs of steps 02-03 again, and its
+    evaluation job; the drift alarm starts one more run in step 08."""
     features, training, evaluation = FEATURE_JOB, TRAINING_JOB, EVALUATION_JOB
-    return [
+    run = _job(prices, "processing", *features) + _job(prices, "training", *training) + _job(prices, "processing", *evaluation)
+    retraining = [_one_off("drift-retraining", "Pipeline run started by the drift alarm (the 3 jobs again)", "step 08", run)] if cfg.drift_monitor != "off" else []
+    return retraining + [
         _one_off("pipeline-features", f"Pipeline: Processing job 1 x {features[0]}, ~{features[1]} min (features)", "step 07",
                  _job(prices, "processing", *features)),
         _one_off("pipeline-training", f"Pipeline: Training job 1 x {training[0]}, ~{training[1]} min", "step 07",
@@ -306,6 +312,15 @@ def step08_items(cfg: Settings, prices: Prices) -> list[LineItem]:
         _one_off("pipeline-evaluation", f"Pipeline: Processing job 1 x {evaluation[0]}, ~{evaluation[1]} min (evaluation)", "step 07",
                  _job(prices, "processing", *evaluation)),
     ]
+
+
+def step09_items(cfg: Settings, prices: Prices) -> list[LineItem]:
+    """A/B, shadow and canary: blue/green updates run the new fleet beside the old one."""
+    if cfg.serverless:
+        return []
+    instance = cfg.endpoint_instance_type
+    return [_one_off("safe-deployment", f"{SAFE_DEPLOYMENT_EXTRA_INSTANCE_HOURS:g} extra instance-hours of {instance} (4 blue/green updates)", "step 09",
+                     SAFE_DEPLOYMENT_EXTRA_INSTANCE_HOURS * prices.usd("sagemaker_hosting", instance))]
 
 
 def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
@@ -344,7 +359,7 @@ def monitoring_items(cfg: Settings, prices: Prices) -> list[LineItem]:
 def estimate(cfg: Settings, prices: Prices) -> list[LineItem]:
     """Every billable resource the stacks and steps create, in the order the lab creates them."""
     builders = (network_items, data_items, ml_platform_items, step02_items, step03_items,
-                step04_items, endpoint_items, step06_items, monitoring_items, step08_items)
+                step04_items, endpoint_items, step06_items, monitoring_items, step07_items, step09_items)
     return [item for build in builders for item in build(cfg, prices)]
 
 

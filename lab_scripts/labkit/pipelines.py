@@ -63,15 +63,36 @@ def step_table(steps: list[dict]) -> list[tuple]:
     return rows
 
 
-def gate_figures(sagemaker, s3, steps: list[dict]) -> dict | None:
-    """evaluation.json's gate, read from the Evaluate step's output (cached or not)."""
+def evaluation_output(sagemaker, steps: list[dict], output: str) -> str | None:
+    """The S3 URI of one output ("evaluation", "serving") of the Evaluate step, if it succeeded."""
     evaluate = next((s for s in steps if s["StepName"] == "Evaluate" and s["StepStatus"] == "Succeeded"), None)
     if evaluate is None:
         return None
     job = sagemaker.describe_processing_job(ProcessingJobName=evaluate["Metadata"]["ProcessingJob"]["Arn"].rsplit("/", 1)[-1])
-    output = next(o for o in job["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "evaluation")
-    bucket, key = split_uri(f"{output['S3Output']['S3Uri'].rstrip('/')}/evaluation.json")
+    return next(o for o in job["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == output)["S3Output"]["S3Uri"].rstrip("/")
+
+
+def gate_figures(sagemaker, s3, steps: list[dict]) -> dict | None:
+    """evaluation.json's gate, read from the Evaluate step's output (cached or not)."""
+    uri = evaluation_output(sagemaker, steps, "evaluation")
+    if uri is None:
+        return None
+    bucket, key = split_uri(f"{uri}/evaluation.json")
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["gate"]
+
+
+def last_trained_archive(sagemaker, pipeline: str) -> tuple[str, str] | None:
+    """(serving model.tar.gz URI, execution id) of the newest execution whose Evaluate step
+    succeeded, registered or not."""
+    executions = sorted(each(sagemaker, "list_pipeline_executions", "PipelineExecutionSummaries", PipelineName=pipeline),
+                        key=lambda e: e["StartTime"], reverse=True)
+    for execution in executions:
+        arn = execution["PipelineExecutionArn"]
+        steps = list(each(sagemaker, "list_pipeline_execution_steps", "PipelineExecutionSteps", PipelineExecutionArn=arn))
+        uri = evaluation_output(sagemaker, steps, "serving")
+        if uri is not None:
+            return f"{uri}/model.tar.gz", arn.rsplit("/", 1)[-1]
+    return None
 
 
 def show_execution(sagemaker, s3, execution: dict, steps: list[dict], seconds: float, margin: float | None) -> dict:

@@ -241,7 +241,7 @@ def render(results: dict[str, dict], summary: list[tuple[str, bool, float | None
     plot = _drift_plot(drift.get("drift_distances", {}).get("drifted", {}), float(drift.get("drift_threshold", 0.1)))
     if plot:
         drift_html += f'<p class="muted">Drift distance per feature in the drifted window (KS for numbers, L-infinity for categories); red bars are over the threshold.</p>{plot}'
-    teardown = _figure(results, "09_teardown", "key_figure")
+    teardown = _figure(results, "10_teardown", "key_figure")
     links = _links(results)
     links_html = f"<h2>Where to look</h2>{_table(('what', 'where'), links)}" if links else ""
     if links and run.get("endpoint_url"):

@@ -1,8 +1,8 @@
-"""Step 09 — Teardown: delete what the steps created outside CloudFormation, then audit.
+"""Step 10 — Teardown: delete what the steps created outside CloudFormation, then audit.
 
-What you do: run `python lab_scripts/09_teardown.py`, then `npx cdk destroy --all` (add
+What you do: run `python lab_scripts/10_teardown.py`, then `npx cdk destroy --all` (add
 `-c fraudlab:modelPackageArn=<arn>` so the endpoint and monitoring stacks are included),
-then `python lab_scripts/09_teardown.py --audit-only` to prove nothing is left.
+then `python lab_scripts/10_teardown.py --audit-only` to prove nothing is left.
 What you see: each deletion, in dependency order -- monitoring schedules before the
 endpoints they watch, endpoints before their configs and models, running jobs stopped,
 model package versions deleted (CloudFormation cannot delete a group that still has
