@@ -197,13 +197,23 @@ class Traffic:
         return answered, alerts
 
 
-def invocations(cloudwatch, endpoint: str, variant_name: str) -> float:
-    """The variant's Invocations in CloudWatch over the last two hours."""
+def statistic(cloudwatch, endpoint: str, variant_name: str, metric: str, kind: str) -> list[dict]:
+    """The variant's `metric` in CloudWatch over the last two hours, hourly `kind` datapoints."""
     now = datetime.now(timezone.utc)
-    return sum(p["Sum"] for p in cloudwatch.get_metric_statistics(
-        Namespace="AWS/SageMaker", MetricName="Invocations", StartTime=now - timedelta(hours=2), EndTime=now + timedelta(minutes=1),
-        Period=3600, Statistics=["Sum"], Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant_name}],
-    )["Datapoints"])
+    return cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName=metric, StartTime=now - timedelta(hours=2), EndTime=now + timedelta(minutes=1),
+        Period=3600, Statistics=[kind], Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant_name}],
+    )["Datapoints"]
+
+
+def invocations(cloudwatch, endpoint: str, variant_name: str) -> float:
+    return sum(p["Sum"] for p in statistic(cloudwatch, endpoint, variant_name, "Invocations", "Sum"))
+
+
+def model_latency_ms(cloudwatch, endpoint: str, variant_name: str) -> float:
+    """Mean ModelLatency (the container's time per request), in ms, over the last two hours."""
+    points = statistic(cloudwatch, endpoint, variant_name, "ModelLatency", "Average")
+    return max(points, key=lambda p: p["Timestamp"])["Average"] / 1000 if points else float("nan")
 
 
 def counted(cloudwatch, endpoint: str, before: dict[str, float], expected: Counter, timeout: float = 300) -> dict[str, int]:
@@ -262,8 +272,10 @@ def main() -> int:
     shifted, _ = traffic.many(args.requests // 2)
     console.table([(v, f"{n:,}", f"{n / (args.requests // 2):.1%}") for v, n in sorted(shifted.items())], ("variant", "answered", "share (weight 0.5 / 0.5)"))
     figures = counted(cloudwatch, name, before, split + shifted)
-    console.table([(v, f"{n:,}", f"{split.get(v, 0) + shifted.get(v, 0):,}") for v, n in figures.items()],
-                  ("variant", "Invocations (CloudWatch)", "answered (this step)"))
+    latency = {v: model_latency_ms(cloudwatch, name, v) for v in figures}
+    console.table([(v, f"{n:,}", f"{split.get(v, 0) + shifted.get(v, 0):,}", f"{latency[v]:.2f}", f"{np.mean(alerts.get(v, [0])):.2%}")
+                   for v, n in figures.items()],
+                  ("variant", "Invocations (CloudWatch)", "answered (this step)", "ModelLatency mean, ms", "alert rate"))
 
     # (b) Shadow test
     console.heading(f"(b) Shadow test: {CHALLENGER} gets a copy of every request, answers nobody")
@@ -322,7 +334,7 @@ def main() -> int:
     results.record(
         f"A/B {split.get(CHALLENGER, 0) / args.requests:.1%} to the challenger (weight 0.1), {shifted.get(CHALLENGER, 0) / (args.requests // 2):.1%} after 0.5; "
         f"shadow {copies} copies; canary rolled back ({outcomes.get('error 500', 0)} failed requests)",
-        ab_split=dict(split), shifted_split=dict(shifted), variant_invocations=figures,
+        ab_split=dict(split), shifted_split=dict(shifted), variant_invocations=figures, variant_model_latency_ms=latency,
         shadow_answered=dict(answered), shadow_copies=copies,
         rollback_sequence=steps, rollback_outcomes=dict(outcomes), after_rollback=dict(after), endpoint_config=rolled["EndpointConfigName"],
     )

@@ -9,7 +9,9 @@ SageMaker speaks JSON with `X-Amz-Target: SageMaker.<Operation>`:
   final metrics and (tuning) best training job from the runner;
 - Create/UpdatePipeline: the definition checked as SageMaker checks it; StartPipeline-
   Execution: moto records it, the pipeline runner (pipelines.py) runs it; Describe/List
-  PipelineExecution(s) with the true status; ListPipelineExecutionSteps (moto has none).
+  PipelineExecution(s) with the true status; ListPipelineExecutionSteps (moto has none);
+- UpdateEndpoint (moto has none): a blue/green deployment (deployments.py);
+  UpdateEndpointWeightsAndCapacities: moto records it, the serving host routes by it.
 """
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from localaws.runtime.endpoints import EndpointError, EndpointHost
-from localaws.sagemaker.monitoring import STORE, MonitoringApiError
 from moto.sagemaker.models import sagemaker_backends
 
+from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker.deployments import DeploymentRunner, UpdateRefused
 from localaws.sagemaker.jobs import JobNotRunning, JobRunner, JobState
+from localaws.sagemaker.monitoring import STORE, MonitoringApiError
 from localaws.sagemaker.pipelines import DefinitionError, PipelineRunner, parameter_values, validate
 from localaws.wsgi import call, json_reply
 
