@@ -32,9 +32,7 @@ production by using A/B testing); MLS-C01 4.4 (deploy and operationalize ML solu
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import tarfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -51,7 +49,7 @@ from labkit.sagemaker import TAGS, read_pointer, split_uri
 from labkit.session import aws_session, client, each
 from labkit.traffic import csv_body, landed_history
 from processing.features import FEATURE_COLUMNS, build_features
-from processing.model_artifact import MODEL_FILE
+from processing.model_artifact import MODEL_FILE, pack, unpack
 
 CHAMPION = "AllTraffic"  # the endpoint stack's variant: its autoscaling and alarms name it
 CHALLENGER = "Challenger"
@@ -154,21 +152,11 @@ def model_like(sagemaker, name: str, champion: dict, container: dict) -> str:
 def broken_archive(archive: bytes) -> bytes:
     """The serving archive with its booster's best_iteration raised past its trees: the
     container loads it and answers /ping, then every prediction fails with a 500."""
-    members = {}
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source:
-        for member in source.getmembers():
-            members[member.name] = source.extractfile(member).read()
+    members = unpack(archive)
     booster = xgb.Booster()
     booster.load_model(bytearray(members[MODEL_FILE]))
     booster.set_attr(best_iteration="1000000")
-    members[MODEL_FILE] = bytes(booster.save_raw("ubj"))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as target:
-        for name, data in sorted(members.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 0
-            target.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return pack({**members, MODEL_FILE: bytes(booster.save_raw("ubj"))})
 
 
 class Traffic:

@@ -41,13 +41,30 @@ def inference_specification(image: str, model_data_url) -> dict:
     }
 
 
+def pack(files: dict[str, bytes]) -> bytes:
+    """A model.tar.gz of `files` (name: content), members in name order with a fixed mtime:
+    the same files give the same archive."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def unpack(archive: bytes) -> dict[str, bytes]:
+    """Every file of a model.tar.gz, by name."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source:
+        return {member.name: source.extractfile(member).read() for member in source.getmembers() if member.isfile()}
+
+
 def booster_bytes(training_artifact: bytes) -> bytes:
     """The saved booster inside the training job's model.tar.gz."""
-    with tarfile.open(fileobj=io.BytesIO(training_artifact), mode="r:gz") as archive:
-        member = archive.extractfile(MODEL_FILE) if MODEL_FILE in archive.getnames() else None
-        if member is None:
-            raise ValueError(f"the training artifact has no {MODEL_FILE}: was it trained by the built-in XGBoost algorithm?")
-        return member.read()
+    files = unpack(training_artifact)
+    if MODEL_FILE not in files:
+        raise ValueError(f"the training artifact has no {MODEL_FILE}: was it trained by the built-in XGBoost algorithm?")
+    return files[MODEL_FILE]
 
 
 def serving_artifact(training_artifact: bytes, threshold: float, code: dict[str, bytes]) -> bytes:
@@ -55,11 +72,4 @@ def serving_artifact(training_artifact: bytes, threshold: float, code: dict[str,
     missing = set(SERVING_CODE) - set(code)
     if missing:
         raise ValueError(f"the serving artifact needs {sorted(missing)}")
-    files = {MODEL_FILE: booster_bytes(training_artifact), "threshold.json": json.dumps({"threshold": threshold}).encode(), **code}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 0  # fixed mtime: same inputs, same archive
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return pack({MODEL_FILE: booster_bytes(training_artifact), "threshold.json": json.dumps({"threshold": threshold}).encode(), **code})

@@ -21,6 +21,7 @@ from labkit.model_artifact import ENVIRONMENT, serving_artifact
 from localaws.runtime import image_env
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from processing.features import FEATURE_COLUMNS
+from processing.model_artifact import MODEL_FILE, pack
 from tests.serving_cases import MALFORMED, N
 
 ROWS = np.vstack([np.full(N, 2.0), np.full(N, -2.0), np.zeros(N)])
@@ -31,13 +32,7 @@ def _training_artifact() -> bytes:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, N))
     booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=(x[:, 0] > 0.5).astype(int)), 10)
-    model = bytes(booster.save_raw("ubj"))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(model)
-        archive.addfile(info, io.BytesIO(model))
-    return buffer.getvalue()
+    return pack({MODEL_FILE: bytes(booster.save_raw("ubj"))})
 
 
 @pytest.fixture(scope="module")

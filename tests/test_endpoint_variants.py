@@ -7,10 +7,8 @@ completes. Every variant is the real serving stack (the image environment), one 
 each."""
 from __future__ import annotations
 
-import io
 import json
 import math
-import tarfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -21,6 +19,7 @@ import xgboost as xgb
 
 from labkit.model_artifact import ENVIRONMENT, serving_artifact
 from localaws.server import LocalAws
+from processing.model_artifact import MODEL_FILE, pack, unpack
 from tests.serving_cases import N
 
 BUCKET = "variants"
@@ -31,7 +30,7 @@ def training_artifact(label_rule) -> bytes:
     """model.tar.gz as built-in XGBoost writes it, of a booster trained on `label_rule`."""
     x = np.random.default_rng(0).normal(size=(400, N))
     booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=label_rule(x).astype(int)), 10)
-    return training_archive(bytes(booster.save_raw("ubj")))
+    return pack({MODEL_FILE: bytes(booster.save_raw("ubj"))})
 
 
 @pytest.fixture(scope="module")
@@ -143,19 +142,9 @@ def broken(archive: bytes) -> bytes:
     """The archive with its booster's best_iteration raised past its trees: it loads and
     answers /ping, then every prediction fails (a 500 through the real serving stack)."""
     booster = xgb.Booster()
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source:
-        booster.load_model(bytearray(source.extractfile("xgboost-model").read()))
+    booster.load_model(bytearray(unpack(archive)[MODEL_FILE]))
     booster.set_attr(best_iteration="100000")
-    return training_archive(bytes(booster.save_raw("ubj")))
-
-
-def training_archive(model: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(model)
-        archive.addfile(info, io.BytesIO(model))
-    return buffer.getvalue()
+    return pack({MODEL_FILE: bytes(booster.save_raw("ubj"))})
 
 
 def wait_for(sagemaker, name: str, statuses: list[tuple[float, str]], runtime=None, outcomes: Counter | None = None, timeout: float = 120) -> dict:

@@ -302,9 +302,7 @@ def step07_items(cfg: Settings, prices: Prices) -> list[LineItem]:
     """The pipeline's run: the feature and training jobs of steps 02-03 again, and its
     evaluation job; the drift alarm starts one more run in step 08."""
     features, training, evaluation = FEATURE_JOB, TRAINING_JOB, EVALUATION_JOB
-    run = _job(prices, "processing", *features) + _job(prices, "training", *training) + _job(prices, "processing", *evaluation)
-    retraining = [_one_off("drift-retraining", "Pipeline run started by the drift alarm (the 3 jobs again)", "step 08", run)] if cfg.drift_monitor != "off" else []
-    return retraining + [
+    jobs = [
         _one_off("pipeline-features", f"Pipeline: Processing job 1 x {features[0]}, ~{features[1]} min (features)", "step 07",
                  _job(prices, "processing", *features)),
         _one_off("pipeline-training", f"Pipeline: Training job 1 x {training[0]}, ~{training[1]} min", "step 07",
@@ -312,6 +310,10 @@ def step07_items(cfg: Settings, prices: Prices) -> list[LineItem]:
         _one_off("pipeline-evaluation", f"Pipeline: Processing job 1 x {evaluation[0]}, ~{evaluation[1]} min (evaluation)", "step 07",
                  _job(prices, "processing", *evaluation)),
     ]
+    if cfg.drift_monitor == "off":
+        return jobs
+    run = sum(job.lab_run for job in jobs)
+    return [_one_off("drift-retraining", "Pipeline run started by the drift alarm (the 3 jobs again)", "step 08", run), *jobs]
 
 
 def step09_items(cfg: Settings, prices: Prices) -> list[LineItem]:

@@ -81,7 +81,6 @@ class HostedEndpoint:
     variants: list[HostedVariant]  # production variants: each request goes to one
     shadows: list[HostedVariant]  # shadow variants: each gets a copy, answers nobody
     capture: Capture | None
-    config: str = ""  # the endpoint config this fleet serves
     # During an update (sagemaker/deployments.py): the new fleet and its share of the traffic.
     green: HostedEndpoint | None = None
     green_share: float = 0.0
@@ -91,8 +90,16 @@ class HostedEndpoint:
         """The first production variant's container (one-variant endpoints: the container)."""
         return self.variants[0].container
 
+    def fleets(self) -> list[HostedEndpoint]:
+        """This fleet and, during an update, the new one."""
+        return [self] + ([self.green] if self.green is not None else [])
+
+    def members(self) -> list[HostedVariant]:
+        """This fleet's own variants, production and shadow."""
+        return self.variants + self.shadows
+
     def all_variants(self) -> list[HostedVariant]:
-        return self.variants + self.shadows + (self.green.all_variants() if self.green else [])
+        return [variant for fleet in self.fleets() for variant in fleet.members()]
 
     def running(self) -> bool:
         return all(v.container.process.poll() is None for v in self.all_variants())
@@ -198,12 +205,12 @@ class EndpointHost:
     def _retire(self, region: str, fleet: HostedEndpoint) -> None:
         try:
             self._flush(region, fleet, force=True)
-            for variant in fleet.variants + fleet.shadows:
+            for variant in fleet.members():
                 variant.telemetry.publish()
         except (ClientError, BotoCoreError) as error:
             print(f"localaws: last capture or metrics of {fleet.name} lost: {error}", file=sys.stderr)
         finally:
-            for variant in fleet.variants + fleet.shadows:
+            for variant in fleet.members():
                 variant.container.stop()
 
     def set_weights(self, region: str, name: str, weights: dict[str, float]) -> None:
@@ -274,7 +281,7 @@ class EndpointHost:
                 variant.container.stop()
             raise
         production = len(config["ProductionVariants"])
-        return HostedEndpoint(name, started[:production], started[production:], _capture_config(config), config["EndpointConfigName"])
+        return HostedEndpoint(name, started[:production], started[production:], _capture_config(config))
 
     def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
         model, container = model_container(sagemaker, variant["ModelName"])
@@ -325,18 +332,17 @@ class EndpointHost:
             for (region, name), hosted in list(self._endpoints.items()):
                 try:
                     if self._exists(region, name):
-                        for fleet in (hosted, hosted.green):
-                            if fleet is not None:
-                                self._flush(region, fleet)
-                                if publish:
-                                    self._publish(fleet)
+                        for fleet in hosted.fleets():
+                            self._flush(region, fleet)
+                            if publish:
+                                self._publish(fleet)
                     else:
                         self.stop(region, name)
                 except ClientError as error:  # keep housekeeping; say what was lost
                     print(f"localaws: data capture of {name} not written: {error}", file=sys.stderr)
 
     def _publish(self, hosted: HostedEndpoint) -> None:
-        for variant in hosted.variants + hosted.shadows:
+        for variant in hosted.members():
             try:
                 variant.telemetry.publish()
             except (ClientError, BotoCoreError) as error:  # the figures are lost, serving goes on
@@ -363,9 +369,8 @@ class EndpointHost:
 
     def flush_all(self) -> None:
         for (region, _), hosted in list(self._endpoints.items()):
-            for fleet in (hosted, hosted.green):
-                if fleet is not None:
-                    self._flush(region, fleet, force=True)
+            for fleet in hosted.fleets():
+                self._flush(region, fleet, force=True)
 
 
 def model_container(sagemaker, model_name: str) -> tuple[dict, dict]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -45,11 +45,6 @@ class Deployment:
     new_config: str
     deployment_config: dict[str, Any]
     instances: int  # of the new fleet
-    events: list[tuple[datetime, str]] = field(default_factory=list)  # what happened, when (logged)
-    outcome: str = "InProgress"  # Succeeded | RolledBack | Failed
-
-    def note(self, what: str) -> None:
-        self.events.append((datetime.now(timezone.utc), what))
 
 
 class DeploymentRunner:
@@ -81,27 +76,21 @@ class DeploymentRunner:
     def _run(self, deployment: Deployment) -> None:
         region, name = deployment.region, deployment.endpoint
         try:
-            deployment.note(f"provisioning the new fleet ({deployment.new_config})")
             self._host.start_green(region, name, deployment.new_config)
-            deployment.note("new fleet InService")
             for share, bake in shifts(deployment.deployment_config, deployment.instances):
                 self._host.shift(region, name, share)
-                deployment.note(f"{share:.0%} of traffic on the new fleet; baking {bake:g} s")
-                alarm = self._bake(deployment, bake)
-                if alarm:
-                    self._roll_back(deployment, alarm)
+                if self._bake(deployment, bake):  # an alarm fired: back to the old fleet
+                    self._roll_back(deployment)
                     return
             self._host.promote(region, name)
-            deployment.note("old fleet terminated")
-            self._finish(deployment, deployment.new_config, "Succeeded")
+            self._finish(deployment, deployment.new_config)
         except EndpointError as error:  # the new fleet never became healthy: the old one serves on
-            deployment.note(f"the new fleet failed: {error}")
             self._host.roll_back(region, name)
-            self._finish(deployment, deployment.old_config, "Failed", failure=f"The new fleet failed to start: {error}")
+            self._finish(deployment, deployment.old_config, failure=f"The new fleet failed to start: {error}")
         except Exception as error:  # noqa: BLE001 - the endpoint must not stay Updating forever
             traceback.print_exc()
             self._host.roll_back(region, name)
-            self._finish(deployment, deployment.old_config, "Failed", failure=f"InternalServerError: local deployment: {error}")
+            self._finish(deployment, deployment.old_config, failure=f"InternalServerError: local deployment: {error}")
 
     def _bake(self, deployment: Deployment, seconds: float) -> str | None:
         """Watch the rollback alarms for `seconds`; the name of one in ALARM, if any."""
@@ -117,19 +106,17 @@ class DeploymentRunner:
                 return None
             time.sleep(min(WATCH_SECONDS, max(0.0, until - time.monotonic())))
 
-    def _roll_back(self, deployment: Deployment, alarm: str) -> None:
+    def _roll_back(self, deployment: Deployment) -> None:
         endpoint = sagemaker_backends[self._account_id][deployment.region].endpoints.get(deployment.endpoint)
         if endpoint is not None:
             endpoint.endpoint_status = "RollingBack"
-        deployment.note(f"alarm {alarm} in ALARM: rolling back")
         self._host.roll_back(deployment.region, deployment.endpoint)
-        deployment.note("all traffic on the old fleet; new fleet terminated")
-        self._finish(deployment, deployment.old_config, "RolledBack")
+        self._finish(deployment, deployment.old_config)
 
-    def _finish(self, deployment: Deployment, config: str, outcome: str, failure: str | None = None) -> None:
+    def _finish(self, deployment: Deployment, config: str, failure: str | None = None) -> None:
+        """The endpoint InService on `config`: the new one, or the old one after a rollback."""
         backend = sagemaker_backends[self._account_id][deployment.region]
         endpoint = backend.endpoints.get(deployment.endpoint)
-        deployment.outcome = outcome
         if endpoint is None:  # deleted meanwhile
             return
         variants = backend.endpoint_configs[config].production_variants if config in backend.endpoint_configs else []
@@ -138,7 +125,6 @@ class DeploymentRunner:
         endpoint.failure_reason = failure
         endpoint.last_modified_time = datetime.now(timezone.utc)
         endpoint.endpoint_status = "InService"
-        deployment.note(f"InService on {config}")
 
 
 def shifts(deployment_config: dict[str, Any], instances: int) -> list[tuple[float, float]]:
