@@ -288,17 +288,27 @@ def main(argv: list[str] | None = None) -> int:
         landed = read_transactions(args.raw, not_after=as_of)
         labels = reading.result()
     tx = landed.frame
-    keep_known_transactions(labels, pa.array(tx["transaction_id"].array) if len(tx) else pa.array([], pa.string()))
+    if tx.empty:
+        keep_known_transactions(labels, pa.array([], pa.string()))
+        counts = write_quarantine(args.quarantine, landed, labels) if host_index == 0 else {**landed.counts(), **labels.counts()}
+        rejected = ", ".join(f"{reason} {count}" for reason, count in counts.items() if count) or "none"
+        raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read; quarantined: {rejected}): stream some first (step 01)")
+    joined: dict[str, pd.Series] = {}
+
+    def labels_of_payments() -> pd.Series:
+        """The payments' labels (those of no payment rejected), joined while build_features
+        computes the families that need none."""
+        keep_known_transactions(labels, pa.array(tx["transaction_id"].array))
+        joined["is_fraud"], joined["scenario"], joined["available"] = join_labels(tx["transaction_id"], labels.table)
+        return joined["is_fraud"].fillna(0)
+
+    features = build_features(tx, labels_of_payments, threads=2, label_delay_days=args.label_delay_days)
+    is_fraud, scenario, available = joined["is_fraud"], joined["scenario"], joined["available"]
     quarantine_counts = {**landed.counts(), **labels.counts()}
     if host_index == 0:  # every host saw the same input; one report is enough
         quarantine_counts = write_quarantine(args.quarantine, landed, labels)
-    if tx.empty:
-        rejected = ", ".join(f"{reason} {count}" for reason, count in quarantine_counts.items() if count) or "none"
-        raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read; quarantined: {rejected}): stream some first (step 01)")
-    is_fraud, scenario, available = join_labels(tx["transaction_id"], labels.table)
     delay, gap = pd.Timedelta(days=args.label_delay_days), pd.Timedelta(days=args.gap_days)
     late = int((available - tx["timestamp"] > delay).sum())  # labels the terminal windows could see too early
-    features = build_features(tx, is_fraud.fillna(0), threads=2, label_delay_days=args.label_delay_days)
 
     split, periods = time_split(tx["timestamp"], as_of - delay, args.train_fraction, args.validation_fraction, gap)
     blocked = card_known_compromised(tx, is_fraud, available)

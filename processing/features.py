@@ -16,6 +16,7 @@ computes features for serving reads it from there.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -121,15 +122,22 @@ def terminal_features(tx: pd.DataFrame, is_fraud: pd.Series, label_delay_days: f
     return out
 
 
-def build_features(tx: pd.DataFrame, is_fraud: pd.Series, threads: int = 1, label_delay_days: float = LABEL_DELAY_DAYS) -> pd.DataFrame:
+def build_features(
+    tx: pd.DataFrame, is_fraud: pd.Series | Callable[[], pd.Series], threads: int = 1, label_delay_days: float = LABEL_DELAY_DAYS,
+) -> pd.DataFrame:
     """All FEATURE_COLUMNS for `tx`, given its history and the labels known for it;
     `label_delay_days` as the feature schema records it (the terminal windows' lag).
 
-    With `threads=2` the customer history is computed beside the rest (numpy releases the
-    GIL in its sorts and searches): for the batch job, never for one request."""
+    With `threads=2` the payment and customer families are computed beside the rest (numpy
+    releases the GIL in its sorts and searches): for the batch job, never for one request.
+    `is_fraud` may be a function that returns the labels: it is called here while those
+    families, which need none, are computed on the pool (the job joins its labels meanwhile)."""
     with ThreadPoolExecutor(threads) as pool:
         customer = pool.submit(customer_features, tx)
-        parts = (transaction_features(tx), terminal_features(tx, is_fraud, label_delay_days), customer.result())
+        payment = pool.submit(transaction_features, tx) if threads > 1 else None
+        labels = is_fraud() if callable(is_fraud) else is_fraud
+        terminal = terminal_features(tx, labels, label_delay_days)
+        parts = (payment.result() if payment else transaction_features(tx), terminal, customer.result())
     columns = {name: part[name] for part in parts for name in part.columns}
     # One float block, column-major: no concat/consolidation copies, and each column of it
     # is contiguous for whoever reads the features column by column.

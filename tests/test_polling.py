@@ -10,12 +10,15 @@ def test_a_long_wait_shows_progress_and_a_training_jobs_secondary_status(monkeyp
     clock = [0.0]
     monkeypatch.setattr(lab_sagemaker.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(lab_sagemaker.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
-    states = iter(
-        [{"TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting"}] * 20
-        + [{"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}] * 20
-        + [{"TrainingJobStatus": "Completed", "SecondaryStatus": "Completed"}]
-    )
-    job = lab_sagemaker.wait_for_job(lambda name: next(states), "fraudlab-xgb-1", "TrainingJobStatus")
+
+    def describe(name: str) -> dict:  # starting for 30 s, training for 30 s, then done
+        if clock[0] < 30:
+            return {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting"}
+        if clock[0] < 60:
+            return {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}
+        return {"TrainingJobStatus": "Completed", "SecondaryStatus": "Completed"}
+
+    job = lab_sagemaker.wait_for_job(describe, "fraudlab-xgb-1", "TrainingJobStatus")
     assert job["TrainingJobStatus"] == "Completed"
     lines = capsys.readouterr().out.splitlines()
     assert "fraudlab-xgb-1: InProgress (Starting) after 0 s" in lines[0]
@@ -24,3 +27,12 @@ def test_a_long_wait_shows_progress_and_a_training_jobs_secondary_status(monkeyp
     quiet = [float(line.rsplit(" after ", 1)[1].removesuffix(" s")) for line in lines]
     assert max(b - a for a, b in zip(quiet, quiet[1:])) <= polling.PROGRESS_SECONDS + 5  # never quiet for long
     assert any("still InProgress (Starting)" in line for line in lines)
+
+
+def test_an_end_is_seen_at_most_a_tenth_of_the_wait_late():
+    """A local job of 8 s was seen at 10.7 s when each wait grew by a quarter."""
+    for ends_at in [tenth / 10 for tenth in range(1, 600)] + [300.0, 1800.0]:
+        waited, waits = 0.0, polling.intervals()
+        while waited < ends_at:
+            waited += next(waits)
+        assert waited <= min(ends_at * 1.1 + 0.1, ends_at + 5.0) + 1e-9, (ends_at, waited)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -30,7 +30,7 @@ from typing import Callable
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container
+from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
 from localaws.runtime.endpoint_telemetry import EndpointTelemetry
 
 CAPTURE_FLUSH_SECONDS = 0.5
@@ -124,6 +124,7 @@ class EndpointHost:
         self._flusher = threading.Thread(target=self._housekeep, name="endpoint-housekeeping", daemon=True)
         self._flusher.start()
         self._shadowing = ThreadPoolExecutor(4, thread_name_prefix="shadow")  # copies to shadow variants
+        self._copies_in_flight: set[Future] = set()
 
     def ensure(self, region: str, name: str) -> HostedEndpoint:
         """The running serving container for endpoint `name`, started on first use.
@@ -171,7 +172,10 @@ class EndpointHost:
         variant = route(fleet, target_variant)
         status, reply, reply_type = self._call(fleet, variant, body, content_type, accept, received)
         for shadow in fleet.shadows:
-            self._shadowing.submit(self._shadow, fleet, shadow, body, content_type, accept)
+            copy = self._shadowing.submit(self._shadow, fleet, shadow, body, content_type, accept)
+            with self._lock:
+                self._copies_in_flight.add(copy)
+            copy.add_done_callback(self._copy_done)
         return status, reply, reply_type, variant.name
 
     def start_green(self, region: str, name: str, config: str) -> None:
@@ -210,8 +214,7 @@ class EndpointHost:
         except (ClientError, BotoCoreError) as error:
             print(f"localaws: last capture or metrics of {fleet.name} lost: {error}", file=sys.stderr)
         finally:
-            for variant in fleet.members():
-                variant.container.stop()
+            stop_containers([variant.container for variant in fleet.members()])
 
     def set_weights(self, region: str, name: str, weights: dict[str, float]) -> None:
         """UpdateEndpointWeightsAndCapacities: new traffic shares, in place."""
@@ -251,12 +254,13 @@ class EndpointHost:
             except ClientError:  # the capture bucket went with the stack: nothing to keep them in
                 pass
             finally:
-                for variant in hosted.all_variants():
-                    variant.container.stop()
+                stop_containers([variant.container for variant in hosted.all_variants()])
 
     def stop_all(self) -> None:
-        for region, name in list(self._endpoints):
-            self.stop(region, name)
+        endpoints = list(self._endpoints)
+        if endpoints:
+            with ThreadPoolExecutor(len(endpoints), thread_name_prefix="stop-all") as pool:
+                list(pool.map(lambda key: self.stop(*key), endpoints))
 
     # --- starting a serving container ----------------------------------------------------
 
@@ -270,16 +274,18 @@ class EndpointHost:
         config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name or endpoint["EndpointConfigName"])
         # The endpoint's current weights (UpdateEndpointWeightsAndCapacities may have changed them).
         current = {} if config_name else {v["VariantName"]: v.get("CurrentWeight") for v in endpoint.get("ProductionVariants", [])}
-        started: list[HostedVariant] = []
-        try:
-            for variant in config["ProductionVariants"] + config.get("ShadowProductionVariants", []):
-                weight = current.get(variant["VariantName"])
-                weight = float(variant.get("InitialVariantWeight", 1.0) if weight is None else weight)
-                started.append(self._start_variant(region, sagemaker, name, variant, weight))
-        except EndpointError:
-            for variant in started:
-                variant.container.stop()
-            raise
+        wanted = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
+        weights = [current.get(v["VariantName"]) for v in wanted]
+        weights = [float(v.get("InitialVariantWeight", 1.0) if w is None else w) for v, w in zip(wanted, weights)]
+        # SageMaker provisions a fleet's instances side by side: every variant's container
+        # starts at once, and the fleet is up when the slowest passes its health check.
+        with ThreadPoolExecutor(len(wanted), thread_name_prefix=f"start-{name}") as pool:
+            starts = [pool.submit(self._start_variant, region, sagemaker, name, v, w) for v, w in zip(wanted, weights)]
+        started = [start.result() for start in starts if start.exception() is None]
+        failed = next((start.exception() for start in starts if start.exception() is not None), None)
+        if failed is not None:
+            stop_containers([variant.container for variant in started])
+            raise failed
         production = len(config["ProductionVariants"])
         return HostedEndpoint(name, started[:production], started[production:], _capture_config(config))
 
@@ -367,7 +373,15 @@ class EndpointHost:
             key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
             s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for _, line in mine).encode())
 
+    def _copy_done(self, copy: Future) -> None:
+        with self._lock:
+            self._copies_in_flight.discard(copy)
+
     def flush_all(self) -> None:
+        """Write out everything captured so far, the shadow copies already sent included."""
+        with self._lock:
+            in_flight = list(self._copies_in_flight)
+        wait(in_flight)
         for (region, _), hosted in list(self._endpoints.items()):
             for fleet in hosted.fleets():
                 self._flush(region, fleet, force=True)

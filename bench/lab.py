@@ -1,0 +1,92 @@
+"""`make lab` end to end at 20k, 100k and 1M transactions: its wall time, each step's time
+from the lab's own summary, and the peak memory of the whole process tree (the local AWS,
+the steps, the jobs and the serving containers), sampled every half second.
+
+`python -m bench.lab 20000` runs one size alone (results.json is updated the same way).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.results import save
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (20_000, 100_000, 1_000_000)
+SAMPLE_SECONDS = 0.5
+SUMMARY_ROW = re.compile(r"^  (.+?)\s{2,}(ok|FAILED)\s+([\d.]+)s  ")
+
+
+def label(size: int) -> str:
+    return f"{size // 1_000_000}m" if size % 1_000_000 == 0 else f"{size // 1000}k"
+
+
+def tree_rss_kib(root: int) -> int:
+    """Resident memory of `root` and every process descending from it, in KiB."""
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry)] = int(fields["PPid"])
+        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total = 0
+    for pid in rss:
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        total += rss[pid] if ancestor == root else 0
+    return total
+
+
+def step_slug(step: str) -> str:
+    """A summary row's name as part of a figure's name: `cdk deploy (endpoint, monitoring)` -> `cdk_deploy`."""
+    return re.sub(r"[^a-z0-9]+", "_", step.split("(")[0].lower()).strip("_")
+
+
+def lab_run(size: int) -> dict[str, float]:
+    """One `python -m localaws lab --size <size>` in a scratch work directory."""
+    prefix = f"lab_{label(size)}"
+    with tempfile.TemporaryDirectory() as workdir, open(Path(workdir) / "lab.log", "w+") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "localaws", "lab", "--size", str(size), "--workdir", workdir],
+                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss_kib(process.pid))
+            time.sleep(SAMPLE_SECONDS)
+        figures = {f"{prefix}_wall_s": time.perf_counter() - started, f"{prefix}_exit_code": process.returncode,
+                   f"{prefix}_peak_tree_rss_mib": peak / 1024}
+        log.seek(0)
+        output = log.read()
+    summary = output.split("== Lab summary", 1)[-1]
+    for line in summary.splitlines():
+        row = SUMMARY_ROW.match(line)
+        if row:
+            figures[f"{prefix}_step_{step_slug(row.group(1))}_s"] = float(row.group(3))
+    if process.returncode != 0:
+        print(output[-3000:], file=sys.stderr)
+    return figures
+
+
+def run(sizes: tuple[int, ...] = SIZES) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for size in sizes:
+        figures.update(lab_run(size))
+    return figures
+
+
+if __name__ == "__main__":
+    measured = run(tuple(int(size) for size in sys.argv[1:]) or SIZES)
+    for name, value in measured.items():
+        print(f"{name:48s} {value:12,.3f}")
+    save(measured)
