@@ -1,13 +1,11 @@
 """How long to wait between polls: short at first (local runs settle in a second), then
-longer (a cloud job takes minutes, and every Describe call counts against API limits).
-Growing by a tenth per poll, an end is seen at most a tenth of the wait late (by a quarter
-it was: 2 s of a local 8-s job); waits reach the 5-s ceiling after ~50 s and ~40 calls."""
+longer (a cloud job takes minutes, and every Describe call counts against API limits)."""
 from __future__ import annotations
 
 from typing import Iterator
 
 
-def intervals(first: float = 0.1, factor: float = 1.1, longest: float = 5.0) -> Iterator[float]:
+def intervals(first: float = 0.1, factor: float = 1.25, longest: float = 5.0) -> Iterator[float]:
     wait = first
     while True:
         yield wait
