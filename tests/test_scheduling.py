@@ -1,0 +1,44 @@
+"""`make test`'s schedule (pytest-xdist, `--dist loadfile`): the slow modules are the first
+work the workers get, so the quick ones fill in around them instead of after them."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from xdist.scheduler import LoadFileScheduling, loadscope
+
+from tests.conftest import SLOW_MODULES, schedule_rank
+
+
+class Worker:
+    """What the scheduler sends work to: records the indexes of the tests it is sent."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = SimpleNamespace(id=name)
+        self.shutting_down = False
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent.extend(indexes)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_the_slow_modules_go_out_first_whatever_their_test_count(request, monkeypatch):
+    """Regression: xdist orders loadfile work by test count unless told not to
+    (--no-loadscope-reorder), so the one-test README-by-hand run (3 minutes) went out last
+    and ran alone at the end of every `make test`."""
+    # Modules in file-name order, the slow ones with few tests, the quick ones with many;
+    # then ordered as conftest orders them.
+    modules = sorted([*SLOW_MODULES, *(f"test_quick_{m:02d}" for m in range(20))])
+    tests = {module: 1 + i % 3 if module in SLOW_MODULES else 30 for i, module in enumerate(modules)}
+    collection = [f"tests/{module}.py::test_{i}" for module in sorted(modules, key=schedule_rank) for i in range(tests[module])]
+    monkeypatch.setattr(loadscope, "parse_tx_spec_config", lambda config: ["popen", "popen"])  # two workers, as -n 2
+    scheduler = LoadFileScheduling(request.config)  # with make test's options (pytest.ini)
+    workers = [Worker("gw0"), Worker("gw1")]
+    for worker in workers:
+        scheduler.add_node(worker)
+        scheduler.add_node_collection(worker, collection)
+    scheduler.schedule()
+    first_modules = [collection[worker.sent[0]].split("::")[0] for worker in workers]
+    assert first_modules == [f"tests/{SLOW_MODULES[0]}.py", f"tests/{SLOW_MODULES[1]}.py"], first_modules
