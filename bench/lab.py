@@ -1,6 +1,6 @@
 """`make lab` end to end at 20k, 100k and 1M transactions: its wall time, each step's time
 from the lab's own summary, and the peak memory of the whole process tree (the local AWS,
-the steps, the jobs and the serving containers), sampled every half second.
+the steps, the jobs and the serving containers: summed PSS), sampled every half second.
 
 `python -m bench.lab 20000` runs one size alone (results.json is updated the same way).
 """
@@ -26,25 +26,31 @@ def label(size: int) -> str:
     return f"{size // 1_000_000}m" if size % 1_000_000 == 0 else f"{size // 1000}k"
 
 
-def tree_rss_kib(root: int) -> int:
-    """Resident memory of `root` and every process descending from it, in KiB."""
-    parents, rss = {}, {}
+def tree_pss_kib(root: int) -> int:
+    """Memory of `root` and every process descending from it, in KiB: the sum of their PSS
+    (each shared page split among its sharers; RSS would count the forked steps' and the
+    gunicorn workers' shared pages once per process)."""
+    parents = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
         try:
-            status = Path(f"/proc/{entry}/status").read_text()
+            status = Path(f"/proc/{entry}/status").read_text() if entry.isdigit() else ""
         except OSError:  # gone meanwhile
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        parents[int(entry)] = int(fields["PPid"])
-        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+        ppid = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), None)
+        if ppid is not None:
+            parents[int(entry)] = int(ppid)
     total = 0
-    for pid in rss:
+    for pid in parents:
         ancestor = pid
         while ancestor not in (root, 0, 1) and ancestor in parents:
             ancestor = parents[ancestor]
-        total += rss[pid] if ancestor == root else 0
+        if ancestor != root:
+            continue
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
     return total
 
 
@@ -62,10 +68,10 @@ def lab_run(size: int) -> dict[str, float]:
                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         peak = 0
         while process.poll() is None:
-            peak = max(peak, tree_rss_kib(process.pid))
+            peak = max(peak, tree_pss_kib(process.pid))
             time.sleep(SAMPLE_SECONDS)
         figures = {f"{prefix}_wall_s": time.perf_counter() - started, f"{prefix}_exit_code": process.returncode,
-                   f"{prefix}_peak_tree_rss_mib": peak / 1024}
+                   f"{prefix}_peak_tree_pss_mib": peak / 1024}
         log.seek(0)
         output = log.read()
     summary = output.split("== Lab summary", 1)[-1]

@@ -21,7 +21,7 @@ Errors, each with a JSON body {"error": ..., "message": ...} and the endpoint se
   400 malformed body: not numeric CSV, wrong number of values, invalid or too deeply nested
       JSON, not {"instances": [...]}, a named feature missing, NaN or infinity, a value
       outside float32 (XGBoost's input type, about +-3.4e38), no rows
-  413 body over 5 MB or more than 10,000 rows
+  413 body over 5 MB or more rows than a 1-MB batch transform mini-batch can hold (MAX_ROWS)
   415 content type other than text/csv or application/json
   406 Accept other than application/json or text/csv
 
@@ -50,7 +50,11 @@ except ModuleNotFoundError:
 MODEL_FILE = "xgboost-model"
 THRESHOLD_FILE = "threshold.json"
 MAX_BODY_BYTES = 5 * 1024 * 1024  # SageMaker real-time payloads stop at 6 MB
-MAX_ROWS = 10_000
+# A batch transform's MultiRecord mini-batch is up to MaxPayloadInMB, at least 1 MB; of the
+# shortest rows (one character per value, with its comma or newline: 2 bytes a feature)
+# that is this many, and the model must take them all (a 1M-payment lab's day held 11,572
+# rows in its first MB, and a 10,000-row limit failed the job). The 5-MB body limit bounds the work.
+MAX_ROWS = -(-(1024 * 1024) // (2 * len(FEATURE_COLUMNS)))
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # XGBoost predicts on float32: larger values become inf
 CSV, JSON = "text/csv", "application/json"
 
