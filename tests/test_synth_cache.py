@@ -1,6 +1,7 @@
 """The synthesis cache: an assembly is reused only while every input of synthesis is unchanged."""
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -60,4 +61,19 @@ def test_pruning_keeps_every_assembly_of_the_current_source(tmp_path):
             (tmp_path / f"{key}-{index:08x}" / "manifest.json").write_text("{}")
     synth._prune(tmp_path, current="current")
     left = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
-    assert left.count("current") == 9 and left.count("old") == synth.KEPT_OTHER_SOURCES
+    assert left.count("current") == 9 and left.count("old") == 4
+
+
+def test_pruning_keeps_whole_sources_and_drops_the_least_recently_used(tmp_path):
+    """Regression: a lab run in a subprocess with other CDK_* variables (another source)
+    pruned all but two of the test session's assemblies, and the session's fixtures then
+    found no manifest.json."""
+    sources = [f"source{n}" for n in range(synth.KEPT_OTHER_SOURCES + 2)]
+    for age, source in enumerate(sources):  # source0 the most recently used
+        for index in range(3):
+            assembly = tmp_path / f"{source}-{index:08x}"
+            assembly.mkdir()
+            os.utime(assembly, (1_000_000 - age * 100 - index, 1_000_000 - age * 100 - index))
+    synth._prune(tmp_path, current="current")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(f"{source}-{index:08x}" for source in sources[: synth.KEPT_OTHER_SOURCES] for index in range(3))

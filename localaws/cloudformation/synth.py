@@ -21,7 +21,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "synth-cache"
-KEPT_OTHER_SOURCES = 2  # assemblies of other sources kept (e.g. another branch's)
+KEPT_OTHER_SOURCES = 3  # other sources whose assemblies are kept (another branch's, another CDK_* environment's)
 # What synthesis reads: the stacks, the context, and the code it imports or packages.
 INPUTS = ("stacks/**/*.py", "processing/*.py", "cdk.json", "localaws/cloudformation/synth.py")
 PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
@@ -80,10 +80,16 @@ def _digest(data: bytes) -> str:
 
 def _prune(cache: Path, current: str) -> None:
     """Never an assembly of the current source: a test session or a lab may still use it
-    (regression: with more override sets in use than the cache kept, one vanished mid-run)."""
-    others = sorted(
-        (p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp") and not p.name.startswith(f"{current}-")),
-        key=lambda p: p.stat().st_mtime, reverse=True,
-    )
-    for stale in others[KEPT_OTHER_SOURCES:]:
-        shutil.rmtree(stale, ignore_errors=True)
+    (regression: with more override sets in use than the cache kept, one vanished mid-run).
+    Of other sources, every assembly of the KEPT_OTHER_SOURCES most recently used: another
+    process synthesizing with other CDK_* variables is another source, and removing one of
+    a session's override sets from it broke that session's fixtures (regression)."""
+    last_used: dict[str, float] = {}
+    assemblies = [p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp") and not p.name.startswith(f"{current}-")]
+    for assembly in assemblies:
+        source = assembly.name.split("-", 1)[0]
+        last_used[source] = max(last_used.get(source, 0.0), assembly.stat().st_mtime)
+    kept = set(sorted(last_used, key=last_used.get, reverse=True)[:KEPT_OTHER_SOURCES])
+    for stale in assemblies:
+        if stale.name.split("-", 1)[0] not in kept:
+            shutil.rmtree(stale, ignore_errors=True)
