@@ -5,14 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 
-import boto3
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from labkit.landed import read_landed
 from labkit.traffic import landed_history
 from labkit.transactions import generate
+from localaws.server import LocalAws
 from tests.test_feature_job import read_split, run_job
 
 COUNT = 3_000
@@ -104,9 +103,11 @@ def test_good_records_in_are_good_records_out(faulty):
 def test_the_lab_steps_readers_name_a_cut_off_object_instead_of_crashing(faulty):
     """Regression: steps 01 and 06 printed an EOFError traceback on a truncated object."""
     root, _, data = faulty
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="lab")
+    # A local AWS of its own, in a region of its own (moto's in-process mock would reset every
+    # backend of this process, the shared local AWS's stacks included).
+    with LocalAws(region="us-west-1") as server:
+        s3 = server.session().client("s3")
+        s3.create_bucket(Bucket="lab", CreateBucketConfiguration={"LocationConstraint": "us-west-1"})
         for path in sorted((root / "raw").rglob("*")):
             if path.is_file():
                 s3.put_object(Bucket="lab", Key=f"raw/{path.relative_to(root / 'raw')}", Body=path.read_bytes())

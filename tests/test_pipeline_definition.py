@@ -80,10 +80,10 @@ def test_jobs_run_isolated_and_encrypted_as_the_numbered_steps_run_them():
 
 
 def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(lab_app):
-    # A local AWS of its own (other modules' tests destroy the stacks of the shared one), and
-    # this session's own synthesis (the shared cache may be pruned by a subprocess's synth).
+    # A local AWS of its own, in a region of its own: moto's state is per process, and the
+    # same stacks deployed beside the shared local AWS's (us-east-1) would clash with them.
     assembly = Path(lab_app.outdir)
-    with LocalAws() as server:
+    with LocalAws(region="us-west-2") as server:
         deploy_assembly(assembly, server.session(), only={"FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform"})
         described = server.session().client("sagemaker").describe_pipeline(PipelineName="FraudLab-MLPlatform-training")
     definition = validate(described["PipelineDefinition"])

@@ -1,12 +1,15 @@
 """`make test`'s schedule (pytest-xdist, `--dist loadfile`): the slow modules are the first
-work the workers get, so the quick ones fill in around them instead of after them."""
+work the workers get, so the quick ones fill in around them instead of after them; and no
+module's state reaches another's whatever the order."""
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 from xdist.scheduler import LoadFileScheduling, loadscope
 
 from tests.conftest import SLOW_MODULES, schedule_rank
+from tests.helpers import ROOT
 
 
 class Worker:
@@ -42,3 +45,13 @@ def test_the_slow_modules_go_out_first_whatever_their_test_count(request, monkey
     scheduler.schedule()
     first_modules = [collection[worker.sent[0]].split("::")[0] for worker in workers]
     assert first_modules == [f"tests/{SLOW_MODULES[0]}.py", f"tests/{SLOW_MODULES[1]}.py"], first_modules
+
+
+def test_no_test_resets_the_moto_backends_the_shared_local_aws_lives_in():
+    """Regression: with the slow modules first, the shared local AWS (conftest's local_aws)
+    was up before test_faults_data ran `mock_aws()`, which resets every moto backend of the
+    process: 14 later tests of that worker found no stacks. Modules that need AWS of their
+    own start a LocalAws in a region of their own instead."""
+    offenders = [path.name for path in sorted((ROOT / "tests").glob("*.py"))
+                 if path.name != "test_scheduling.py" and re.search(r"\bmock_aws\b|\.reset\(\)|moto-api/reset", path.read_text())]
+    assert offenders == []
