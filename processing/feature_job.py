@@ -288,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         landed = read_transactions(args.raw, not_after=as_of)
         labels = reading.result()
     tx = landed.frame
+
+    def quarantined() -> dict[str, int]:
+        """Counts by reason; host 0 also writes the quarantine (every host saw the same input)."""
+        return write_quarantine(args.quarantine, landed, labels) if host_index == 0 else {**landed.counts(), **labels.counts()}
+
     if tx.empty:
         keep_known_transactions(labels, pa.array([], pa.string()))
-        counts = write_quarantine(args.quarantine, landed, labels) if host_index == 0 else {**landed.counts(), **labels.counts()}
-        rejected = ", ".join(f"{reason} {count}" for reason, count in counts.items() if count) or "none"
+        rejected = ", ".join(f"{reason} {count}" for reason, count in quarantined().items() if count) or "none"
         raise SystemExit(f"no valid transactions under {args.raw} ({landed.lines} lines read; quarantined: {rejected}): stream some first (step 01)")
     joined: dict[str, pd.Series] = {}
 
@@ -304,9 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     features = build_features(tx, labels_of_payments, threads=2, label_delay_days=args.label_delay_days)
     is_fraud, scenario, available = joined["is_fraud"], joined["scenario"], joined["available"]
-    quarantine_counts = {**landed.counts(), **labels.counts()}
-    if host_index == 0:  # every host saw the same input; one report is enough
-        quarantine_counts = write_quarantine(args.quarantine, landed, labels)
+    quarantine_counts = quarantined()
     delay, gap = pd.Timedelta(days=args.label_delay_days), pd.Timedelta(days=args.gap_days)
     late = int((available - tx["timestamp"] > delay).sum())  # labels the terminal windows could see too early
 

@@ -67,7 +67,6 @@ def test_default_accept_is_json(model):
         assert inference.handle(model, csv_rows(ROWS[:1]), "text/csv", accept)[1] == "application/json"
 
 
-
 def test_a_one_megabyte_transform_mini_batch_of_the_shortest_rows_is_scored(model):
     """Regression: at 1M payments step 06's batch transform failed with 413: a MultiRecord
     mini-batch of MaxPayloadInMB's least, 1 MB, held 11,572 rows and the model took 10,000."""
@@ -75,6 +74,7 @@ def test_a_one_megabyte_transform_mini_batch_of_the_shortest_rows_is_scored(mode
     count = (1024 * 1024) // (len(row) + 1)
     body, _ = inference.handle(model, "\n".join([row] * count).encode(), "text/csv", "text/csv")
     assert len(body.decode().splitlines()) == count
+
 
 @pytest.mark.parametrize("case, body, content_type, accept, status, message", MALFORMED, ids=[c[0] for c in MALFORMED])
 def test_malformed_requests_get_a_4xx_with_a_reason(model, case, body, content_type, accept, status, message):

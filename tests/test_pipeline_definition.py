@@ -81,7 +81,8 @@ def test_jobs_run_isolated_and_encrypted_as_the_numbered_steps_run_them():
 
 def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(lab_app):
     # A local AWS of its own, in a region of its own: moto's state is per process, and the
-    # same stacks deployed beside the shared local AWS's (us-east-1) would clash with them.
+    # same stacks deployed beside the shared local AWS's (us-east-1) would clash with them;
+    # and this session's own synthesis (lab_app), which no other process's synth can prune.
     assembly = Path(lab_app.outdir)
     with LocalAws(region="us-west-2") as server:
         deploy_assembly(assembly, server.session(), only={"FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform"})

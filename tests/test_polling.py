@@ -27,4 +27,3 @@ def test_a_long_wait_shows_progress_and_a_training_jobs_secondary_status(monkeyp
     quiet = [float(line.rsplit(" after ", 1)[1].removesuffix(" s")) for line in lines]
     assert max(b - a for a, b in zip(quiet, quiet[1:])) <= polling.PROGRESS_SECONDS + 5  # never quiet for long
     assert any("still InProgress (Starting)" in line for line in lines)
-

@@ -274,13 +274,16 @@ class EndpointHost:
         config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name or endpoint["EndpointConfigName"])
         # The endpoint's current weights (UpdateEndpointWeightsAndCapacities may have changed them).
         current = {} if config_name else {v["VariantName"]: v.get("CurrentWeight") for v in endpoint.get("ProductionVariants", [])}
+
+        def weight(variant: dict) -> float:
+            now = current.get(variant["VariantName"])
+            return float(variant.get("InitialVariantWeight", 1.0) if now is None else now)
+
         wanted = config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
-        weights = [current.get(v["VariantName"]) for v in wanted]
-        weights = [float(v.get("InitialVariantWeight", 1.0) if w is None else w) for v, w in zip(wanted, weights)]
         # SageMaker provisions a fleet's instances side by side: every variant's container
         # starts at once, and the fleet is up when the slowest passes its health check.
         with ThreadPoolExecutor(len(wanted), thread_name_prefix=f"start-{name}") as pool:
-            starts = [pool.submit(self._start_variant, region, sagemaker, name, v, w) for v, w in zip(wanted, weights)]
+            starts = [pool.submit(self._start_variant, region, sagemaker, name, v, weight(v)) for v in wanted]
         started = [start.result() for start in starts if start.exception() is None]
         failed = next((start.exception() for start in starts if start.exception() is not None), None)
         if failed is not None:
