@@ -119,13 +119,13 @@ def require_replicated_raw_input(raw_dir: Path, hosts: int) -> None:
 # --- labels ---------------------------------------------------------------------------------
 
 
-def join_labels(transaction_ids: pd.Series, labels: pa.Table) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """(is_fraud as float, NaN where not known yet; fraud_scenario, 'unknown' where not known;
-    label_available_at, NaT where not known)."""
-    at = pc.index_in(pa.array(transaction_ids.array), value_set=labels.column("transaction_id").combine_chunks())
-    is_fraud = pd.Series(labels.column("is_fraud").take(at).to_numpy(zero_copy_only=False), index=transaction_ids.index, dtype=float)
-    scenario = pd.Series(labels.column("fraud_scenario").take(at).to_pandas(), index=transaction_ids.index).fillna("unknown")
-    available = pd.Series(labels.column("available_at").take(at).to_pandas(), index=transaction_ids.index)
+def join_labels(index: pd.Index, labels: pa.Table, at: pa.Array) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """The label of each payment (row `at` of `labels`, null where none is known): (is_fraud as
+    float, NaN where not known yet; fraud_scenario, 'unknown' where not known; label_available_at,
+    NaT where not known), on the payments' `index`."""
+    is_fraud = pd.Series(labels.column("is_fraud").take(at).to_numpy(zero_copy_only=False), index=index, dtype=float)
+    scenario = pd.Series(labels.column("fraud_scenario").take(at).to_pandas(), index=index).fillna("unknown")
+    available = pd.Series(labels.column("available_at").take(at).to_pandas(), index=index)
     return is_fraud, scenario, available
 
 
@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     def labels_of_payments() -> pd.Series:
         """The payments' labels (those of no payment rejected), joined while build_features
         computes the families that need none."""
-        keep_known_transactions(labels, pa.array(tx["transaction_id"].array))
-        joined["is_fraud"], joined["scenario"], joined["available"] = join_labels(tx["transaction_id"], labels.table)
+        at = keep_known_transactions(labels, pa.array(tx["transaction_id"].array))
+        joined["is_fraud"], joined["scenario"], joined["available"] = join_labels(tx.index, labels.table, at)
         return joined["is_fraud"].fillna(0)
 
     features = build_features(tx, labels_of_payments, threads=2, label_delay_days=args.label_delay_days)

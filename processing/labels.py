@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,9 +105,14 @@ def validate_labels(files: list[tuple[str, Path | BinaryIO]], as_of: pd.Timestam
     return Labels(result, rejected, duplicates, bad_files, not_yet_known)
 
 
-def keep_known_transactions(labels: Labels, transaction_ids: pa.Array) -> None:
-    """Reject (as label_unknown_transaction) the labels of no valid transaction."""
-    matched = filled_array(pc.is_in(labels.table.column("transaction_id"), value_set=transaction_ids), False)
+def keep_known_transactions(labels: Labels, transaction_ids: pa.Array) -> pa.Array:
+    """Reject (as label_unknown_transaction) the labels of no valid transaction. Returns each
+    transaction's row in the labels kept, null where it has none: one hash lookup serves the
+    check and the join (ids are unique on both sides once validated)."""
+    at = pc.index_in(transaction_ids, value_set=labels.table.column("transaction_id").combine_chunks())
+    matched = np.zeros(labels.table.num_rows, bool)
+    matched[at.drop_null().to_numpy()] = True
     labels.rejected["label_unknown_transaction"] = labels.table.drop_columns(["available_at"]).filter(pa.array(~matched)).to_pylist()
     labels.table = labels.table.filter(pa.array(matched))
-
+    kept_row = np.cumsum(matched) - 1  # a kept label's row after the filter
+    return pa.array(kept_row[filled_array(at, 0, np.int64)], mask=filled_array(pc.is_null(at), dtype=bool))
