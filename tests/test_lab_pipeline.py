@@ -408,32 +408,22 @@ def test_the_jobs_and_the_registry_through_the_aws_cli(pipeline):
     assert spec["SupportedContentTypes"] == spec["SupportedResponseMIMETypes"] == ["text/csv", "application/json"]
 
 
-def test_safe_deployment_splits_shadows_and_rolls_back_the_failing_canary(pipeline):
-    """Step 09 on the live endpoint (before the endpoint stack is deleted below, after the
-    tests that count its 5xx: the canary makes some): the A/B split within tolerance of the weights, the
-    shadow copied every request and answered no one, the failing canary rolled back by the
-    5xx alarm to the endpoint's own configuration, which serves again."""
-    server, env, cwd, _ = pipeline
+def test_safe_deployment_challenges_the_champion_with_the_newest_other_version(pipeline):
+    """Step 09's choice of challenger where the pipeline registered a version (the whole run
+    of step 09 is test_offline_lab's, whose gate refuses its model: the unregistered path):
+    the newest version of the group that is not the champion's, served as registered."""
+    server, _, _, _ = pipeline
+    step = load_step("09_safe_deployment.py")
     sagemaker = server.session().client("sagemaker")
-    name = endpoint_name(server)
-    own = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
-    completed = run_step("09_safe_deployment.py", env, "--requests", "1000", cwd=cwd)
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    figures = results_of(cwd, "09_safe_deployment")
-    assert sum(figures["ab_split"].values()) == 1000 and abs(figures["ab_split"]["Challenger"] - 100) <= 45, figures["ab_split"]
-    assert abs(figures["shifted_split"]["Challenger"] - 250) <= 50, figures["shifted_split"]
-    # Each variant's own CloudWatch count: the challenger's is exactly what it answered; the
-    # champion's may hold earlier traffic published late (CloudWatch's figures trail).
-    answered = {v: figures["ab_split"][v] + figures["shifted_split"][v] for v in ("AllTraffic", "Challenger")}
-    assert figures["variant_invocations"]["Challenger"] == answered["Challenger"]
-    assert figures["variant_invocations"]["AllTraffic"] >= answered["AllTraffic"]
-    assert all(0 < figures["variant_model_latency_ms"][v] < 1000 for v in answered)  # each variant's own ModelLatency
-    assert figures["shadow_answered"] == {"AllTraffic": 500} and figures["shadow_copies"] == 500
-    sequence = [what for _, what in figures["rollback_sequence"]]
-    assert sequence.index("endpoint Updating") < sequence.index("first failed request (the canary)") < sequence.index("endpoint RollingBack")
-    assert any(what.endswith("in ALARM") for what in sequence) and sequence[-1] == "endpoint InService"
-    assert figures["rollback_outcomes"]["error 500"] >= 1 and figures["after_rollback"] == {"AllTraffic": 100}
-    assert figures["endpoint_config"] == own == sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName=endpoint_name(server))["EndpointConfigName"])
+    champion = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    container, described_as = step.challenger_container(sagemaker, outputs_of(server), champion, None)
+    group = outputs_of(server)["ModelPackageGroupName"]
+    packages = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    newest = max(packages, key=lambda p: p["ModelPackageVersion"])
+    assert newest["ModelPackageArn"] != champion["PrimaryContainer"]["ModelPackageName"]
+    assert described_as == f"{newest['ModelPackageArn'].split('/', 1)[1]} ({newest['ModelApprovalStatus']})"
+    assert container == sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])["InferenceSpecification"]["Containers"][0]
 
 
 def test_deleting_the_endpoint_stack_stops_its_container(pipeline):

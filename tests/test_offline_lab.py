@@ -132,6 +132,28 @@ def test_results_files_carry_the_figures(lab):
     assert teardown["leftovers"] == 0 and teardown["in_stacks"] == 0
 
 
+def test_safe_deployment_splits_shadows_and_rolls_back_the_failing_canary(lab):
+    """Step 09 as the lab ran it (--requests 1000): the A/B split within tolerance of the
+    weights, the shadow copied every request and answered no one, the failing canary rolled
+    back by the 5xx alarm to the endpoint stack's own configuration, which serves again."""
+    _, workdir = lab
+    figures = json.loads((workdir / "build/lab-results/09_safe_deployment.json").read_text())
+    assert sum(figures["ab_split"].values()) == 1000 and abs(figures["ab_split"]["Challenger"] - 100) <= 45, figures["ab_split"]
+    assert abs(figures["shifted_split"]["Challenger"] - 250) <= 50, figures["shifted_split"]
+    # Each variant's own CloudWatch count: the challenger's is exactly what it answered; the
+    # champion's may hold earlier traffic published late (CloudWatch's figures trail).
+    answered = {v: figures["ab_split"][v] + figures["shifted_split"][v] for v in ("AllTraffic", "Challenger")}
+    assert figures["variant_invocations"]["Challenger"] == answered["Challenger"]
+    assert figures["variant_invocations"]["AllTraffic"] >= answered["AllTraffic"]
+    assert all(0 < figures["variant_model_latency_ms"][v] < 1000 for v in answered)  # each variant's own ModelLatency
+    assert figures["shadow_answered"] == {"AllTraffic": 500} and figures["shadow_copies"] == 500
+    sequence = [what for _, what in figures["rollback_sequence"]]
+    assert sequence.index("endpoint Updating") < sequence.index("first failed request (the canary)") < sequence.index("endpoint RollingBack")
+    assert any(what.endswith("in ALARM") for what in sequence) and sequence[-1] == "endpoint InService"
+    assert figures["rollback_outcomes"]["error 500"] >= 1 and figures["after_rollback"] == {"AllTraffic": 100}
+    assert figures["endpoint_config"].startswith("FraudLab-Endpoint-EndpointConfig-")  # CloudFormation's, not one step 09 made
+
+
 def test_a_failing_step_stops_the_lab_and_says_why(tmp_path):
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **isolated_env()}
     completed = subprocess.run(

@@ -36,15 +36,16 @@ def test_the_slow_modules_go_out_first_whatever_their_test_count(request, monkey
     modules = sorted([*SLOW_MODULES, *(f"test_quick_{m:02d}" for m in range(20))])
     tests = {module: 1 + i % 3 if module in SLOW_MODULES else 30 for i, module in enumerate(modules)}
     collection = [f"tests/{module}.py::test_{i}" for module in sorted(modules, key=schedule_rank) for i in range(tests[module])]
-    monkeypatch.setattr(loadscope, "parse_tx_spec_config", lambda config: ["popen", "popen"])  # two workers, as -n 2
+    count = int(re.search(r"-n (\d+)", (ROOT / "pytest.ini").read_text()).group(1))  # make test's workers
+    monkeypatch.setattr(loadscope, "parse_tx_spec_config", lambda config: ["popen"] * count)
     scheduler = LoadFileScheduling(request.config)  # with make test's options (pytest.ini)
-    workers = [Worker("gw0"), Worker("gw1")]
+    workers = [Worker(f"gw{i}") for i in range(count)]
     for worker in workers:
         scheduler.add_node(worker)
         scheduler.add_node_collection(worker, collection)
     scheduler.schedule()
     first_modules = [collection[worker.sent[0]].split("::")[0] for worker in workers]
-    assert first_modules == [f"tests/{SLOW_MODULES[0]}.py", f"tests/{SLOW_MODULES[1]}.py"], first_modules
+    assert first_modules == [f"tests/{module}.py" for module in SLOW_MODULES[:count]], first_modules
 
 
 def test_no_test_resets_the_moto_backends_the_shared_local_aws_lives_in():

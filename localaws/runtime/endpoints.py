@@ -65,6 +65,7 @@ class Capture:
     modes: set[str]  # {"Input", "Output"}
     lines: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, variant, JSON line)
     last_flush: float = field(default_factory=time.monotonic)
+    writing: threading.Lock = field(default_factory=threading.Lock)  # held by a flush from taking its lines to writing them
 
 
 @dataclass
@@ -361,20 +362,23 @@ class EndpointHost:
         capture = hosted.capture
         if capture is None:
             return
-        with self._lock:
-            due = force or len(capture.lines) >= CAPTURE_FLUSH_LINES or time.monotonic() - capture.last_flush >= CAPTURE_FLUSH_SECONDS
-            if not due or not capture.lines:
-                return
-            lines, capture.lines, capture.last_flush = capture.lines, [], time.monotonic()
-        bucket, _, prefix = capture.destination.removeprefix("s3://").partition("/")
-        s3 = self._session_for_region(region).client("s3")
-        for variant in dict.fromkeys(v for _, v, _ in lines):
-            mine = [(when, line) for when, v, line in lines if v == variant]
-            first = mine[0][0]
-            # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
-            key = "/".join(p for p in (prefix.strip("/"), hosted.name, variant, first.strftime("%Y/%m/%d/%H")) if p)
-            key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-            s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for _, line in mine).encode())
+        # One flush of a capture at a time, from taking its lines to writing them: a forced
+        # flush that finds none left waits for the housekeeper's write in progress to land.
+        with capture.writing:
+            with self._lock:
+                due = force or len(capture.lines) >= CAPTURE_FLUSH_LINES or time.monotonic() - capture.last_flush >= CAPTURE_FLUSH_SECONDS
+                if not due or not capture.lines:
+                    return
+                lines, capture.lines, capture.last_flush = capture.lines, [], time.monotonic()
+            bucket, _, prefix = capture.destination.removeprefix("s3://").partition("/")
+            s3 = self._session_for_region(region).client("s3")
+            for variant in dict.fromkeys(v for _, v, _ in lines):
+                mine = [(when, line) for when, v, line in lines if v == variant]
+                first = mine[0][0]
+                # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
+                key = "/".join(p for p in (prefix.strip("/"), hosted.name, variant, first.strftime("%Y/%m/%d/%H")) if p)
+                key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+                s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for _, line in mine).encode())
 
     def _copy_done(self, copy: Future) -> None:
         with self._lock:
