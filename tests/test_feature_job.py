@@ -353,3 +353,10 @@ def test_numbers_are_written_as_printf_rounds_them_to_six_digits():
     ])
     expected = np.array([float(f"{v:.6g}") for v in values])
     np.testing.assert_array_equal(feature_job.significant_digits(values), expected)
+
+
+def test_ids_timestamps_are_written_as_pandas_writes_them():
+    """The ids files' timestamps: whole seconds by arrow's cast, others by pandas itself."""
+    for times in (["2026-10-02T08:00:00Z", "2026-11-30T23:59:59Z"], ["2026-10-02T08:00:00.250Z", "2026-10-03T00:00:00Z"]):
+        timestamps = pd.Series(pd.to_datetime(times, utc=True, format="ISO8601"))
+        assert feature_job.pandas_text(timestamps).to_pylist() == timestamps.astype(str).tolist()
