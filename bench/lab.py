@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 from bench.results import save
+from localaws.offline_lab import read_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (20_000, 100_000, 1_000_000)
 SAMPLE_SECONDS = 0.5
-SUMMARY_ROW = re.compile(r"^  (.+?)\s{2,}(ok|FAILED)\s+([\d.]+)s  ")
 
 
 def label(size: int) -> str:
@@ -74,11 +74,8 @@ def lab_run(size: int) -> dict[str, float]:
                    f"{prefix}_peak_tree_pss_mib": peak / 1024}
         log.seek(0)
         output = log.read()
-    summary = output.split("== Lab summary", 1)[-1]
-    for line in summary.splitlines():
-        row = SUMMARY_ROW.match(line)
-        if row:
-            figures[f"{prefix}_step_{step_slug(row.group(1))}_s"] = float(row.group(3))
+    for step, (_, seconds, _) in read_summary(output).items():
+        figures[f"{prefix}_step_{step_slug(step)}_s"] = seconds
     if process.returncode != 0:
         print(output[-3000:], file=sys.stderr)
     return figures

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -236,3 +237,13 @@ def print_summary(results: list[StepResult], total_seconds: float) -> None:
     for r in results:
         print(f"  {r.step.ljust(width)}  {'ok' if r.ok else 'FAILED':6}  {r.seconds:5.1f}s  {r.key_figure}")
     print(f"  total {total_seconds:.1f}s")
+
+
+SUMMARY_ROW = re.compile(r"^  (.+?)\s{2,}(ok|FAILED)\s+([\d.]+)s  (.*)$")
+
+
+def read_summary(output: str) -> dict[str, tuple[str, float, str]]:
+    """print_summary's table read back from a lab's output: step -> (status, seconds, key figure)."""
+    table = output.split("== Lab summary", 1)[-1] if "== Lab summary" in output else ""
+    return {row.group(1): (row.group(2), float(row.group(3)), row.group(4))
+            for row in map(SUMMARY_ROW.match, table.splitlines()) if row}

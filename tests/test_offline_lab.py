@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from localaws.offline_lab import StepResult, print_summary, read_summary
 from tests.helpers import ROOT, isolated_env
 
 SIZE = 4000
@@ -33,13 +34,7 @@ def lab(tmp_path_factory):
 
 def summary_rows(stdout: str) -> dict[str, tuple[str, str]]:
     """step -> (status, key figure) from the printed summary table."""
-    table = stdout.split("== Lab summary", 1)[1]
-    rows = {}
-    for line in table.splitlines()[2:]:
-        found = re.match(r"^  (.+?)\s{2,}(ok|FAILED)\s+[\d.]+s  (.*)$", line)
-        if found:
-            rows[found.group(1)] = (found.group(2), found.group(3))
-    return rows
+    return {step: (status, figure) for step, (status, _, figure) in read_summary(stdout).items()}
 
 
 def test_every_step_runs_and_the_summary_says_so(lab):
@@ -152,6 +147,12 @@ def test_safe_deployment_splits_shadows_and_rolls_back_the_failing_canary(lab):
     assert any(what.endswith("in ALARM") for what in sequence) and sequence[-1] == "endpoint InService"
     assert figures["rollback_outcomes"]["error 500"] >= 1 and figures["after_rollback"] == {"AllTraffic": 100}
     assert figures["endpoint_config"].startswith("FraudLab-Endpoint-EndpointConfig-")  # CloudFormation's, not one step 09 made
+
+
+def test_the_summary_reads_back_as_it_was_printed(capsys):
+    """read_summary (this module and bench/lab.py read the table with it) against print_summary."""
+    print_summary([StepResult("00_preflight", True, 0.44, "3 stacks ready"), StepResult("cdk deploy (endpoint, monitoring)", False, 12.0, "")], 12.44)
+    assert read_summary(capsys.readouterr().out) == {"00_preflight": ("ok", 0.4, "3 stacks ready"), "cdk deploy (endpoint, monitoring)": ("FAILED", 12.0, "")}
 
 
 def test_a_failing_step_stops_the_lab_and_says_why(tmp_path):
