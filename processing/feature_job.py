@@ -184,9 +184,9 @@ def write_outputs(
     rows = {name: np.flatnonzero(mine & (split == name)) for name in SPLITS}
     with ThreadPoolExecutor(2) as pool:
         table = pa.table(list(pool.map(csv_column, columns)), names=["is_fraud", *FEATURE_COLUMNS])
-        files = [(out / name / f"part-{host}.csv", table.take(rows[name]), False) for name in SPLITS]
-        files.append((out / "baseline" / f"baseline-{host}.csv", files[0][1].drop_columns(["is_fraud"]), True))
-        written = [pool.submit(write_csv, *file) for file in files]
+        written = [pool.submit(write_train_and_baseline, out / "train" / f"part-{host}.csv", out / "baseline" / f"baseline-{host}.csv",
+                               table.take(rows["train"]))]
+        written += [pool.submit(write_csv, out / name / f"part-{host}.csv", table.take(rows[name]), False) for name in SPLITS[1:]]
         written += [pool.submit(write_csv, out / f"{name}-ids" / f"part-{host}.csv", ids_table(tx, labels, scenario, blocked, rows[name]), True)
                     for name in ID_SETS]
         for file in written:
@@ -206,6 +206,28 @@ def ids_table(tx: pd.DataFrame, labels: pd.Series, scenario: pd.Series, blocked:
         "fraud_scenario": pa.array(scenario.to_numpy()[rows], pa.string()),
         "card_known_compromised": blocked[rows].astype(np.int64),
     })
+
+
+def write_train_and_baseline(train_path: Path, baseline_path: Path, train: pa.Table, rows_at_a_time: int = 65536) -> None:
+    """The training rows (label first) and the drift baseline (their features, with a header).
+    A baseline line is a training line without its label, and the label is 0 or 1: so each
+    block of training text, once formatted, is written again without its lines' first two
+    bytes (formatting 500k rows of numbers a second time took 0.6 s at 1M)."""
+    for path in (train_path, baseline_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with train_path.open("wb") as train_file, baseline_path.open("wb") as baseline_file:
+        baseline_file.write((",".join(train.column_names[1:]) + "\n").encode())
+        for batch in train.to_batches(max_chunksize=rows_at_a_time):
+            text = pa.BufferOutputStream()
+            pa_csv.write_csv(pa.Table.from_batches([batch]), text, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+            block = np.frombuffer(text.getvalue(), np.uint8)
+            train_file.write(block.tobytes())
+            starts = np.r_[0, np.flatnonzero(block[:-1] == ord("\n")) + 1] if block.size else np.empty(0, np.int64)
+            if not (np.isin(block[starts], (ord("0"), ord("1"))).all() and (block[starts + 1] == ord(",")).all()):
+                raise ValueError("a training row does not start with a 0/1 label")
+            keep = np.ones(block.size, bool)
+            keep[starts], keep[starts + 1] = False, False
+            baseline_file.write(block[keep].tobytes())
 
 
 def write_csv(path: Path, table: pa.Table, header: bool) -> None:

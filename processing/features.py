@@ -108,14 +108,22 @@ def customer_features(tx: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def terminal_features(tx: pd.DataFrame, is_fraud: pd.Series, label_delay_days: float = LABEL_DELAY_DAYS) -> pd.DataFrame:
+def terminal_windows(tx: pd.DataFrame) -> _TimeWindows:
+    """The payments grouped by terminal in time order: what terminal_features needs besides labels."""
+    return _TimeWindows(tx["terminal_id"], _seconds(tx["timestamp"]))
+
+
+def terminal_features(
+    tx: pd.DataFrame, is_fraud: pd.Series, label_delay_days: float = LABEL_DELAY_DAYS, windows: _TimeWindows | None = None,
+) -> pd.DataFrame:
     """Fraud share per terminal over 1/7/30 days, ending `label_delay_days` before each payment.
 
     `is_fraud` aligns with `tx` (0/1; unknown labels count as 0, which only happens for
-    payments younger than the lag and so never enters a window)."""
+    payments younger than the lag and so never enters a window); `windows`: terminal_windows(tx),
+    if made already."""
     out = pd.DataFrame(index=tx.index)
     fraud = is_fraud.reindex(tx.index).fillna(0).to_numpy(float)
-    windows = _TimeWindows(tx["terminal_id"], _seconds(tx["timestamp"]))
+    windows = windows or terminal_windows(tx)
     for w in WINDOWS_DAYS:
         count, frauds = windows.sums(fraud, lag=int(label_delay_days * 86400), width=w * 86400, include_now=True)
         out[f"terminal_fraud_rate_{w}d"] = np.divide(frauds, count, out=np.zeros_like(frauds), where=count > 0)
@@ -131,12 +139,14 @@ def build_features(
     With `threads=2` the payment and customer families are computed beside the rest (numpy
     releases the GIL in its sorts and searches): for the batch job, never for one request.
     `is_fraud` may be a function that returns the labels: it is called here while those
-    families, which need none, are computed on the pool (the job joins its labels meanwhile)."""
+    families, which need none, are computed on the pool (the job joins its labels meanwhile),
+    and so is the terminals' grouping, the part of their family that needs no labels."""
     with ThreadPoolExecutor(threads) as pool:
         customer = pool.submit(customer_features, tx)
         payment = pool.submit(transaction_features, tx) if threads > 1 else None
+        windows = pool.submit(terminal_windows, tx) if threads > 1 else None
         labels = is_fraud() if callable(is_fraud) else is_fraud
-        terminal = terminal_features(tx, labels, label_delay_days)
+        terminal = terminal_features(tx, labels, label_delay_days, windows.result() if windows else None)
         parts = (payment.result() if payment else transaction_features(tx), terminal, customer.result())
     columns = {name: part[name] for part in parts for name in part.columns}
     # One float block, column-major: no concat/consolidation copies, and each column of it
