@@ -123,7 +123,7 @@ def terminal_features(
     if made already."""
     out = pd.DataFrame(index=tx.index)
     fraud = is_fraud.reindex(tx.index).fillna(0).to_numpy(float)
-    windows = windows or terminal_windows(tx)
+    windows = windows if windows is not None else terminal_windows(tx)
     for w in WINDOWS_DAYS:
         count, frauds = windows.sums(fraud, lag=int(label_delay_days * 86400), width=w * 86400, include_now=True)
         out[f"terminal_fraud_rate_{w}d"] = np.divide(frauds, count, out=np.zeros_like(frauds), where=count > 0)

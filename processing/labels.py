@@ -114,5 +114,7 @@ def keep_known_transactions(labels: Labels, transaction_ids: pa.Array) -> pa.Arr
     matched[at.drop_null().to_numpy()] = True
     labels.rejected["label_unknown_transaction"] = labels.table.drop_columns(["available_at"]).filter(pa.array(~matched)).to_pylist()
     labels.table = labels.table.filter(pa.array(matched))
+    if not matched.any():  # no label known for any payment (none delivered yet, say)
+        return pa.nulls(len(at), pa.int64())
     kept_row = np.cumsum(matched) - 1  # a kept label's row after the filter
     return pa.array(kept_row[filled_array(at, 0, np.int64)], mask=filled_array(pc.is_null(at), dtype=bool))

@@ -360,3 +360,13 @@ def test_ids_timestamps_are_written_as_pandas_writes_them():
     for times in (["2026-10-02T08:00:00Z", "2026-11-30T23:59:59Z"], ["2026-10-02T08:00:00.250Z", "2026-10-03T00:00:00Z"]):
         timestamps = pd.Series(pd.to_datetime(times, utc=True, format="ISO8601"))
         assert feature_job.pandas_text(timestamps).to_pylist() == timestamps.astype(str).tolist()
+
+
+def test_no_label_known_yet_gives_empty_sets_not_a_crash(tmp_path):
+    """Payments whose labels have not arrived: every set is empty, the job still succeeds (the
+    one hash lookup that checks and joins the labels once indexed into no labels at all)."""
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "raw").symlink_to(FIXTURE / "raw")
+    result = run_job(tmp_path, tmp_path / "out", None, "--as-of", "2026-11-10T00:00:00")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["written"] == {"train": 0, "validation": 0, "test": 0}
