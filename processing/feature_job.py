@@ -63,6 +63,8 @@ OPT_ML = Path(os.environ.get("FRAUDLAB_OPT_ML", "/opt/ml"))
 SPLITS = ("train", "validation", "test")
 ID_SETS = ("validation", "test")  # the sets the evaluation needs per payment
 DAY = pd.Timedelta(days=1)
+# Rows only, no quotes (numbers and plain strings); a header, where wanted, is csv_header's line.
+ROWS_ONLY = pa_csv.WriteOptions(include_header=False, quoting_style="none")
 
 
 
@@ -216,10 +218,10 @@ def write_train_and_baseline(train_path: Path, baseline_path: Path, train: pa.Ta
     for path in (train_path, baseline_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     with train_path.open("wb") as train_file, baseline_path.open("wb") as baseline_file:
-        baseline_file.write((",".join(train.column_names[1:]) + "\n").encode())
+        baseline_file.write(csv_header(train.column_names[1:]))
         for batch in train.to_batches(max_chunksize=rows_at_a_time):
             text = pa.BufferOutputStream()
-            pa_csv.write_csv(pa.Table.from_batches([batch]), text, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+            pa_csv.write_csv(pa.Table.from_batches([batch]), text, ROWS_ONLY)
             block = np.frombuffer(text.getvalue(), np.uint8)
             train_file.write(block.tobytes())
             starts = np.r_[0, np.flatnonzero(block[:-1] == ord("\n")) + 1] if block.size else np.empty(0, np.int64)
@@ -241,8 +243,12 @@ def write_csv(path: Path, table: pa.Table, header: bool) -> None:
         return
     with path.open("wb") as stream:
         if header:
-            stream.write((",".join(table.column_names) + "\n").encode())
-        pa_csv.write_csv(table, stream, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+            stream.write(csv_header(table.column_names))
+        pa_csv.write_csv(table, stream, ROWS_ONLY)
+
+
+def csv_header(names: list[str]) -> bytes:
+    return (",".join(names) + "\n").encode()
 
 
 def csv_column(values: np.ndarray) -> np.ndarray:

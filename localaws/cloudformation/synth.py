@@ -84,12 +84,12 @@ def _prune(cache: Path, current: str) -> None:
     Of other sources, every assembly of the KEPT_OTHER_SOURCES most recently used: another
     process synthesizing with other CDK_* variables is another source, and removing one of
     a session's override sets from it broke that session's fixtures (regression)."""
+    source_of = {p: p.name.split("-", 1)[0] for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp")}
     last_used: dict[str, float] = {}
-    assemblies = [p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp") and not p.name.startswith(f"{current}-")]
-    for assembly in assemblies:
-        source = assembly.name.split("-", 1)[0]
-        last_used[source] = max(last_used.get(source, 0.0), assembly.stat().st_mtime)
-    kept = set(sorted(last_used, key=last_used.get, reverse=True)[:KEPT_OTHER_SOURCES])
-    for stale in assemblies:
-        if stale.name.split("-", 1)[0] not in kept:
-            shutil.rmtree(stale, ignore_errors=True)
+    for assembly, source in source_of.items():
+        if source != current:
+            last_used[source] = max(last_used.get(source, 0.0), assembly.stat().st_mtime)
+    kept = {current, *sorted(last_used, key=last_used.get, reverse=True)[:KEPT_OTHER_SOURCES]}
+    for assembly, source in source_of.items():
+        if source not in kept:
+            shutil.rmtree(assembly, ignore_errors=True)
