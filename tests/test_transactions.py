@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labkit import transactions
 from labkit.transactions import DAYS, FRAUDSTER_DEVICES, LABEL_COLUMNS, LABEL_DELAY_DAYS, SCENARIO_SHARE, SCENARIOS, STREAM_COLUMNS, START, generate
 
 
@@ -138,3 +139,19 @@ def test_time_since_last_matches_each_customers_history(data):
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         generate(**kwargs)
+
+
+def test_text_made_a_block_of_rows_at_a_time_is_the_same_across_block_edges(monkeypatch):
+    whole = generate(3_000, seed=5)
+    monkeypatch.setattr(transactions, "TEXT_BLOCK_ROWS", 1_000)  # three blocks, and a short last one below
+    pd.testing.assert_frame_equal(generate(3_000, seed=5).transactions, whole.transactions)
+    monkeypatch.setattr(transactions, "TEXT_BLOCK_ROWS", 1_024)
+    pd.testing.assert_frame_equal(generate(3_000, seed=5).labels, whole.labels)
+
+
+@pytest.mark.parametrize("major_high", [60 * 86_400, 2**50])  # the packed sort, and keys too wide for it
+def test_rows_sort_by_major_then_minor_then_position(major_high):
+    rng = np.random.default_rng(4)
+    major, minor = rng.integers(0, major_high, 5_000), rng.integers(0, 40, 5_000)
+    major[:100], minor[:100] = major[100], minor[100]  # ties keep their order
+    assert np.array_equal(transactions._sort_by(major, minor), np.lexsort((minor, major)))
