@@ -39,8 +39,8 @@ from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.sagemaker import read_pointer
 from labkit.session import aws_session, client
-from labkit.traffic import invoke, landed_history
-from processing.features import FEATURE_COLUMNS, build_features
+from labkit.traffic import features_of, invoke, landed_history
+from processing.features import FEATURE_COLUMNS
 
 BATCH = 100
 
@@ -71,8 +71,6 @@ def main() -> int:
 
     console.heading("Compute features client-side with processing/features.py")
     transactions, labels = landed_history(s3, bucket, outputs["RawPrefix"])
-    # The label delay the model was trained with, from its feature schema: the same features.
-    features = build_features(transactions, labels.fillna(0), label_delay_days=schema["label_delay_days"])
     held_out = transactions["timestamp"] >= pd.Timestamp(schema["split"]["test_from"])
     chosen = transactions.index[held_out & labels.notna()][-args.count:]
     if len(chosen) == 0:
@@ -81,7 +79,8 @@ def main() -> int:
 
     console.heading(f"Score through {endpoint}")
     runtime = client(session, "sagemaker-runtime")
-    rows = features.loc[chosen, FEATURE_COLUMNS].to_numpy()
+    # The label delay the model was trained with, from its feature schema: the same features.
+    rows = features_of(transactions, labels, chosen, schema["label_delay_days"])
     predictions, latencies = [], []
     progress = console.Progress(len(rows), "scored")
     for start, size in [(i, 1) for i in range(args.single)] + [(i, BATCH) for i in range(args.single, len(rows), BATCH)]:
@@ -115,7 +114,7 @@ def main() -> int:
         console.done(f"{response['Error']['Code']} ({response.get('OriginalStatusCode', '4xx')}): {response.get('OriginalMessage', response['Error'].get('Message', ''))[:120]}")
     invoke(runtime, endpoint, rows[:1])
     console.done("the next request is answered normally")
-    batch_figures = {} if args.no_batch else score_a_day_in_batch(session, outputs, endpoint, schema, transactions, features)
+    batch_figures = {} if args.no_batch else score_a_day_in_batch(session, outputs, endpoint, schema, transactions, labels)
     results.record(
         f"{len(scored):,} scored, precision {precision:.2f}, recall {recall:.2f}" + (f", p50 {p50:.1f} ms" if latencies else "")
         + (f"; batch: {batch_figures['batch_rows']:,} identical" if batch_figures else ""),
@@ -126,7 +125,7 @@ def main() -> int:
     return 0
 
 
-def score_a_day_in_batch(session, outputs: dict, endpoint: str, schema: dict, transactions: pd.DataFrame, features: pd.DataFrame) -> dict:
+def score_a_day_in_batch(session, outputs: dict, endpoint: str, schema: dict, transactions: pd.DataFrame, labels: pd.Series) -> dict:
     """The last whole day of the test period through a transform job, checked against the endpoint."""
     periods = schema["split"]["periods"]
     day = max(pd.Timestamp(periods["maturing"]).floor("D") - pd.Timedelta(days=1), pd.Timestamp(periods["test"]).floor("D"))
@@ -135,7 +134,7 @@ def score_a_day_in_batch(session, outputs: dict, endpoint: str, schema: dict, tr
     config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
     model = config["ProductionVariants"][0]["ModelName"]
     console.heading(f"Batch transform: every payment of {day:%Y-%m-%d} ({len(rows):,}) with the endpoint's model {model}")
-    ids, values = transactions.loc[rows, "transaction_id"], features.loc[rows, FEATURE_COLUMNS].to_numpy()
+    ids, values = transactions.loc[rows, "transaction_id"], features_of(transactions, labels, rows, schema["label_delay_days"])
     run = batch.run_batch(s3, sagemaker, outputs["LabBucketName"], outputs["KeyArn"], model, ids, values)
     console.done(f"{run.job}: {run.rows:,} payments scored in {run.seconds:.1f} s, s3://{outputs['LabBucketName']}/batch/output/{run.job}/")
     online = batch.endpoint_scores(client(session, "sagemaker-runtime"), endpoint, ids, values)

@@ -54,9 +54,9 @@ from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import follow, show_execution
 from labkit.sagemaker import CONTAINER, ROOT, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client, each
-from labkit.traffic import landed_history, send
+from labkit.traffic import features_of, landed_history, send
 from processing import drift_monitor
-from processing.features import FEATURE_COLUMNS, build_features
+from processing.features import FEATURE_COLUMNS
 
 BASELINE_POINTER = "monitoring/baseline/source.json"
 # An hourly window holds one hour of the day and one kind of day: these features drift
@@ -278,6 +278,27 @@ def retraining(sagemaker, pipeline: str, since: datetime, timeout: float) -> dic
     return None
 
 
+def payments_to_send(s3, bucket: str, raw_prefix: str, args) -> list[tuple[str, np.ndarray, list[str]]]:
+    """(window, feature rows, drift kinds injected) of the clean and the drifted window,
+    computed client-side from the landed history as step 06 does. The history is freed when
+    this returns: the step then waits for the monitor, the alarm and the retraining."""
+    history, labels = landed_history(s3, bucket, raw_prefix)
+    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
+    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
+    rng = np.random.default_rng(7)
+    count = args.requests * 100
+    if args.traffic == "training":
+        # The baseline is the training period's features: sample the same period (not its gap).
+        pool = history.index[history["timestamp"] < pd.Timestamp(schema["split"]["periods"]["gap_1"])]
+        clean_rows, drift_rows = (pd.Index(np.sort(rng.choice(pool, size=min(count, len(pool) // 2), replace=False))) for _ in range(2))
+    else:
+        clean_rows = drift_rows = history.index[-count:]
+    console.done(f"{len(history):,} payments of history; {len(clean_rows):,} per window ({args.traffic} traffic)")
+    delay = schema["label_delay_days"]
+    return [(label, drift.features_for(history, labels, rows, kinds, delay) if kinds else features_of(history, labels, rows, delay), kinds)
+            for label, rows, kinds in (("clean", clean_rows, []), ("drifted", drift_rows, args.drift))]
+
+
 def main() -> int:
     args = parse_args()
     session = aws_session()
@@ -301,31 +322,13 @@ def main() -> int:
         return 0
 
     console.heading("Payments to send: features computed client-side, as in step 06")
-    history, labels = landed_history(s3, bucket, outputs["RawPrefix"])
-    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
-    rng = np.random.default_rng(7)
-    count = args.requests * 100
-    if args.traffic == "training":
-        # The baseline is the training period's features: sample the same period (not its gap).
-        pool = history.index[history["timestamp"] < pd.Timestamp(schema["split"]["periods"]["gap_1"])]
-        clean_rows, drift_rows = (pd.Index(np.sort(rng.choice(pool, size=min(count, len(pool) // 2), replace=False))) for _ in range(2))
-    else:
-        clean_rows = drift_rows = history.index[-count:]
-    features = build_features(history, labels.fillna(0), label_delay_days=schema["label_delay_days"])
-    console.done(f"{len(history):,} payments of history; {len(clean_rows):,} per window ({args.traffic} traffic)")
+    windows = payments_to_send(s3, bucket, outputs["RawPrefix"], args)
 
     runtime, cloudwatch = client(session, "sagemaker-runtime"), client(session, "cloudwatch")
     capture_prefix = f"capture/{endpoint}/AllTraffic"
     figures = {}
-    windows = [("clean", clean_rows, []), ("drifted", drift_rows, args.drift)]
-    for label, rows, kinds in windows:
-        if kinds:
-            console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}")
-            values = drift.features_for(history, labels, rows, kinds, schema["label_delay_days"])
-        else:
-            console.heading("Normal traffic")
-            values = features.loc[rows, FEATURE_COLUMNS].to_numpy(float)
+    for label, values, kinds in windows:
+        console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}" if kinds else "Normal traffic")
         start = datetime.now(timezone.utc) - timedelta(seconds=1)
         requests = send(runtime, endpoint, values)
         end = datetime.now(timezone.utc) + timedelta(seconds=1)

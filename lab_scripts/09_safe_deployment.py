@@ -47,8 +47,7 @@ from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import last_trained_archive
 from labkit.sagemaker import TAGS, read_pointer, split_uri
 from labkit.session import aws_session, client, each
-from labkit.traffic import csv_body, landed_history
-from processing.features import FEATURE_COLUMNS, build_features
+from labkit.traffic import csv_body, features_of, landed_history
 from processing.model_artifact import MODEL_FILE, pack, unpack
 
 CHAMPION = "AllTraffic"  # the endpoint stack's variant: its autoscaling and alarms name it
@@ -159,6 +158,23 @@ def broken_archive(archive: bytes) -> bytes:
     return pack({**members, MODEL_FILE: bytes(booster.save_raw("ubj"))})
 
 
+# About as many payments as the step sends with its defaults (--requests, then half as many
+# twice, and the canary's; Traffic cycles through them): a larger set only means more
+# history to compute features from.
+RECENT_PAYMENTS = 5_000
+
+
+def recent_payments(s3, bucket: str, raw_prefix: str) -> np.ndarray:
+    """Feature rows of the latest landed payments (the last tenth, at most RECENT_PAYMENTS),
+    as step 06 computes them. The history read for them is freed when this returns: the
+    step holds only these rows while two fleets of containers are up."""
+    history, labels = landed_history(s3, bucket, raw_prefix)
+    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
+    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
+    recent = history.index[history["timestamp"] >= history["timestamp"].quantile(0.9)][-RECENT_PAYMENTS:]
+    return features_of(history, labels, recent, schema["label_delay_days"])
+
+
 class Traffic:
     """Held-out payments sent one request each, cycling; who answered and how, counted."""
 
@@ -236,14 +252,9 @@ def main() -> int:
     challenger = model_like(sagemaker, f"fraudlab-challenger-{suffix}", champion, container)
     console.heading(f"Champion {champion_variant['ModelName']} vs challenger: {described_as}")
 
-    console.heading("Payments to send: held-out payments, features computed client-side (as step 06)")
-    history, labels = landed_history(s3, bucket, outputs["RawPrefix"])
-    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
-    features = build_features(history, labels.fillna(0), label_delay_days=schema["label_delay_days"])
-    recent = features[history["timestamp"] >= history["timestamp"].quantile(0.9)]
-    traffic = Traffic(runtime, name, recent[FEATURE_COLUMNS].to_numpy(float))
-    console.done(f"{len(recent):,} recent payments to cycle through")
+    console.heading("Payments to send: recent payments, features computed client-side (as step 06)")
+    traffic = Traffic(runtime, name, recent_payments(s3, bucket, outputs["RawPrefix"]))
+    console.done(f"{len(traffic.rows):,} recent payments to cycle through")
 
     # (a) A/B test
     console.heading(f"(a) A/B test: {CHAMPION} 0.9, {CHALLENGER} 0.1")

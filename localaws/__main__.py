@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib
 import json
 import os
 import signal
@@ -69,7 +68,10 @@ def explain(error: Exception) -> str | None:
 
     from localaws.cloudformation.deploy import DeployError
     from localaws.cloudformation.destroy import DestroyError
+    from localaws.cloudformation.synth import SynthError
 
+    if isinstance(error, SynthError):
+        return str(error)
     if isinstance(error, DeployError):
         return f"deploy failed: {error}"
     if isinstance(error, DestroyError):
@@ -133,16 +135,14 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         if args.size < 100:
             parser.error("--size must be at least 100 transactions")
-        from localaws.cloudformation import synth
-
-        if not synth.is_cached_source():  # importing the CDK (4 s, mostly Node starting) overlaps moto's import
-            threading.Thread(target=importlib.import_module, args=("stacks.lab",), daemon=True).start()
+        # No CDK in this process: a synthesis runs in a child of its own (synth.assembly_for),
+        # whose Node runtime and memory end with it.
         from localaws.offline_lab import INTERRUPTED_EXIT, run_lab
 
         code = run_lab(args.size, args.workdir.resolve())
         if code == INTERRUPTED_EXIT:
-            # Everything is stopped and reported. The CDK's Node process (if this run
-            # synthesized) got the Ctrl-C too; its exit hook would print a traceback about it.
+            # Everything is stopped and reported: leave at once, past any exit hook the
+            # Ctrl-C interrupted (a synthesis child got it too and has ended).
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

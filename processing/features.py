@@ -157,6 +157,15 @@ def build_features(
     return pd.DataFrame(matrix, index=tx.index, columns=FEATURE_COLUMNS, copy=False)
 
 
+def own_history(tx: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    """The payments of `tx` that the features of `rows` depend on: every payment of their
+    customers and of their terminals (a payment's own features need nothing else, its
+    customer's family only that customer's payments, its terminal's only that terminal's).
+    build_features over it gives `rows` the values it gives them over all of `tx`."""
+    chosen = tx.loc[rows]
+    return tx[tx["customer_id"].isin(chosen["customer_id"].unique()) | tx["terminal_id"].isin(chosen["terminal_id"].unique())]
+
+
 def _seconds(timestamps: pd.Series) -> np.ndarray:
     """Whole seconds since the Unix epoch, whatever the Series' time unit."""
     return ((timestamps - EPOCH) // pd.Timedelta(seconds=1)).to_numpy(np.int64)

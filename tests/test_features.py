@@ -5,8 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labkit import drift
+from labkit.traffic import features_of
 from labkit.transactions import generate
-from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features
+from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features, own_history
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,22 @@ def test_unknown_category_is_all_zero_and_first_payment_has_neutral_history(hist
     assert features["amount_to_customer_mean_30d"].item() == 1.0
     assert features["device_is_new"].item() == 1
     assert np.isclose(features["log_amount"].item(), np.log1p(newcomer["amount"].item()))
+
+
+def test_scoring_features_from_the_payments_own_history_equal_the_whole_historys(lab_sized):
+    """Steps 06, 08 and 09 compute the features of the payments they send from those payments'
+    customers and terminals only: the same values as over the whole history (to float rounding
+    in the window sums), from a fraction of it."""
+    tx, _ = lab_sized
+    labels = tx["is_fraud"].astype(float).where(tx["timestamp"] < tx["timestamp"].quantile(0.95))  # the newest not known yet
+    rows = tx.index[-20:].union(tx.sample(20, random_state=6).index)  # 40 of 20k: their terminals are a fifth of 200
+    whole = build_features(tx, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float)
+    assert len(own_history(tx, rows)) < 0.5 * len(tx)
+    assert np.allclose(features_of(tx, labels, rows, LABEL_DELAY_DAYS), whole, rtol=1e-9, atol=1e-9)
+
+    changed = tx.copy()
+    changed.loc[rows, "amount"] *= 3
+    changed.loc[rows, "merchant_category"] = drift.NEW_CATEGORY
+    drifted = build_features(changed, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)
+    drifted[:, FEATURE_COLUMNS.index(drift.MISSING_FEATURE)] = np.nan
+    assert np.allclose(drift.features_for(tx, labels, rows, list(drift.KINDS), LABEL_DELAY_DAYS), drifted, rtol=1e-9, atol=1e-9, equal_nan=True)

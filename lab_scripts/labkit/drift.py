@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from processing.features import FEATURE_COLUMNS, build_features
+from processing.features import FEATURE_COLUMNS, build_features, own_history
 
 NEW_CATEGORY = "crypto"
 MISSING_FEATURE = "device_is_new"
@@ -27,12 +27,12 @@ def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown drift kinds {sorted(unknown)}: choose from {sorted(KINDS)}")
-    changed = history.copy()
+    changed = own_history(history, rows).copy()  # the payments `rows`' features depend on
     if "amount_x3" in kinds:
         changed.loc[rows, "amount"] = changed.loc[rows, "amount"] * 3
     if "new_category" in kinds:
         changed.loc[rows, "merchant_category"] = NEW_CATEGORY
-    features = build_features(changed, labels.fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
+    features = build_features(changed, labels[changed.index].fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
     if "missing_feature" in kinds:
         features[:, FEATURE_COLUMNS.index(MISSING_FEATURE)] = np.nan
     return features

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.landed import objects
+from processing.features import FEATURE_COLUMNS, build_features, own_history
 from processing.labels import validate_labels
 from processing.validation import validate_objects
 
@@ -24,6 +25,15 @@ def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.S
     labels = validate_labels([(key, io.BytesIO(body)) for key, body in objects(s3, bucket, "labels/") if key.endswith(".csv")], now)
     known = pd.Series(labels.table.column("is_fraud").to_numpy(), index=labels.table.column("transaction_id").to_pandas(), dtype=float)
     return transactions, transactions["transaction_id"].map(known)
+
+
+def features_of(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, label_delay_days: float) -> np.ndarray:
+    """FEATURE_COLUMNS of the payments `rows` of `history` as the endpoint gets them, computed
+    from their own customers' and terminals' payments only (`label_delay_days` from the
+    feature schema, as the model was trained): at 1M payments of history, scoring 1,000 of
+    them looks at about a tenth of it."""
+    mine = own_history(history, rows)
+    return build_features(mine, labels[mine.index].fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float)
 
 
 def csv_body(rows: np.ndarray) -> str:
