@@ -54,7 +54,7 @@ from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import follow, show_execution
 from labkit.sagemaker import CONTAINER, ROOT, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client, each
-from labkit.traffic import features_of, landed_history, send
+from labkit.traffic import features_of, landed_history, release_freed_memory, send
 from processing import drift_monitor
 from processing.features import FEATURE_COLUMNS
 
@@ -323,6 +323,7 @@ def main() -> int:
 
     console.heading("Payments to send: features computed client-side, as in step 06")
     windows = payments_to_send(s3, bucket, outputs["RawPrefix"], args)
+    release_freed_memory()  # the history behind them
 
     runtime, cloudwatch = client(session, "sagemaker-runtime"), client(session, "cloudwatch")
     capture_prefix = f"capture/{endpoint}/AllTraffic"

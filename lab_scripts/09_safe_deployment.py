@@ -47,7 +47,7 @@ from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import last_trained_archive
 from labkit.sagemaker import TAGS, read_pointer, split_uri
 from labkit.session import aws_session, client, each
-from labkit.traffic import csv_body, features_of, landed_history
+from labkit.traffic import csv_body, features_of, landed_history, release_freed_memory
 from processing.model_artifact import MODEL_FILE, pack, unpack
 
 CHAMPION = "AllTraffic"  # the endpoint stack's variant: its autoscaling and alarms name it
@@ -254,6 +254,7 @@ def main() -> int:
 
     console.heading("Payments to send: recent payments, features computed client-side (as step 06)")
     traffic = Traffic(runtime, name, recent_payments(s3, bucket, outputs["RawPrefix"]))
+    release_freed_memory()  # the history behind them
     console.done(f"{len(traffic.rows):,} recent payments to cycle through")
 
     # (a) A/B test
