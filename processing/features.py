@@ -161,7 +161,8 @@ def own_history(tx: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
     """The payments of `tx` that the features of `rows` depend on: every payment of their
     customers and of their terminals (a payment's own features need nothing else, its
     customer's family only that customer's payments, its terminal's only that terminal's).
-    build_features over it gives `rows` the values it gives them over all of `tx`."""
+    build_features over it gives `rows` the values it gives them over all of `tx` (to the
+    float rounding of the window sums, which run over whatever rows they are given)."""
     chosen = tx.loc[rows]
     return tx[tx["customer_id"].isin(chosen["customer_id"].unique()) | tx["terminal_id"].isin(chosen["terminal_id"].unique())]
 

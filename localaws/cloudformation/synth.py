@@ -66,17 +66,12 @@ class SynthError(RuntimeError):
 
 
 def _synthesize_apart(outdir: Path, overrides: dict | None) -> None:
-    """synthesize() in a process of its own, so the CDK's Node runtime and the ~600 MB the
-    CDK takes end with it: in-process, they stayed for the rest of a lab run, whose peak
-    memory they raised from 2.4 to 3.0 GB at 20k. Its output and errors go to ours."""
+    """synthesize() in a process of its own, so the CDK's Node runtime and what the CDK takes
+    in Python (~700 MB PSS together) end with it: in-process, they stayed for the rest of a
+    lab run, whose peak they raised from 2.4 to 3.1 GB at 20k. Its output and errors go to ours."""
     child = subprocess.run([sys.executable, "-m", "localaws.cloudformation.synth", str(outdir), json.dumps(overrides or {})], cwd=ROOT)
     if child.returncode != 0:
         raise SynthError(f"synthesis failed (exit {child.returncode}): its output is above")
-
-
-def is_cached_source() -> bool:
-    """Whether some cached assembly matches the current source (whatever its overrides)."""
-    return any(CACHE.glob(f"{source_key()}-*/manifest.json"))
 
 
 def source_key(root: Path = ROOT) -> str:
