@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from processing.features import FEATURE_COLUMNS, build_features, own_history
+from labkit.traffic import features_of
+from processing.features import FEATURE_COLUMNS, own_history
 
 NEW_CATEGORY = "crypto"
 MISSING_FEATURE = "device_is_new"
@@ -32,7 +33,7 @@ def features_for(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, kinds
         changed.loc[rows, "amount"] = changed.loc[rows, "amount"] * 3
     if "new_category" in kinds:
         changed.loc[rows, "merchant_category"] = NEW_CATEGORY
-    features = build_features(changed, labels[changed.index].fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)  # written below
+    features = np.array(features_of(changed, labels, rows, label_delay_days))  # a copy of its own: written below
     if "missing_feature" in kinds:
         features[:, FEATURE_COLUMNS.index(MISSING_FEATURE)] = np.nan
     return features
