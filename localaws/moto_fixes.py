@@ -17,6 +17,8 @@ from moto.logs.models import LogGroup
 from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
 from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
@@ -168,6 +170,24 @@ def _log_group_from_cloudformation_keeping_key(cls, resource_name: str, cloudfor
     return group
 
 
+def _subnet_association_from_cloudformation(cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any):
+    """moto's AWS::EC2::SubnetRouteTableAssociation never reached the route table: describe
+    showed no subnet in any table, so nothing could tell which routes (the S3 gateway
+    endpoint's) a subnet has. Associate for real; deleting the resource disassociates."""
+    properties = cloudformation_json["Properties"]
+    association = SubnetRouteTableAssociation(properties["RouteTableId"], properties["SubnetId"])
+    association.association_id = ec2_backends[account_id][region_name].associate_route_table(
+        properties["RouteTableId"], subnet_id=properties["SubnetId"]
+    )
+    return association
+
+
+def _delete_subnet_association(self: SubnetRouteTableAssociation, account_id: str, region_name: str) -> None:
+    table = ec2_backends[account_id][region_name].route_tables.get(self.route_table_id)
+    if table is not None:
+        table._associations.pop(getattr(self, "association_id", None), None)
+
+
 def apply() -> None:
     # moto's serializer warns that its own DependencyViolation (a VPC deleted before its
     # dependents, which destroy.py then deletes) has no error shape: noise in `make lab`.
@@ -186,6 +206,8 @@ def apply() -> None:
     SageMakerResponse.create_endpoint_config = _create_endpoint_config_keeping_shadows
     Model.create_from_cloudformation_json = classmethod(_model_from_cloudformation_keeping_isolation)
     LogGroup.create_from_cloudformation_json = classmethod(_log_group_from_cloudformation_keeping_key)
+    SubnetRouteTableAssociation.create_from_cloudformation_json = classmethod(_subnet_association_from_cloudformation)
+    SubnetRouteTableAssociation.delete = _delete_subnet_association
     # moto names every endpoint after its logical id; the template's EndpointName is the name
     # (the endpoint's log group is created under it before the endpoint).
     FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")

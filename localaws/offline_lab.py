@@ -178,6 +178,7 @@ def run_steps(run: LabRun, size: int, steps: list[Path] | None = None) -> list[S
 
 def run_lab(size: int, workdir: Path = ROOT) -> int:
     started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)  # the steps run in it
     for stale in (workdir / RESULTS_DIR).glob("*.json"):
         stale.unlink()
     print("== Synthesize the CDK app (cdk-nag enforced; reused while its inputs are unchanged)", flush=True)

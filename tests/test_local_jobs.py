@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import time
 
@@ -242,3 +243,67 @@ def test_offline_training_never_runs_more_xgboost_threads_than_cores(tmp_path, m
     cores = len(os.sched_getaffinity(0))
     assert seen[:3] == [max(1, cores - 1)] * 3 and seen[3] == 1
     assert not overlap[0]
+
+
+REACH_SCRIPT = b"""
+import json, os, pathlib
+import boto3
+from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
+root = pathlib.Path(os.environ["FRAUDLAB_OPT_ML"])
+config = Config(retries={"max_attempts": 1}, connect_timeout=5)
+calls = {
+    "s3": lambda: boto3.client("s3", config=config).list_buckets(),
+    "cloudwatch": lambda: boto3.client("cloudwatch", config=config).list_metrics(Namespace="FraudLab"),
+    "firehose": lambda: boto3.client("firehose", config=config).list_delivery_streams(),
+    "sagemaker": lambda: boto3.client("sagemaker", config=config).list_endpoints(),
+}
+reached = {}
+for service, call in calls.items():
+    try:
+        call()
+        reached[service] = "reached"
+    except EndpointConnectionError:
+        reached[service] = "no route"
+(root / "processing/output/reach.json").write_text(json.dumps(reached))
+"""
+
+
+@pytest.mark.parametrize("in_vpc", [True, False], ids=["lab-vpc", "no-vpc"])
+def test_a_job_in_the_lab_vpc_reaches_only_the_services_of_its_endpoints(aws, outputs, in_vpc):
+    """Regression: offline every container with network reached the whole local AWS, VpcConfig
+    or not. In the lab's VPC (isolated subnets, an S3 gateway and the CloudWatch metrics
+    endpoint) a call to Firehose or the SageMaker API has no route, on AWS and now offline."""
+    s3, sagemaker, bucket = aws
+    s3.put_object(Bucket=bucket, Key="code/test-reach/job.py", Body=REACH_SCRIPT)
+    name = f"reach-{'vpc' if in_vpc else 'open'}"
+    network = {"VpcConfig": {"Subnets": outputs["SubnetIds"].split(","), "SecurityGroupIds": [outputs["SecurityGroupId"]]}} if in_vpc else {}
+    sagemaker.create_processing_job(
+        ProcessingJobName=name, RoleArn=ROLE, NetworkConfig=network,
+        AppSpecification={"ImageUri": XGBOOST_IMAGE, "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"]},
+        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": f"s3://{bucket}/code/test-reach/", "LocalPath": "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "out", "S3Output": {"S3Uri": f"s3://{bucket}/features/{name}", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}},
+        StoppingCondition={"MaxRuntimeInSeconds": 120},
+    )
+    job = wait(lambda: sagemaker.describe_processing_job(ProcessingJobName=name), "ProcessingJobStatus")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    reached = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{name}/reach.json")["Body"].read())
+    expected = "no route" if in_vpc else "reached"
+    assert reached == {"s3": "reached", "cloudwatch": "reached", "firehose": expected, "sagemaker": expected}
+
+
+def test_a_job_whose_vpc_config_names_no_subnet_fails_with_sagemaker_s_reason(aws):
+    s3, sagemaker, bucket = aws
+    s3.put_object(Bucket=bucket, Key="code/test-reach/job.py", Body=REACH_SCRIPT)
+    sagemaker.create_processing_job(
+        ProcessingJobName="reach-missing-subnet", RoleArn=ROLE,
+        NetworkConfig={"VpcConfig": {"Subnets": ["subnet-0000000000000000f"], "SecurityGroupIds": ["sg-0000000000000000f"]}},
+        AppSpecification={"ImageUri": XGBOOST_IMAGE, "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"]},
+        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": f"s3://{bucket}/code/test-reach/", "LocalPath": "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    job = wait(lambda: sagemaker.describe_processing_job(ProcessingJobName="reach-missing-subnet"), "ProcessingJobStatus")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: VpcConfig:") and "subnet-0000000000000000f" in job["FailureReason"]

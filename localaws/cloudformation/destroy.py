@@ -90,6 +90,8 @@ def _delete_vpc_dependents(ec2, vpc: str) -> None:
         ec2.delete_subnet(SubnetId=subnet["SubnetId"])
     for table in ec2.describe_route_tables(Filters=only)["RouteTables"]:
         if not any(a.get("Main") for a in table.get("Associations", [])):
+            for association in table.get("Associations", []):
+                ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
             ec2.delete_route_table(RouteTableId=table["RouteTableId"])
     for group in ec2.describe_security_groups(Filters=only)["SecurityGroups"]:
         if group["GroupName"] != "default":

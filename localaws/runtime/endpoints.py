@@ -31,6 +31,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
+from localaws.runtime import vpc
 from localaws.runtime.endpoint_telemetry import EndpointTelemetry
 
 CAPTURE_FLUSH_SECONDS = 0.5
@@ -114,7 +115,8 @@ class EndpointHost:
         exists: Callable[[str, str], bool] = lambda region, name: True,
     ) -> None:
         self._session_for_region = session_for_region
-        self._network_environment = network_environment  # how a container with network reaches AWS
+        # how a container with network reaches AWS (runtime/vpc.py narrows it to the Model's VPC)
+        self._network_environment = network_environment
         # Whether the endpoint still exists, however it was deleted (DeleteEndpoint, or the
         # stack deleted by CloudFormation, which calls no API this host sees).
         self._exists = exists
@@ -295,15 +297,18 @@ class EndpointHost:
 
     def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
         model, container = model_container(sagemaker, variant["ModelName"])
+        session = self._session_for_region(region)
         bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
-        archive = self._session_for_region(region).client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        archive = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        isolated = model.get("EnableNetworkIsolation", False)
         try:
+            network = None if isolated else vpc.network_environment(self._network_environment(), session.client("ec2"), model.get("VpcConfig"))
             serving = start_serving_container(
                 f"{endpoint}/{variant['VariantName']}", archive, container.get("Environment", {}),
-                network_isolation=model.get("EnableNetworkIsolation", False),
-                network_environment=self._network_environment(),
+                network_isolation=isolated,
+                network_environment=network,
             )
-        except ContainerFailed as error:
+        except (ContainerFailed, vpc.VpcConfigError) as error:
             raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
         telemetry = EndpointTelemetry(
             endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), int(variant.get("InitialInstanceCount") or 1)

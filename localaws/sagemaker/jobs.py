@@ -7,7 +7,8 @@ XGBoost algorithm (Training) executed, outputs uploaded, logs sent to CloudWatch
 and the true status and failure reason kept for Describe* to report.
 A Processing container runs in the image environment (runtime/image_env.py: the XGBoost
 3.2-0 image's Python and pins), with the job's Environment, no network under network
-isolation, and FRAUDLAB_OPT_ML / SAGEMAKER_BASE_DIR saying where its /opt/ml is offline.
+isolation, otherwise the local AWS as far as its VpcConfig reaches (runtime/vpc.py), and
+FRAUDLAB_OPT_ML / SAGEMAKER_BASE_DIR saying where its /opt/ml is offline.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any, Callable
 
 import boto3
 
-from localaws.runtime import image_env
+from localaws.runtime import image_env, vpc
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from localaws.runtime.endpoints import EndpointError, model_container
 from localaws.runtime.reaper import REAPER, kill_group
@@ -92,6 +93,13 @@ class JobRunner:
         self._container_environment = container_environment
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="localaws-jobs-"))
         self.jobs: dict[str, JobState] = {}
+
+    def _network_environment(self, session: boto3.Session, vpc_config: dict | None) -> dict[str, str]:
+        """How a container with network access reaches AWS: through its VPC's endpoints only."""
+        try:
+            return vpc.network_environment(self._container_environment(), session.client("ec2"), vpc_config)
+        except vpc.VpcConfigError as error:
+            raise JobFailed(f"ClientError: {error}") from None
 
     def start(self, kind: str, name: str, spec: dict[str, Any]) -> None:
         state = self.jobs[name] = JobState(kind, spec=spec)
@@ -166,7 +174,8 @@ class JobRunner:
         try:
             serving = start_serving_container(
                 f"transform/{name}", s3.get_object(Bucket=archive_bucket, Key=archive_key)["Body"].read(), container.get("Environment", {}),
-                network_isolation=model.get("EnableNetworkIsolation", False), network_environment=self._container_environment(),
+                network_isolation=model.get("EnableNetworkIsolation", False),
+                network_environment=None if model.get("EnableNetworkIsolation", False) else self._network_environment(session, model.get("VpcConfig")),
             )
         except ContainerFailed as error:
             raise JobFailed(f"ClientError: {error}") from None
@@ -217,9 +226,10 @@ class JobRunner:
             (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
         # Hosts run side by side, as on a cluster.
         environment = dict(spec.get("Environment", {}))
-        if not spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False):
-            environment.update(self._container_environment())
-        isolated = spec.get("NetworkConfig", {}).get("EnableNetworkIsolation", False)
+        network = spec.get("NetworkConfig", {})
+        isolated = network.get("EnableNetworkIsolation", False)
+        if not isolated:
+            environment.update(self._network_environment(session, network.get("VpcConfig")))
         sandbox = image_env.network_sandbox()[0] if isolated else []
         state.enter("Processing", "Processing job in progress")
         runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]

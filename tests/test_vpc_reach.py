@@ -1,0 +1,84 @@
+"""What a container in a VPC reaches offline: the services of that VPC's endpoints, as on AWS.
+
+Built in a region of its own on the shared local AWS (the lab's stacks live in us-east-1)
+and removed afterwards, so no teardown audit sees it."""
+from __future__ import annotations
+
+import socket
+from functools import partial
+from urllib.parse import urlparse
+
+import pytest
+
+from localaws.runtime import vpc
+
+REGION = "eu-north-1"
+
+
+@pytest.fixture(scope="module")
+def network(local_aws):
+    server, _ = local_aws
+    ec2 = server.session(REGION).client("ec2")
+    undo = []  # the delete calls, made in reverse order at the end
+    vpc_id = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    undo.append(partial(ec2.delete_vpc, VpcId=vpc_id))
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    undo.append(partial(ec2.delete_subnet, SubnetId=subnet))
+    table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    undo.append(partial(ec2.delete_route_table, RouteTableId=table))
+    association = ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)["AssociationId"]
+    undo.append(partial(ec2.disassociate_route_table, AssociationId=association))
+
+    def group(name: str, **rule) -> str:
+        ident = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc_id)["GroupId"]
+        undo.append(partial(ec2.delete_security_group, GroupId=ident))
+        if rule:
+            ec2.authorize_security_group_ingress(GroupId=ident, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, **rule}])
+        return ident
+
+    job = group("job")
+    from_job, from_vpc, closed = group("from-job", UserIdGroupPairs=[{"GroupId": job}]), group("from-vpc", IpRanges=[{"CidrIp": "10.9.0.0/16"}]), group("closed")
+
+    def endpoint(name: str, kind: str = "Interface", **arguments) -> None:
+        ident = ec2.create_vpc_endpoint(VpcId=vpc_id, ServiceName=f"com.amazonaws.{REGION}.{name}", VpcEndpointType=kind, **arguments)["VpcEndpoint"]["VpcEndpointId"]
+        undo.append(partial(ec2.delete_vpc_endpoints, VpcEndpointIds=[ident]))
+
+    endpoint("s3", "Gateway", RouteTableIds=[table])
+    endpoint("monitoring", SubnetIds=[subnet], SecurityGroupIds=[from_job], PrivateDnsEnabled=True)
+    endpoint("sagemaker.api", SubnetIds=[subnet], SecurityGroupIds=[from_vpc], PrivateDnsEnabled=True)
+    endpoint("logs", SubnetIds=[subnet], SecurityGroupIds=[closed], PrivateDnsEnabled=True)  # shuts the job out
+    endpoint("sts", SubnetIds=[subnet], SecurityGroupIds=[from_job], PrivateDnsEnabled=False)  # public name: no route
+    endpoint("dynamodb", "Gateway", RouteTableIds=[])  # in no route table of the subnet
+    yield ec2, {"Subnets": [subnet], "SecurityGroupIds": [job]}, table, server
+    for delete in reversed(undo):
+        delete()
+
+
+def test_a_vpc_reaches_what_its_endpoints_route_and_admit(network):
+    ec2, vpc_config, _, _ = network
+    assert vpc.reachable_services(ec2, vpc_config) == {"S3", "CloudWatch", "SageMaker"}
+
+
+def test_in_a_vpc_unreached_services_refuse_and_reached_ones_are_the_local_aws(network):
+    ec2, vpc_config, _, server = network
+    local = server.environment()
+    environment = vpc.network_environment(local, ec2, vpc_config)
+    assert environment["AWS_ENDPOINT_URL_S3"] == environment["AWS_ENDPOINT_URL_CLOUDWATCH"] == local["AWS_ENDPOINT_URL"]
+    assert "AWS_ENDPOINT_URL_STS" not in environment and "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in environment
+    assert environment["AWS_REGION"] == local["AWS_REGION"]
+    refused = urlparse(environment["AWS_ENDPOINT_URL"])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((refused.hostname, refused.port), timeout=5)
+    assert vpc.network_environment(local, ec2, None) == local  # no VpcConfig: SageMaker's network, all of AWS
+
+
+def test_a_nat_gateway_route_reaches_everything(network):
+    ec2, vpc_config, table, server = network
+    nat = ec2.create_nat_gateway(SubnetId=vpc_config["Subnets"][0], ConnectivityType="private")["NatGateway"]["NatGatewayId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    try:
+        assert vpc.reachable_services(ec2, vpc_config) is None
+        assert vpc.network_environment(server.environment(), ec2, vpc_config) == server.environment()
+    finally:
+        ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
+        ec2.delete_nat_gateway(NatGatewayId=nat)
