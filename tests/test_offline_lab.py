@@ -23,7 +23,7 @@ STEPS = [path.stem for path in sorted((ROOT / "lab_scripts").glob("[0-9][0-9]_*.
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("offline-lab")
+    workdir = tmp_path_factory.mktemp("offline-lab") / "not-yet-made"  # --workdir is created (every step failed in a missing one)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **isolated_env()}
     completed = subprocess.run(
         [sys.executable, "-m", "localaws", "lab", "--size", str(SIZE), "--workdir", str(workdir)],
