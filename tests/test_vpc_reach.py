@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import socket
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from labkit.model_artifact import ENVIRONMENT, serving_artifact
 from localaws.runtime import vpc
+from tests.test_endpoint_variants import training_artifact
 
 REGION = "eu-north-1"
 
@@ -82,3 +85,32 @@ def test_a_nat_gateway_route_reaches_everything(network):
     finally:
         ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
         ec2.delete_nat_gateway(NatGatewayId=nat)
+
+
+def test_an_endpoint_s_container_in_a_vpc_gets_only_what_the_vpc_reaches(network):
+    """The serving host honours the Model's VpcConfig when it has network access (the lab's
+    own models are network-isolated: test_lab_pipeline checks those get no network at all)."""
+    ec2, vpc_config, _, server = network
+    session = server.session(REGION)
+    s3, sagemaker = session.client("s3"), session.client("sagemaker")
+    bucket = "vpc-reach-models"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=serving_artifact(training_artifact(lambda x: x[:, 0] > 0), threshold=0.5))
+    sagemaker.create_model(ModelName="in-vpc", ExecutionRoleArn="arn:aws:iam::123456789012:role/vpc-reach", VpcConfig=vpc_config,
+                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{bucket}/model.tar.gz", "Environment": ENVIRONMENT})
+    sagemaker.create_endpoint_config(EndpointConfigName="in-vpc", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "in-vpc", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName="in-vpc", EndpointConfigName="in-vpc")
+    try:
+        container = server.endpoints.ensure(REGION, "in-vpc").container
+        environ = dict(item.split("=", 1) for item in Path(f"/proc/{container.process.pid}/environ").read_text().split("\0") if "=" in item)
+        assert environ["AWS_ENDPOINT_URL"] == vpc.refusing_url()
+        assert environ["AWS_ENDPOINT_URL_S3"] == environ["AWS_ENDPOINT_URL_SAGEMAKER"] == server.endpoint_url
+        assert "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in environ and environ["SAGEMAKER_PROGRAM"] == "inference.py"
+    finally:
+        sagemaker.delete_endpoint(EndpointName="in-vpc")
+        server.endpoints.stop(REGION, "in-vpc")
+        sagemaker.delete_endpoint_config(EndpointConfigName="in-vpc")
+        sagemaker.delete_model(ModelName="in-vpc")
+        s3.delete_object(Bucket=bucket, Key="model.tar.gz")
+        s3.delete_bucket(Bucket=bucket)

@@ -30,8 +30,8 @@ from typing import Callable
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
 from localaws.runtime import vpc
+from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
 from localaws.runtime.endpoint_telemetry import EndpointTelemetry
 
 CAPTURE_FLUSH_SECONDS = 0.5

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,6 +35,7 @@ SERVICE_IDS = {
 NOT_AN_API = {"ecr.dkr"}  # the image registry: SageMaker pulls images through it, boto3 never calls it
 
 _refusing: socket.socket | None = None
+_refusing_lock = threading.Lock()  # containers start from several threads
 
 
 class VpcConfigError(ValueError):
@@ -44,9 +46,10 @@ def refusing_url() -> str:
     """A loopback address that refuses every connection (a port bound but never listened
     on, held for this process's life): where calls to unreachable services go."""
     global _refusing
-    if _refusing is None:
-        _refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        _refusing.bind(("127.0.0.1", 0))
+    with _refusing_lock:
+        if _refusing is None:
+            _refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            _refusing.bind(("127.0.0.1", 0))
     return f"http://127.0.0.1:{_refusing.getsockname()[1]}"
 
 
@@ -66,7 +69,7 @@ def reachable_services(ec2, vpc_config: dict[str, Any]) -> set[str] | None:
     """botocore service ids the VpcConfig's subnets and groups reach, or None for all of
     them (a NAT gateway route)."""
     subnets = ec2.describe_subnets(SubnetIds=vpc_config["Subnets"])["Subnets"]
-    groups = set(vpc_config["SecurityGroupIds"])
+    groups = {g["GroupId"] for g in ec2.describe_security_groups(GroupIds=vpc_config["SecurityGroupIds"])["SecurityGroups"]}
     tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [s["SubnetId"] for s in subnets]}])["RouteTables"]
     if any(route.get("NatGatewayId") and route.get("DestinationCidrBlock") == "0.0.0.0/0" for t in tables for route in t["Routes"]):
         return None

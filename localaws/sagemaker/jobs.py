@@ -171,11 +171,12 @@ class JobRunner:
             raise JobFailed(f"ClientError: no objects under {source['S3Uri']}")
         archive_bucket, archive_key = _split_uri(container["ModelDataUrl"])
         state.enter("Starting", "Starting the model's serving container")
+        isolated = model.get("EnableNetworkIsolation", False)
         try:
             serving = start_serving_container(
                 f"transform/{name}", s3.get_object(Bucket=archive_bucket, Key=archive_key)["Body"].read(), container.get("Environment", {}),
-                network_isolation=model.get("EnableNetworkIsolation", False),
-                network_environment=None if model.get("EnableNetworkIsolation", False) else self._network_environment(session, model.get("VpcConfig")),
+                network_isolation=isolated,
+                network_environment=None if isolated else self._network_environment(session, model.get("VpcConfig")),
             )
         except ContainerFailed as error:
             raise JobFailed(f"ClientError: {error}") from None
