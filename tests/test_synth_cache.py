@@ -56,6 +56,20 @@ def test_a_cached_assembly_is_reused_per_override_set(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_failed_synthesis_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    """Regression: the half-written scratch assembly of a failed synthesis stayed (*.tmp)."""
+
+    def failing_synthesize(outdir, overrides=None):
+        (outdir / "asset.partial").mkdir(parents=True)
+        raise synth.SynthError("synthesis failed (exit 1): its output is above")
+
+    monkeypatch.setattr(synth, "synthesize", failing_synthesize)
+    monkeypatch.setattr(synth, "_synthesize_apart", failing_synthesize)
+    with pytest.raises(synth.SynthError):
+        synth.assembly_for({"fraudlab:driftThreshold": "bad"}, cache=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 def test_pruning_keeps_every_assembly_of_the_current_source(tmp_path):
     """Regression: with more override sets in use than the cache kept (checkov's five
     variants beside the tests' own), an assembly a fixture held vanished mid-session."""

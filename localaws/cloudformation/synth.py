@@ -49,10 +49,14 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
         return ready
     scratch = cache / f"{ready.name}.{os.getpid()}.tmp"
     shutil.rmtree(scratch, ignore_errors=True)
-    if "aws_cdk" in sys.modules:  # the CDK and its Node runtime are up already: reuse them
-        synthesize(scratch, overrides)
-    else:
-        _synthesize_apart(scratch, overrides)
+    try:
+        if "aws_cdk" in sys.modules:  # the CDK and its Node runtime are up already: reuse them
+            synthesize(scratch, overrides)
+        else:
+            _synthesize_apart(scratch, overrides)
+    except BaseException:  # a cdk-nag finding, a bad context value, Ctrl-C: leave no half assembly
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     try:
         scratch.rename(ready)
     except OSError:  # another run cached the same assembly meanwhile: identical, keep theirs
