@@ -35,6 +35,7 @@ from labkit.outputs import lab_outputs
 from labkit.sagemaker import (
     CONTAINER,
     ROOT,
+    feature_schema,
     isolated_processing_job,
     job_name,
     read_pointer,
@@ -91,7 +92,7 @@ def processing_request(name: str, args, outputs: dict[str, str], code_uri: str) 
 
 
 def show_results(s3, bucket: str, name: str) -> dict:
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{name}/schema/feature_schema.json")["Body"].read())
+    schema = feature_schema(s3, bucket, name)
     quarantined = json.loads(s3.get_object(Bucket=bucket, Key=f"quarantine/{name}/counts.json")["Body"].read())
     rows = schema["rows"]
     console.done(

@@ -20,13 +20,12 @@ model), 3.4 (perform hyperparameter optimization).
 from __future__ import annotations
 
 import argparse
-import json
 
 from labkit import console, results
 from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs
-from labkit.sagemaker import TAGS, job_name, read_pointer, wait_for_job, write_pointer
+from labkit.sagemaker import TAGS, feature_schema, job_name, read_pointer, wait_for_job, write_pointer
 from labkit.session import aws_session, client
 from processing.training import HYPERPARAMETERS, scale_pos_weight
 
@@ -130,7 +129,7 @@ def main() -> int:
         console.heading(f"Model: reusing {previous['training_job']} (pass --rerun to train again)")
         job = sagemaker.describe_training_job(TrainingJobName=previous["training_job"])
     else:
-        schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{features['job']}/schema/feature_schema.json")["Body"].read())
+        schema = feature_schema(s3, bucket, features["job"])
         train_counts = schema["splits"]["train"]
         if train_counts["fraud"] == 0:
             raise LabError("the training set has no fraud: stream more transactions (step 01 --count)")

@@ -26,7 +26,6 @@ MLS-C01 4.4 (expose endpoints and interact with them).
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ from labkit.cost import TRANSFORM_JOB, load_prices
 from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
-from labkit.sagemaker import read_pointer
+from labkit.sagemaker import feature_schema
 from labkit.session import aws_session, client
 from labkit.traffic import features_of, invoke, landed_history
 from processing.features import FEATURE_COLUMNS
@@ -64,10 +63,7 @@ def main() -> int:
     endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if endpoint is None:
         raise LabError("no endpoint yet: run lab_scripts/05_deploy_endpoint.py first")
-    features_pointer = read_pointer(s3, bucket, "features/latest.json")
-    if features_pointer is None:
-        raise LabError("no features yet: run lab_scripts/02_feature_engineering.py first")
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{features_pointer['job']}/schema/feature_schema.json")["Body"].read())
+    schema = feature_schema(s3, bucket)
 
     console.heading("Compute features client-side with processing/features.py")
     transactions, labels = landed_history(s3, bucket, outputs["RawPrefix"])

@@ -52,7 +52,7 @@ from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import follow, show_execution
-from labkit.sagemaker import CONTAINER, ROOT, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
+from labkit.sagemaker import CONTAINER, ROOT, feature_schema, isolated_processing_job, job_name, read_pointer, s3_input, upload_code, wait_for_job, write_pointer
 from labkit.session import aws_session, client, each
 from labkit.traffic import features_of, landed_history, release_freed_memory, send
 from processing import drift_monitor
@@ -283,8 +283,7 @@ def payments_to_send(s3, bucket: str, raw_prefix: str, args) -> list[tuple[str, 
     computed client-side from the landed history as step 06 does. The history is freed when
     this returns: the step then waits for the monitor, the alarm and the retraining."""
     history, labels = landed_history(s3, bucket, raw_prefix)
-    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
+    schema = feature_schema(s3, bucket)
     rng = np.random.default_rng(7)
     count = args.requests * 100
     if args.traffic == "training":

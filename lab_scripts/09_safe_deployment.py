@@ -45,7 +45,7 @@ from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.outputs import lab_outputs, stack_outputs, stack_prefix
 from labkit.pipelines import last_trained_archive
-from labkit.sagemaker import TAGS, read_pointer, split_uri
+from labkit.sagemaker import TAGS, feature_schema, split_uri
 from labkit.session import aws_session, client, each
 from labkit.traffic import csv_body, features_of, landed_history, release_freed_memory
 from processing.model_artifact import MODEL_FILE, pack, unpack
@@ -169,8 +169,7 @@ def recent_payments(s3, bucket: str, raw_prefix: str) -> np.ndarray:
     as step 06 computes them. The history read for them is freed when this returns: the
     step holds only these rows while two fleets of containers are up."""
     history, labels = landed_history(s3, bucket, raw_prefix)
-    schema_job = read_pointer(s3, bucket, "features/latest.json")["job"]
-    schema = json.loads(s3.get_object(Bucket=bucket, Key=f"features/{schema_job}/schema/feature_schema.json")["Body"].read())
+    schema = feature_schema(s3, bucket)
     recent = history.index[history["timestamp"] >= history["timestamp"].quantile(0.9)][-RECENT_PAYMENTS:]
     return features_of(history, labels, recent, schema["label_delay_days"])
 

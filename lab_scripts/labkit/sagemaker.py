@@ -127,6 +127,17 @@ def read_pointer(s3, bucket: str, key: str) -> dict | None:
         return None
 
 
+def feature_schema(s3, bucket: str, job: str | None = None) -> dict:
+    """feature_schema.json of feature job `job` (splits, label delay, row counts), by
+    default of the latest features step 02 made (features/latest.json)."""
+    if job is None:
+        pointer = read_pointer(s3, bucket, "features/latest.json")
+        if pointer is None:
+            raise LabError("no features yet: run lab_scripts/02_feature_engineering.py first")
+        job = pointer["job"]
+    return json.loads(s3.get_object(Bucket=bucket, Key=f"features/{job}/schema/feature_schema.json")["Body"].read())
+
+
 def write_pointer(s3, bucket: str, key: str, value: dict) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(value, indent=2).encode(), ContentType="application/json")
 
