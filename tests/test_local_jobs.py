@@ -68,8 +68,6 @@ def test_processing_job_runs_its_script_with_the_container_contract(aws):
         s3.put_object(Bucket=bucket, Key=f"code/test-data/{name}", Body=b"1")
     job = processing_job(sagemaker, "contract-job", bucket, "code/test-job/", instances=2, distribution="ShardedByS3Key")
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
-    import json
-
     reports = {h: json.loads(s3.get_object(Bucket=bucket, Key=f"features/contract-job/{h}.json")["Body"].read()) for h in ("algo-1", "algo-2")}
     assert reports["algo-1"]["hosts"] == ["algo-1", "algo-2"] and reports["algo-1"]["job"] == "contract-job"
     assert reports["algo-1"]["files"] == ["a.csv", "c.csv"] and reports["algo-2"]["files"] == ["b.csv", "d.csv"]
