@@ -76,36 +76,35 @@ def reachable_services(ec2, vpc_config: dict[str, Any]) -> set[str] | None:
     table_ids = {t["RouteTableId"] for t in tables}
     cidrs = [ipaddress.ip_network(s["CidrBlock"]) for s in subnets]
     vpc_ids = {s["VpcId"] for s in subnets}
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}])["VpcEndpoints"]
+    endpoints = [e for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}])["VpcEndpoints"]
+                 if e.get("State", "available").lower() == "available"]
+    # Interface endpoints usually share one group: each group is described and judged once.
+    endpoint_groups = sorted({g["GroupId"] for e in endpoints for g in e.get("Groups", [])})
+    described = ec2.describe_security_groups(GroupIds=endpoint_groups)["SecurityGroups"] if endpoint_groups else []
+    admitting = {group["GroupId"] for group in described if _admits_https(group, groups, cidrs)}
     reached = set()
     for endpoint in endpoints:
-        if endpoint.get("State", "available").lower() != "available":
-            continue
         if endpoint["VpcEndpointType"] == "Gateway":
             usable = bool(table_ids & set(endpoint.get("RouteTableIds", [])))
         else:
-            endpoint_groups = [g["GroupId"] for g in endpoint.get("Groups", [])]
-            usable = endpoint.get("PrivateDnsEnabled", False) and _admits_https(ec2, endpoint_groups, groups, cidrs)
+            usable = endpoint.get("PrivateDnsEnabled", False) and any(g["GroupId"] in admitting for g in endpoint.get("Groups", []))
         service = service_id(endpoint["ServiceName"])
         if usable and service:
             reached.add(service)
     return reached
 
 
-def _admits_https(ec2, endpoint_groups: list[str], sources: set[str], cidrs: list) -> bool:
-    """Whether the endpoint's security groups let HTTPS in from the container's groups
-    (or from CIDRs covering its subnets)."""
-    if not endpoint_groups:
-        return False
-    for group in ec2.describe_security_groups(GroupIds=endpoint_groups)["SecurityGroups"]:
-        for rule in group.get("IpPermissions", []):
-            if not _covers_https(rule):
-                continue
-            if sources & {pair["GroupId"] for pair in rule.get("UserIdGroupPairs", [])}:
-                return True
-            ranges = [ipaddress.ip_network(r["CidrIp"]) for r in rule.get("IpRanges", [])]
-            if cidrs and all(any(cidr.subnet_of(r) for r in ranges) for cidr in cidrs):
-                return True
+def _admits_https(group: dict, sources: set[str], cidrs: list) -> bool:
+    """Whether an endpoint's security group lets HTTPS in from the container's groups (or
+    from CIDRs covering its subnets)."""
+    for rule in group.get("IpPermissions", []):
+        if not _covers_https(rule):
+            continue
+        if sources & {pair["GroupId"] for pair in rule.get("UserIdGroupPairs", [])}:
+            return True
+        ranges = [ipaddress.ip_network(r["CidrIp"]) for r in rule.get("IpRanges", [])]
+        if cidrs and all(any(cidr.subnet_of(r) for r in ranges) for cidr in cidrs):
+            return True
     return False
 
 
