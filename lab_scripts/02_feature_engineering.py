@@ -45,9 +45,9 @@ from labkit.sagemaker import (
     write_pointer,
 )
 from labkit.session import aws_session, client
-from labkit.transactions import LABEL_DELAY_DAYS
+from processing.features import LABEL_DELAY_DAYS
+from stacks.pipeline_definition import PROCESSING_CODE  # the files the job runs, as the pipeline's Features step runs them
 
-CODE_FILES = ("feature_job.py", "validation.py", "labels.py", "features.py", "records.py", "training.py")
 POINTER = "features/latest.json"
 
 
@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=1, help="processing hosts (1-4)")
     parser.add_argument("--instance-type", default="ml.m5.xlarge", help="processing instance type (SageMaker Processing pricing applies)")
     parser.add_argument("--rerun", action="store_true", help="run a new job even if one completed before")
-    parser.add_argument("--label-delay-days", type=float, default=LABEL_DELAY_DAYS, help="the data's longest chargeback delay (step 01's data: 7)")
+    parser.add_argument("--label-delay-days", type=float, default=LABEL_DELAY_DAYS, help=f"the data's longest chargeback delay (step 01's data: {LABEL_DELAY_DAYS})")
     args = parser.parse_args()
     if args.label_delay_days <= 0:
         parser.error("--label-delay-days must be positive")
@@ -151,7 +151,7 @@ def main() -> int:
             if not has_objects(s3, bucket, prefix):
                 raise LabError(f"{what} under s3://{bucket}/{prefix}: run lab_scripts/01_stream_transactions.py first")
         console.heading("Upload the job's code")
-        code_uri = upload_code(s3, bucket, ROOT / "processing", CODE_FILES)
+        code_uri = upload_code(s3, bucket, ROOT / "processing", PROCESSING_CODE)
         console.done(code_uri)
         name = job_name("fraudlab-features")
         console.heading(f"Processing job {name} ({args.instances} x {args.instance_type}, network isolation on)")

@@ -23,8 +23,8 @@ import pandas as pd
 
 CATEGORIES = ("grocery", "retail", "restaurant", "fuel", "electronics", "travel", "online")
 WINDOWS_DAYS = (1, 7, 30)
-# The lab data's documented chargeback delay (lab_scripts/labkit/transactions.py): the default
-# of the feature job's --label-delay-days. Older labels are all known.
+# The lab data's chargeback delay (the generator, lab_scripts/labkit/transactions.py, uses
+# this one): the default of the feature job's --label-delay-days. Older labels are all known.
 LABEL_DELAY_DAYS = 7
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from processing.features import LABEL_DELAY_DAYS
 from processing.model_artifact import inference_specification
 from processing.training import HYPERPARAMETERS
 
@@ -30,7 +31,6 @@ PROCESSING_CODE = ("feature_job.py", "validation.py", "labels.py", "features.py"
 EVALUATION_CODE = ("evaluation_job.py", "evaluation.py", "metrics.py", "features.py", "model_artifact.py", "inference.py")
 CACHE = {"Enabled": True, "ExpireAfter": "PT1H"}
 DRIFT_ALARM_DATA_VERSION = "drift-alarm"
-LABEL_DELAY_DAYS = "7"  # step 01's data: chargebacks arrive within 7 days
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def pipeline_definition(r: PipelineResources) -> dict:
         "CacheConfig": CACHE,
         "Arguments": processing(
             r.processing_role_arn, "feature_job.py",
-            ["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels", "--label-delay-days", LABEL_DELAY_DAYS],
+            ["--raw", f"{CONTAINER}/input/raw", "--labels", f"{CONTAINER}/input/labels", "--label-delay-days", str(LABEL_DELAY_DAYS)],
             {"raw": get("Parameters.InputData"), "labels": f"s3://{r.bucket}/{r.labels_prefix}"},
             {"features": run_prefix("features"), "quarantine": run_prefix("quarantine")},
             environment={"FRAUDLAB_DATA_VERSION": get("Parameters.DataVersion")},

@@ -24,6 +24,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+# One home for what the features read back: the categories, and the chargeback delay
+# (the Handbook's feedback delay: chargebacks arrive within LABEL_DELAY_DAYS of a fraud;
+# after it, a payment with none is settled as legitimate).
+from processing.features import CATEGORIES as CATEGORY_NAMES
+from processing.features import LABEL_DELAY_DAYS
+
 MAP_KM = 500.0
 CELL_KM = 50.0
 CELLS_PER_SIDE = int(MAP_KM // CELL_KM)
@@ -31,12 +37,7 @@ CELLS_PER_SIDE = int(MAP_KM // CELL_KM)
 # lab runs: its figures depend on the seed and size, never on the day it is run.
 START = pd.Timestamp("2026-09-01T00:00:00Z")
 DAYS = 60
-# Chargebacks arrive within this many days of a fraud (the Handbook's feedback delay);
-# after it, a payment with none is settled as legitimate. processing/features.py and
-# the feature job take the same default.
-LABEL_DELAY_DAYS = 7
-
-CATEGORIES = np.array(["grocery", "retail", "restaurant", "fuel", "electronics", "travel", "online"])
+CATEGORIES = np.array(CATEGORY_NAMES)  # an array: the generator indexes it with codes
 CATEGORY_WEIGHTS = np.array([0.30, 0.20, 0.17, 0.12, 0.07, 0.04, 0.10])
 CATEGORY_AMOUNT_FACTOR = np.array([0.8, 1.0, 0.6, 0.9, 2.5, 3.0, 1.1])
 ONLINE, ELECTRONICS = 6, 4
