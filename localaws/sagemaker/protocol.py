@@ -20,6 +20,7 @@ import json
 import math
 import re
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Callable, Iterable
 
 from moto.sagemaker.models import sagemaker_backends
@@ -67,121 +68,153 @@ PIPELINE_OPERATIONS = ("CreatePipeline", "UpdatePipeline", "StartPipelineExecuti
                        "ListPipelineExecutions", "ListPipelineExecutionSteps")
 
 
+class Request:
+    """One call this layer answers: its body read once (and put back for moto), its region,
+    and the ways to answer it."""
+
+    def __init__(self, app: Callable, environ: dict[str, Any], start_response: Callable, operation: str = "") -> None:
+        self.app, self.environ, self.start_response, self.operation = app, environ, start_response, operation
+        self.body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        self.region = region_of(environ.get("HTTP_AUTHORIZATION", ""))
+
+    @cached_property
+    def json(self) -> dict[str, Any]:
+        """The JSON body, parsed on first use (an InvokeEndpoint body is not JSON)."""
+        return json.loads(self.body or b"{}")
+
+    def forward(self, body: bytes | None = None) -> tuple[str, list, bytes]:
+        """moto's (status line, headers, body), for this layer to patch; `body` replaces the request's."""
+        return call(self.app, self.environ, body)
+
+    def pass_on(self) -> Iterable[bytes]:
+        """moto answers, untouched."""
+        return self.app(self.environ, self.start_response)
+
+    def reply(self, status: str, headers: list, body: bytes) -> list[bytes]:
+        """moto's reply with `body` in it: its Content-Length made to fit."""
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(body)))]
+        self.start_response(status, headers)
+        return [body]
+
+    def json_reply(self, document: dict) -> list[bytes]:
+        return json_reply(self.start_response, document)
+
+    def error(self, status: int, code: str, message: str) -> list[bytes]:
+        """An AWS JSON-protocol error: `code` as its type, `message` as its message."""
+        status_line, headers, body = _error_reply(status, code, {"__type": code, "message": message})
+        self.start_response(status_line, headers)
+        return [body]
+
+    def validation(self, message: str) -> list[bytes]:
+        return self.error(400, "ValidationException", message)
+
+
 class SageMakerLayer:
     def __init__(self, app: Callable, runner: JobRunner, endpoints: EndpointHost, account_id: str, pipelines: PipelineRunner,
                  deployments: DeploymentRunner) -> None:
         self.app, self.runner, self.endpoints, self.account_id = app, runner, endpoints, account_id
         self.pipelines, self.deployments = pipelines, deployments
+        # Operation -> handler; every other call goes to moto untouched (its body unread).
+        self._routes: dict[str, Callable[[Request], Iterable[bytes]]] = {
+            "DeleteEndpoint": self._delete_endpoint,
+            "DescribeEndpoint": self._describe_endpoint,
+            "UpdateEndpointWeightsAndCapacities": self._update_weights,
+            "UpdateEndpoint": self._update_endpoint,
+            **dict.fromkeys(STORE.OPERATIONS, self._monitoring),
+            **dict.fromkeys(PIPELINE_OPERATIONS, self._pipeline),
+            "ListTags": self._list_tags,
+            **dict.fromkeys(STOP, self._stop),
+            **dict.fromkeys(LIST, self._list),
+            **dict.fromkeys(CREATE, self._create),
+            **dict.fromkeys(DESCRIBE, self._describe),
+        }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         invoked = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if invoked and environ.get("REQUEST_METHOD") == "POST":
-            return self._invoke(environ, start_response, invoked.group(1))
+            return self._invoke(Request(self.app, environ, start_response), invoked.group(1))
         operation = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix(TARGET_PREFIX)
-        if operation == "DeleteEndpoint":
-            name = json.loads(self._body(environ) or b"{}").get("EndpointName", "")
-            self.endpoints.stop(_region(environ), name)
+        handler = self._routes.get(operation)
+        if handler is None:
             return self.app(environ, start_response)
-        if operation == "DescribeEndpoint":
-            return self._describe_endpoint(environ, start_response)
-        if operation == "UpdateEndpointWeightsAndCapacities":
-            return self._update_weights(environ, start_response)
-        if operation == "UpdateEndpoint":
-            return self._update_endpoint(environ, start_response)
-        if operation in STORE.OPERATIONS:
-            return self._monitoring(environ, start_response, operation)
-        if operation in PIPELINE_OPERATIONS:
-            return self._pipeline(environ, start_response, operation)
-        if operation == "ListTags" and STORE.owns(json.loads(self._body(environ) or b"{}").get("ResourceArn", "")):
-            return self._monitoring(environ, start_response, operation)
-        if operation in STOP:
-            return self._stop(environ, start_response, STOP[operation])
-        if operation in LIST:
-            return self._list(environ, start_response, operation)
-        if operation not in CREATE and operation not in DESCRIBE:
-            return self.app(environ, start_response)
-        body = self._body(environ)
-        if operation in CREATE:
-            refused = refusal(operation, json.loads(body or b"{}"))
-            if refused:
-                return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": refused})
-        status, headers, reply = self._forward(environ)
+        return handler(Request(self.app, environ, start_response, operation))
+
+    def _delete_endpoint(self, request: Request) -> Iterable[bytes]:
+        """The serving containers stop; moto deletes the endpoint."""
+        self.endpoints.stop(request.region, request.json.get("EndpointName", ""))
+        return request.pass_on()
+
+    def _create(self, request: Request) -> Iterable[bytes]:
+        """moto records the job, then the runner runs it."""
+        refused = refusal(request.operation, request.json)
+        if refused:
+            return request.validation(refused)
+        status, headers, reply = request.forward()
         if status.startswith("200"):
-            request = json.loads(body or b"{}")
-            if operation in CREATE:
-                kind, name_key = CREATE[operation]
-                self.runner.start(kind, request[name_key], request)
-            else:
-                reply = self._patch_describe(operation, request, reply)
-        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
-        start_response(status, headers)
-        return [reply]
+            kind, name_key = CREATE[request.operation]
+            self.runner.start(kind, request.json[name_key], request.json)
+        return request.reply(status, headers, reply)
 
-    @staticmethod
-    def _body(environ: dict[str, Any]) -> bytes:
-        """Read the request body and put it back for moto."""
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        environ["wsgi.input"] = io.BytesIO(body)
-        return body
+    def _describe(self, request: Request) -> Iterable[bytes]:
+        status, headers, reply = request.forward()
+        if status.startswith("200"):
+            reply = self._patch_describe(request.operation, request.json, reply)
+        return request.reply(status, headers, reply)
 
-    def _describe_endpoint(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def _describe_endpoint(self, request: Request) -> Iterable[bytes]:
         """moto says InService at once; here that means the serving container really answers /ping."""
-        request = json.loads(self._body(environ) or b"{}")
-        status, headers, reply = self._forward(environ)
+        status, headers, reply = request.forward()
         if status.startswith("200"):
+            name = request.json["EndpointName"]
             described = json.loads(reply)
-            deployment = self.deployments.deployments.get((_region(environ), request["EndpointName"]))
+            deployment = self.deployments.deployments.get((request.region, name))
             if deployment is not None and deployment.deployment_config:
                 described["LastDeploymentConfig"] = deployment.deployment_config
-            if described.get("EndpointStatus") == "InService" and not self.endpoints.is_starting(_region(environ), request["EndpointName"]):
+            if described.get("EndpointStatus") == "InService" and not self.endpoints.is_starting(request.region, name):
                 try:
-                    self.endpoints.ensure(_region(environ), request["EndpointName"])
+                    self.endpoints.ensure(request.region, name)
                 except EndpointError as error:
                     described["EndpointStatus"], described["FailureReason"] = "Failed", str(error)
                 reply = json.dumps(described).encode()
-        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
-        start_response(status, headers)
-        return [reply]
+        return request.reply(status, headers, reply)
 
-    def _update_endpoint(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def _update_endpoint(self, request: Request) -> Iterable[bytes]:
         """UpdateEndpoint (moto has none): a blue/green deployment by the request's DeploymentConfig."""
-        request = json.loads(self._body(environ) or b"{}")
+        body = request.json
         try:
-            deployment = self.deployments.start(_region(environ), request.get("EndpointName", ""), request.get("EndpointConfigName", ""), request.get("DeploymentConfig") or {})
+            deployment = self.deployments.start(request.region, body.get("EndpointName", ""), body.get("EndpointConfigName", ""), body.get("DeploymentConfig") or {})
         except UpdateRefused as error:
-            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
-        arn = sagemaker_backends[self.account_id][_region(environ)].endpoints[deployment.endpoint].arn
-        return json_reply(start_response, {"EndpointArn": arn})
+            return request.validation(str(error))
+        arn = sagemaker_backends[self.account_id][request.region].endpoints[deployment.endpoint].arn
+        return request.json_reply({"EndpointArn": arn})
 
-    def _update_weights(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def _update_weights(self, request: Request) -> Iterable[bytes]:
         """moto records the new weights; the serving host routes by them from now on."""
-        request = json.loads(self._body(environ) or b"{}")
-        status, headers, reply = self._forward(environ)
+        status, headers, reply = request.forward()
         if status.startswith("200"):
-            weights = {v["VariantName"]: float(v["DesiredWeight"]) for v in request.get("DesiredWeightsAndCapacities", []) if "DesiredWeight" in v}
-            self.endpoints.set_weights(_region(environ), request.get("EndpointName", ""), weights)
-        start_response(status, headers)
-        return [reply]
+            weights = {v["VariantName"]: float(v["DesiredWeight"]) for v in request.json.get("DesiredWeightsAndCapacities", []) if "DesiredWeight" in v}
+            self.endpoints.set_weights(request.region, request.json.get("EndpointName", ""), weights)
+        return request.reply(status, headers, reply)
 
-    def _stop(self, environ: dict[str, Any], start_response: Callable, name_key: str) -> Iterable[bytes]:
-        name = json.loads(self._body(environ) or b"{}").get(name_key, "")
+    def _stop(self, request: Request) -> Iterable[bytes]:
+        name = request.json.get(STOP[request.operation], "")
         if name not in self.runner.jobs:
-            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": f"Could not find job {name}"})
+            return request.validation(f"Could not find job {name}")
         try:
             self.runner.stop(name)
         except JobNotRunning as error:
-            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
-        return json_reply(start_response, {})
+            return request.validation(str(error))
+        return request.json_reply({})
 
-    def _list(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
+    def _list(self, request: Request) -> Iterable[bytes]:
         """moto's listing with each job's true status; StatusEquals applied to that status."""
-        key, name_key, status_key, end_key = LIST[operation]
-        request = json.loads(self._body(environ) or b"{}")
-        wanted = request.pop("StatusEquals", None)
-        status, headers, reply = self._forward(environ, json.dumps(request).encode())
+        key, name_key, status_key, end_key = LIST[request.operation]
+        body = dict(request.json)
+        wanted = body.pop("StatusEquals", None)
+        status, headers, reply = request.forward(json.dumps(body).encode())
         if not status.startswith("200"):
-            start_response(status, headers)
-            return [reply]
+            return request.reply(status, headers, reply)
         listed = json.loads(reply)
         for summary in listed.get(key, []):
             state = self.runner.jobs.get(summary[name_key])
@@ -192,37 +225,43 @@ class SageMakerLayer:
                 else:
                     summary[end_key] = state.ended.timestamp()
         listed[key] = [s for s in listed.get(key, []) if wanted in (None, s[status_key])]
-        return json_reply(start_response, listed)
+        return request.json_reply(listed)
 
-    def _monitoring(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
+    def _list_tags(self, request: Request) -> Iterable[bytes]:
+        """The tags of a monitoring schedule or job definition are the store's; moto has the rest."""
+        if STORE.owns(request.json.get("ResourceArn", "")):
+            return self._monitoring(request)
+        return request.pass_on()
+
+    def _monitoring(self, request: Request) -> Iterable[bytes]:
         """Model Monitor's control plane, which moto lacks (see monitoring_api.py)."""
         try:
-            reply = STORE.handle(operation, json.loads(self._body(environ) or b"{}"), self.account_id, _region(environ))
+            reply = STORE.handle(request.operation, request.json, self.account_id, request.region)
         except MonitoringApiError as error:
-            return _error(start_response, error.status, error.code, {"__type": error.code, "message": str(error)})
-        return json_reply(start_response, reply)
+            return request.error(error.status, error.code, str(error))
+        return request.json_reply(reply)
 
-    def _pipeline(self, environ: dict[str, Any], start_response: Callable, operation: str) -> Iterable[bytes]:
-        request = json.loads(self._body(environ) or b"{}")
+    def _pipeline(self, request: Request) -> Iterable[bytes]:
+        operation, body = request.operation, request.json
         try:
-            if operation in ("CreatePipeline", "UpdatePipeline") and "PipelineDefinition" in request:
-                validate(request["PipelineDefinition"])
+            if operation in ("CreatePipeline", "UpdatePipeline") and "PipelineDefinition" in body:
+                validate(body["PipelineDefinition"])
             if operation == "StartPipelineExecution":
-                name = request.get("PipelineName", "").rsplit("pipeline/", 1)[-1]
-                pipeline = sagemaker_backends[self.account_id][_region(environ)].pipelines.get(name)
+                name = body.get("PipelineName", "").rsplit("pipeline/", 1)[-1]
+                pipeline = sagemaker_backends[self.account_id][request.region].pipelines.get(name)
                 if pipeline is not None:  # moto answers the unknown name
                     definition = validate(pipeline.pipeline_definition)
-                    parameter_values(definition, request.get("PipelineParameters", []))
+                    parameter_values(definition, body.get("PipelineParameters", []))
         except DefinitionError as error:
-            return _error(start_response, 400, "ValidationException", {"__type": "ValidationException", "message": str(error)})
+            return request.validation(str(error))
         if operation == "ListPipelineExecutionSteps":
-            if request.get("PipelineExecutionArn") not in self.pipelines.executions:
-                return _error(start_response, 400, "ResourceNotFound", {"__type": "ResourceNotFound", "message": f"Pipeline execution {request.get('PipelineExecutionArn')} does not exist"})
-            return json_reply(start_response, {"PipelineExecutionSteps": self.pipelines.steps(request["PipelineExecutionArn"], request.get("SortOrder") != "Ascending")})
-        status, headers, reply = self._forward(environ)
+            if body.get("PipelineExecutionArn") not in self.pipelines.executions:
+                return request.error(400, "ResourceNotFound", f"Pipeline execution {body.get('PipelineExecutionArn')} does not exist")
+            return request.json_reply({"PipelineExecutionSteps": self.pipelines.steps(body["PipelineExecutionArn"], body.get("SortOrder") != "Ascending")})
+        status, headers, reply = request.forward()
         if status.startswith("200") and operation == "StartPipelineExecution":
             arn = json.loads(reply)["PipelineExecutionArn"]
-            self.pipelines.start(arn, pipeline.pipeline_name, pipeline.arn, definition, request.get("PipelineParameters", []))
+            self.pipelines.start(arn, pipeline.pipeline_name, pipeline.arn, definition, body.get("PipelineParameters", []))
         elif status.startswith("200") and operation == "DescribePipelineExecution":
             described = json.loads(reply)
             self._patch_execution(described, described["PipelineExecutionArn"], "FailureReason")
@@ -232,9 +271,7 @@ class SageMakerLayer:
             for summary in listed.get("PipelineExecutionSummaries", []):
                 self._patch_execution(summary, summary["PipelineExecutionArn"], "PipelineExecutionFailureReason")
             reply = json.dumps(listed).encode()
-        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(reply)))]
-        start_response(status, headers)
-        return [reply]
+        return request.reply(status, headers, reply)
 
     def _patch_execution(self, described: dict[str, Any], arn: str, reason_key: str) -> None:
         """moto says Succeeded at once; the runner knows the execution's true status."""
@@ -248,17 +285,15 @@ class SageMakerLayer:
             described.pop(reason_key, None)
         described["LastModifiedTime"] = (execution.ended or execution.started).timestamp()
 
-    def _invoke(self, environ: dict[str, Any], start_response: Callable, name: str) -> Iterable[bytes]:
+    def _invoke(self, request: Request, name: str) -> Iterable[bytes]:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""
+        environ = request.environ
         status, headers, body = invoke_reply(
-            self.endpoints, self.account_id, _region(environ), name, self._body(environ),
+            self.endpoints, self.account_id, request.region, name, request.body,
             environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
         )
-        start_response(status, headers)
+        request.start_response(status, headers)
         return [body]
-
-    def _forward(self, environ: dict[str, Any], body: bytes | None = None) -> tuple[str, list, bytes]:
-        return call(self.app, environ, body)
 
     def _patch_describe(self, operation: str, request: dict[str, Any], reply: bytes) -> bytes:
         name_key, status_key, end_key = DESCRIBE[operation]
@@ -365,17 +400,8 @@ def region_of(authorization: str) -> str:
     return found.group(1) if found else "us-east-1"
 
 
-def _region(environ: dict[str, Any]) -> str:
-    return region_of(environ.get("HTTP_AUTHORIZATION", ""))
-
-
 def _error_reply(status: int, error_type: str, document: dict) -> tuple[str, list[tuple[str, str]], bytes]:
     body = json.dumps(document).encode()
     reason = {400: "Bad Request", 404: "Not Found", 411: "Length Required", 424: "Failed Dependency"}[status]
     return f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("x-amzn-ErrorType", error_type)], body
 
-
-def _error(start_response: Callable, status: int, error_type: str, document: dict) -> list[bytes]:
-    status_line, headers, body = _error_reply(status, error_type, document)
-    start_response(status_line, headers)
-    return [body]
