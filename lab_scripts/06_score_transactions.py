@@ -140,7 +140,7 @@ def score_a_day_in_batch(session, outputs: dict, endpoint: str, schema: dict, tr
     console.done(f"{same:,} of {len(rows):,} probabilities identical to the endpoint's for the same payments")
     prices = load_prices(session.region_name)
     hourly = prices.usd("sagemaker_transform", batch.INSTANCE_TYPE)
-    # On AWS a transform job bills its instance from start-up to the end: ~5 minutes for a day this size.
+    # On AWS a transform job bills its instance from start-up to the end: at least the estimate of TRANSFORM_JOB.
     billed_minutes = max(run.seconds / 60, TRANSFORM_JOB[1])
     console.table(
         [("batch transform job, 1 x " + batch.INSTANCE_TYPE, f"~{billed_minutes:.0f} min billed", f"USD {hourly * billed_minutes / 60:.4f}"),

@@ -1,7 +1,7 @@
 """Landed stream objects -> typed, validated transactions, and every rejected line by reason.
 
 Two readers, one set of rules. Most objects are clean: pyarrow parses them in C into typed
-columns and the checks run vectorized (about 5x faster than json.loads per line). An object
+columns and the checks run vectorized (far faster than json.loads per line). An object
 pyarrow cannot type (a string where a number belongs, a cut-off record, bad UTF-8, a
 duplicated key) is read again line by line with json.loads, which decides each record on its
 own. Either way every non-blank line ends as exactly one valid row or one rejected line.
@@ -308,5 +308,5 @@ def string_codes(values: pa.ChunkedArray) -> np.ndarray:
 
 
 def _string_as_arrow(arrow_type: pa.DataType):
-    # Strings stay in arrow memory (a Python str per value would cost ~5x the bytes).
+    # Strings stay in arrow memory (a Python str per value would cost several times the bytes).
     return pd.ArrowDtype(arrow_type) if pa.types.is_string(arrow_type) else None

@@ -33,8 +33,8 @@ def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.S
 def features_of(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, label_delay_days: float) -> np.ndarray:
     """FEATURE_COLUMNS of the payments `rows` of `history` as the endpoint gets them, computed
     from their own customers' and terminals' payments only (`label_delay_days` from the
-    feature schema, as the model was trained): at 1M payments of history, the latest 1,000
-    have 17 % of it behind them, the latest 5,000 61 %."""
+    feature schema, as the model was trained): for the latest payments of a large history,
+    a part of it."""
     mine = own_history(history, rows)
     return build_features(mine, labels[mine.index].fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float)
 
@@ -42,7 +42,7 @@ def features_of(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, label_
 def release_freed_memory() -> None:
     """Hand memory freed since (a landed history read, its features) back to the system:
     pyarrow's pool and the C heap keep it for reuse otherwise, and steps 08 and 09 then wait
-    for minutes beside serving containers (at 1M payments, step 09 held 468 MB, 135 MB now)."""
+    for minutes beside serving containers, holding memory they no longer use."""
     pa.default_memory_pool().release_unused()
     libc = ctypes.util.find_library("c")
     if libc and hasattr(trim := ctypes.CDLL(libc), "malloc_trim"):  # glibc only; elsewhere the pool's release is all
