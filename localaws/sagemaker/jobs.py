@@ -41,6 +41,13 @@ OPT_ML = "/opt/ml"
 
 
 @dataclass
+class TuningOutcome:
+    """What a tuning job's children came to (describe.py shapes it for Describe*)."""
+    statuses: list[str]  # each child's end status
+    best: tuple[str, str, dict[str, str], float] | None = None  # (child, its ARN, its hyperparameters, objective value)
+
+
+@dataclass
 class JobState:
     kind: str  # "processing" | "training" | "tuning" | "transform"
     status: str = "InProgress"
@@ -48,7 +55,7 @@ class JobState:
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     ended: datetime | None = None
     final_metrics: list[dict[str, Any]] = field(default_factory=list)
-    reply_fields: dict[str, Any] = field(default_factory=dict)  # extra Describe* fields (tuning)
+    tuning: TuningOutcome | None = None  # a tuning job's, once its children have ended
     done: threading.Event = field(default_factory=threading.Event)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     processes: list[subprocess.Popen] = field(default_factory=list)  # a processing job's containers
@@ -340,20 +347,11 @@ class JobRunner:
             metrics = {m["MetricName"]: m["Value"] for m in self.jobs[child].final_metrics}
             if objective["MetricName"] in metrics:
                 scored.append((metrics[objective["MetricName"]], child, tuned))
-        counters = {"Completed": sum(self.jobs[c].status == "Completed" for c in children), "InProgress": 0, "RetryableError": 0,
-                    "NonRetryableError": sum(self.jobs[c].status == "Failed" for c in children), "Stopped": 0}
-        state.reply_fields["TrainingJobStatusCounters"] = counters
+        state.tuning = TuningOutcome([self.jobs[c].status for c in children])
         if not scored:
             raise JobFailed(f"ClientError: no training job reported {objective['MetricName']}")
         value, best, tuned = (max if objective["Type"] == "Maximize" else min)(scored)
-        state.reply_fields["BestTrainingJob"] = {
-            "TrainingJobName": best,
-            "TrainingJobArn": sagemaker.describe_training_job(TrainingJobName=best)["TrainingJobArn"],
-            "TrainingJobStatus": "Completed",
-            "TunedHyperParameters": tuned,
-            "FinalHyperParameterTuningJobObjectiveMetric": {**objective, "Value": value},
-            "CreationTime": state.started.timestamp(),
-        }
+        state.tuning.best = (best, sagemaker.describe_training_job(TrainingJobName=best)["TrainingJobArn"], tuned, value)
         return []
 
 

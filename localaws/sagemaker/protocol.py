@@ -6,7 +6,7 @@ SageMaker speaks JSON with `X-Amz-Target: SageMaker.<Operation>`:
 - CreateHyperParameterTuningJob: the runner trains the child jobs (moto invents a
   "FakeTrainingJobName" as the best one);
 - Describe* of those: moto's reply, with the true status, failure reason, end time,
-  final metrics and (tuning) best training job from the runner;
+  final metrics and (tuning) best training job from the runner (shaped in describe.py);
 - Create/UpdatePipeline: the definition checked as SageMaker checks it; StartPipeline-
   Execution: moto records it, the pipeline runner (pipelines.py) runs it; Describe/List
   PipelineExecution(s) with the true status; ListPipelineExecutionSteps (moto has none);
@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
-from datetime import datetime
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
 from moto.sagemaker.models import sagemaker_backends
 
 from localaws.runtime.endpoints import EndpointError, EndpointHost
+from localaws.sagemaker import describe
 from localaws.sagemaker.deployments import DeploymentRunner, UpdateRefused
-from localaws.sagemaker.jobs import JobNotRunning, JobRunner, JobState
+from localaws.sagemaker.jobs import JobNotRunning, JobRunner
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
 from localaws.sagemaker.pipelines import DefinitionError, PipelineRunner, parameter_values, validate
 from localaws.wsgi import call, json_reply
@@ -47,20 +46,6 @@ STOP = {
     "StopTrainingJob": "TrainingJobName",
     "StopHyperParameterTuningJob": "HyperParameterTuningJobName",
     "StopTransformJob": "TransformJobName",
-}
-# List* of run jobs: moto lists them Completed at once; the runner knows better.
-LIST = {
-    "ListProcessingJobs": ("ProcessingJobSummaries", "ProcessingJobName", "ProcessingJobStatus", "ProcessingEndTime"),
-    "ListTrainingJobs": ("TrainingJobSummaries", "TrainingJobName", "TrainingJobStatus", "TrainingEndTime"),
-    "ListHyperParameterTuningJobs": (
-        "HyperParameterTuningJobSummaries", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus", "HyperParameterTuningEndTime",
-    ),
-}
-DESCRIBE = {
-    "DescribeProcessingJob": ("ProcessingJobName", "ProcessingJobStatus", "ProcessingEndTime"),
-    "DescribeTrainingJob": ("TrainingJobName", "TrainingJobStatus", "TrainingEndTime"),
-    "DescribeHyperParameterTuningJob": ("HyperParameterTuningJobName", "HyperParameterTuningJobStatus", "HyperParameterTuningEndTime"),
-    "DescribeTransformJob": ("TransformJobName", "TransformJobStatus", "TransformEndTime"),
 }
 
 
@@ -125,9 +110,9 @@ class SageMakerLayer:
             **dict.fromkeys(PIPELINE_OPERATIONS, self._pipeline),
             "ListTags": self._list_tags,
             **dict.fromkeys(STOP, self._stop),
-            **dict.fromkeys(LIST, self._list),
+            **dict.fromkeys(describe.LIST, self._list),
             **dict.fromkeys(CREATE, self._create),
-            **dict.fromkeys(DESCRIBE, self._describe),
+            **dict.fromkeys(describe.DESCRIBE, self._describe),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -157,9 +142,14 @@ class SageMakerLayer:
         return request.reply(status, headers, reply)
 
     def _describe(self, request: Request) -> Iterable[bytes]:
+        """moto's reply with the job's true status, failure reason, times and metrics."""
+        kind = describe.DESCRIBE[request.operation]
         status, headers, reply = request.forward()
-        if status.startswith("200"):
-            reply = self._patch_describe(request.operation, request.json, reply)
+        state = self.runner.jobs.get(request.json.get(describe.FIELDS[kind][0], "")) if status.startswith("200") else None
+        if state is not None:
+            described = json.loads(reply)
+            describe.job(kind, described, state)
+            reply = json.dumps(described).encode()
         return request.reply(status, headers, reply)
 
     def _describe_endpoint(self, request: Request) -> Iterable[bytes]:
@@ -209,7 +199,8 @@ class SageMakerLayer:
 
     def _list(self, request: Request) -> Iterable[bytes]:
         """moto's listing with each job's true status; StatusEquals applied to that status."""
-        key, name_key, status_key, end_key = LIST[request.operation]
+        kind, key = describe.LIST[request.operation]
+        name_key, status_key, _ = describe.FIELDS[kind]
         body = dict(request.json)
         wanted = body.pop("StatusEquals", None)
         status, headers, reply = request.forward(json.dumps(body).encode())
@@ -219,11 +210,7 @@ class SageMakerLayer:
         for summary in listed.get(key, []):
             state = self.runner.jobs.get(summary[name_key])
             if state is not None:
-                summary[status_key] = state.status
-                if state.ended is None:
-                    summary.pop(end_key, None)
-                else:
-                    summary[end_key] = state.ended.timestamp()
+                describe.summary(kind, summary, state)
         listed[key] = [s for s in listed.get(key, []) if wanted in (None, s[status_key])]
         return request.json_reply(listed)
 
@@ -264,26 +251,19 @@ class SageMakerLayer:
             self.pipelines.start(arn, pipeline.pipeline_name, pipeline.arn, definition, body.get("PipelineParameters", []))
         elif status.startswith("200") and operation == "DescribePipelineExecution":
             described = json.loads(reply)
-            self._patch_execution(described, described["PipelineExecutionArn"], "FailureReason")
+            self._patch_execution(described, "FailureReason")
             reply = json.dumps(described).encode()
         elif status.startswith("200") and operation == "ListPipelineExecutions":
             listed = json.loads(reply)
             for summary in listed.get("PipelineExecutionSummaries", []):
-                self._patch_execution(summary, summary["PipelineExecutionArn"], "PipelineExecutionFailureReason")
+                self._patch_execution(summary, "PipelineExecutionFailureReason")
             reply = json.dumps(listed).encode()
         return request.reply(status, headers, reply)
 
-    def _patch_execution(self, described: dict[str, Any], arn: str, reason_key: str) -> None:
-        """moto says Succeeded at once; the runner knows the execution's true status."""
-        execution = self.pipelines.executions.get(arn)
-        if execution is None:
-            return
-        described["PipelineExecutionStatus"] = execution.status
-        if execution.failure_reason:
-            described[reason_key] = execution.failure_reason
-        else:
-            described.pop(reason_key, None)
-        described["LastModifiedTime"] = (execution.ended or execution.started).timestamp()
+    def _patch_execution(self, described: dict[str, Any], reason_key: str) -> None:
+        execution = self.pipelines.executions.get(described["PipelineExecutionArn"])
+        if execution is not None:
+            describe.pipeline_execution(described, execution, reason_key)
 
     def _invoke(self, request: Request, name: str) -> Iterable[bytes]:
         """InvokeEndpoint (sagemaker-runtime, REST-JSON) on the shared endpoint URL."""
@@ -294,69 +274,6 @@ class SageMakerLayer:
         )
         request.start_response(status, headers)
         return [body]
-
-    def _patch_describe(self, operation: str, request: dict[str, Any], reply: bytes) -> bytes:
-        name_key, status_key, end_key = DESCRIBE[operation]
-        state = self.runner.jobs.get(request.get(name_key, ""))
-        if state is None:
-            return reply
-        described = json.loads(reply)
-        described[status_key] = state.status
-        if state.failure_reason:
-            described["FailureReason"] = state.failure_reason
-        if state.ended:
-            described[end_key] = state.ended.timestamp()
-        else:
-            described.pop(end_key, None)
-        if state.final_metrics:
-            described["FinalMetricDataList"] = [
-                {**m, "Timestamp": m["Timestamp"].timestamp() if isinstance(m["Timestamp"], datetime) else m["Timestamp"]}
-                for m in state.final_metrics
-            ]
-        described.update(state.reply_fields)
-        if operation == "DescribeTrainingJob":
-            _training_shape(described, state)
-        elif operation == "DescribeTransformJob" and (started := state.entered("Transforming")):
-            described["TransformStartTime"] = started.timestamp()
-        elif operation == "DescribeProcessingJob":
-            # moto drops ProcessingResources; SageMaker reports the request's
-            described["ProcessingResources"] = state.spec.get("ProcessingResources", {})
-            if started := state.entered("Processing"):
-                described["ProcessingStartTime"] = started.timestamp()
-        return json.dumps(described).encode()
-
-
-def _training_shape(described: dict[str, Any], state: JobState) -> None:
-    """What DescribeTrainingJob tells of a job's life: its secondary status transitions, when
-    training started, seconds trained and billed, and the metrics its log is parsed for."""
-    described["SecondaryStatus"] = "Stopping" if state.status == "Stopping" else state.transitions[-1]["Status"]
-    described["SecondaryStatusTransitions"] = [
-        {key: value.timestamp() if isinstance(value, datetime) else value for key, value in transition.items()}
-        for transition in state.transitions
-    ]
-    started = state.entered("Downloading")  # the instances are up
-    if started:
-        described["TrainingStartTime"] = started.timestamp()
-        if state.ended:
-            # Billed per second of instance time; offline there is no spot discount to show.
-            seconds = max(1, math.ceil((state.ended - started).total_seconds()))
-            described["TrainingTimeInSeconds"] = described["BillableTimeInSeconds"] = seconds
-    algorithm = described.setdefault("AlgorithmSpecification", {})
-    requested = state.spec.get("AlgorithmSpecification", {}).get("MetricDefinitions")
-    algorithm["MetricDefinitions"] = requested or builtin_metric_definitions(state.spec.get("HyperParameters", {}))
-
-
-def builtin_metric_definitions(hyperparameters: dict[str, str]) -> list[dict[str, str]]:
-    """The metric definitions SageMaker gives the built-in XGBoost algorithm: each evaluation
-    metric on each channel, parsed from the log line XGBoost prints per round
-    (`[12]#011train-aucpr:0.91#011validation-aucpr:0.88`, #011 being the logged tab)."""
-    metrics = [m for m in hyperparameters.get("eval_metric", "").split(",") if m] or ["rmse"]
-    number = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-    return [
-        {"Name": f"{channel}:{metric}", "Regex": rf".*\[[0-9]+\].*#011{channel}-{metric}:{number}.*"}
-        for channel in ("train", "validation") for metric in metrics
-    ]
-
 
 def refusal(operation: str, request: dict[str, Any]) -> str | None:
     """What SageMaker's own validation says of a Create* request that moto accepts, or None."""
