@@ -11,7 +11,7 @@ import botocore.session
 from botocore.validate import ParamValidator
 
 from localaws.cloudformation.deploy import deploy_assembly
-from localaws.sagemaker.pipelines import all_steps, validate
+from localaws.sagemaker.pipeline_definition import all_steps, validate
 from localaws.server import LocalAws
 from stacks.pipeline_definition import PARAMETERS, PipelineResources, pipeline_definition
 

@@ -13,7 +13,8 @@ from datetime import timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from localaws.sagemaker.pipelines import DefinitionError, duration, in_dependency_order, parameter_values, validate, walk
+from localaws.sagemaker.pipeline_definition import DefinitionError, duration, in_dependency_order, parameter_values, validate
+from localaws.sagemaker.pipelines import walk
 
 BUCKET = "pipeline-tests"
 GROUP = "pipeline-tests"

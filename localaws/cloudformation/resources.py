@@ -26,7 +26,7 @@ from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 from localaws.sagemaker.monitoring import STORE
-from localaws.sagemaker.pipelines import validate
+from localaws.sagemaker.pipeline_definition import validate
 
 
 class _LocalModel(CloudFormationModel):
@@ -199,7 +199,7 @@ class ModelPackageGroup(_LocalModel):
 
 class Pipeline(_LocalModel):
     """AWS::SageMaker::Pipeline, created in moto's SageMaker backend after the definition
-    passes the checks CreatePipeline applies (sagemaker/pipelines.py); Ref is the name."""
+    passes the checks CreatePipeline applies (sagemaker/pipeline_definition.py); Ref is the name."""
 
     ATTRIBUTES = ("PipelineName",)
 

@@ -7,9 +7,10 @@ SageMaker speaks JSON with `X-Amz-Target: SageMaker.<Operation>`:
   "FakeTrainingJobName" as the best one);
 - Describe* of those: moto's reply, with the true status, failure reason, end time,
   final metrics and (tuning) best training job from the runner (shaped in describe.py);
-- Create/UpdatePipeline: the definition checked as SageMaker checks it; StartPipeline-
-  Execution: moto records it, the pipeline runner (pipelines.py) runs it; Describe/List
-  PipelineExecution(s) with the true status; ListPipelineExecutionSteps (moto has none);
+- Create/UpdatePipeline: the definition checked as SageMaker checks it
+  (pipeline_definition.py); StartPipelineExecution: moto records it, the pipeline runner
+  (pipelines.py) runs it; Describe/List PipelineExecution(s) with the true status;
+  ListPipelineExecutionSteps (moto has none);
 - UpdateEndpoint (moto has none): a blue/green deployment (deployments.py);
   UpdateEndpointWeightsAndCapacities: moto records it, the serving host routes by it.
 """
@@ -28,7 +29,8 @@ from localaws.sagemaker import describe
 from localaws.sagemaker.deployments import DeploymentRunner, UpdateRefused
 from localaws.sagemaker.jobs import JobNotRunning, JobRunner
 from localaws.sagemaker.monitoring import STORE, MonitoringApiError
-from localaws.sagemaker.pipelines import DefinitionError, PipelineRunner, parameter_values, validate
+from localaws.sagemaker.pipeline_definition import DefinitionError, parameter_values, validate
+from localaws.sagemaker.pipelines import PipelineRunner
 from localaws.wsgi import call, json_reply
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
