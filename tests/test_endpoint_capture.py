@@ -5,7 +5,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from localaws.runtime.endpoints import Capture, EndpointHost, HostedEndpoint
+from localaws.runtime.capture import Capture
+from localaws.runtime.endpoints import EndpointHost, HostedEndpoint
 
 
 class SlowS3:

@@ -10,32 +10,27 @@ changes them in place), or to the variant the request names (TargetVariant); eac
 variant (ShadowProductionVariants) gets a copy, answered in the background, its answer
 kept from the caller. Every variant publishes its own metrics; requests and answers are
 captured per variant to the endpoint config's S3 destination in SageMaker's JSONL format
-and layout.
+and layout (runtime/capture.py).
 """
 from __future__ import annotations
 
-import base64
 import http.client
-import json
 import random
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Callable
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localaws.runtime import vpc
+from localaws.runtime.capture import FLUSH_SECONDS, Capture
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
 from localaws.runtime.endpoint_telemetry import EndpointTelemetry
 
-CAPTURE_FLUSH_SECONDS = 0.5
-CAPTURE_FLUSH_LINES = 500
 TELEMETRY_SECONDS = 1.0  # how often metrics and log lines are published
 
 
@@ -55,18 +50,6 @@ def route(hosted: HostedEndpoint, target_variant: str = "") -> HostedVariant:
     if not any(weights):
         raise EndpointError(f"Endpoint {hosted.name} has no production variant with a traffic weight above 0.")
     return random.choices(hosted.variants, weights)[0]
-
-
-@dataclass
-class Capture:
-    destination: str  # s3://bucket/prefix
-    sampling_percent: float
-    csv_types: set[str]
-    json_types: set[str]
-    modes: set[str]  # {"Input", "Output"}
-    lines: list[tuple[datetime, str, str]] = field(default_factory=list)  # (when, variant, JSON line)
-    last_flush: float = field(default_factory=time.monotonic)
-    writing: threading.Lock = field(default_factory=threading.Lock)  # held by a flush from taking its lines to writing them
 
 
 @dataclass
@@ -236,7 +219,7 @@ class EndpointHost:
         except (http.client.HTTPException, OSError) as error:
             raise EndpointError(f"the container of {hosted.name}/{variant.name} did not answer: {error}; its log ends: {variant.container.log_tail()}") from None
         if status == 200 and hosted.capture is not None:
-            self._capture(hosted, variant.name, body, content_type, reply, reply_type)
+            hosted.capture.record(variant.name, body, content_type, reply, reply_type)
         model = answered - sent
         variant.telemetry.record(status, model, time.perf_counter() - received - model)
         return status, reply, reply_type
@@ -293,7 +276,7 @@ class EndpointHost:
             stop_containers([variant.container for variant in started])
             raise failed
         production = len(config["ProductionVariants"])
-        return HostedEndpoint(name, started[:production], started[production:], _capture_config(config))
+        return HostedEndpoint(name, started[:production], started[production:], Capture.from_config(config))
 
     def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
         model, container = model_container(sagemaker, variant["ModelName"])
@@ -315,32 +298,14 @@ class EndpointHost:
         )
         return HostedVariant(variant["VariantName"], serving, telemetry, weight)
 
-    # --- data capture --------------------------------------------------------------------
-
-    def _capture(self, hosted: HostedEndpoint, variant: str, body: bytes, content_type: str, reply: bytes, reply_type: str) -> None:
-        capture = hosted.capture
-        if random.uniform(0, 100) >= capture.sampling_percent:
-            return
-        now = datetime.now(timezone.utc)
-        data = {}
-        if "Input" in capture.modes:
-            data["endpointInput"] = _captured(body, content_type, "INPUT", capture)
-        if "Output" in capture.modes:
-            data["endpointOutput"] = _captured(reply, reply_type, "OUTPUT", capture)
-        line = json.dumps({
-            "captureData": data,
-            "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
-            "eventVersion": "0",
-        })
-        with self._lock:
-            capture.lines.append((now, variant, line))
+    # --- in the background: capture flushes, telemetry, deleted endpoints ----------------
 
     def _housekeep(self) -> None:
         """Flush captured requests, publish metrics and logs; stop the containers of endpoints
         deleted meanwhile."""
         published = time.monotonic()
         while True:
-            time.sleep(CAPTURE_FLUSH_SECONDS / 2)
+            time.sleep(FLUSH_SECONDS / 2)
             publish, now = False, time.monotonic()
             if now - published >= TELEMETRY_SECONDS:
                 publish, published = True, now
@@ -364,26 +329,8 @@ class EndpointHost:
                 print(f"localaws: metrics or logs of {hosted.name}/{variant.name} not published: {error}", file=sys.stderr)
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
-        capture = hosted.capture
-        if capture is None:
-            return
-        # One flush of a capture at a time, from taking its lines to writing them: a forced
-        # flush that finds none left waits for the housekeeper's write in progress to land.
-        with capture.writing:
-            with self._lock:
-                due = force or len(capture.lines) >= CAPTURE_FLUSH_LINES or time.monotonic() - capture.last_flush >= CAPTURE_FLUSH_SECONDS
-                if not due or not capture.lines:
-                    return
-                lines, capture.lines, capture.last_flush = capture.lines, [], time.monotonic()
-            bucket, _, prefix = capture.destination.removeprefix("s3://").partition("/")
-            s3 = self._session_for_region(region).client("s3")
-            for variant in dict.fromkeys(v for _, v, _ in lines):
-                mine = [(when, line) for when, v, line in lines if v == variant]
-                first = mine[0][0]
-                # SageMaker's layout: <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-sss>-<uuid>.jsonl
-                key = "/".join(p for p in (prefix.strip("/"), hosted.name, variant, first.strftime("%Y/%m/%d/%H")) if p)
-                key += f"/{first.strftime('%M-%S-')}{first.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-                s3.put_object(Bucket=bucket, Key=key, Body="".join(line + "\n" for _, line in mine).encode())
+        if hosted.capture is not None:
+            hosted.capture.flush(hosted.name, lambda: self._session_for_region(region).client("s3"), force)
 
     def _copy_done(self, copy: Future) -> None:
         with self._lock:
@@ -411,27 +358,3 @@ def model_container(sagemaker, model_name: str) -> tuple[dict, dict]:
         raise EndpointError(f"model {model_name} has no ModelDataUrl")
     return model, container
 
-
-def _capture_config(config: dict) -> Capture | None:
-    capture = config.get("DataCaptureConfig") or {}
-    if not capture.get("EnableCapture", False) or not capture.get("DestinationS3Uri"):
-        return None
-    header = capture.get("CaptureContentTypeHeader", {})
-    return Capture(
-        destination=capture["DestinationS3Uri"],
-        sampling_percent=float(capture.get("InitialSamplingPercentage", 100)),
-        csv_types=set(header.get("CsvContentTypes", [])),
-        json_types=set(header.get("JsonContentTypes", [])),
-        modes={o["CaptureMode"] for o in capture.get("CaptureOptions", [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}])},
-    )
-
-
-def _captured(payload: bytes, content_type: str, mode: str, capture: Capture) -> dict:
-    media_type = content_type.split(";")[0].strip()
-    if media_type in capture.csv_types:
-        encoding, data = "CSV", payload.decode("utf-8", errors="replace")
-    elif media_type in capture.json_types:
-        encoding, data = "JSON", payload.decode("utf-8", errors="replace")
-    else:
-        encoding, data = "BASE64", base64.b64encode(payload).decode()
-    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
