@@ -31,26 +31,22 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
-import matplotlib
+import pandas as pd
+import xgboost as xgb
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xgboost as xgb  # noqa: E402
-
-from labkit import console, results  # noqa: E402
-from labkit.cli import step_parser  # noqa: E402
-from labkit.errors import LabError, run_step  # noqa: E402
-from labkit.model_artifact import serving_artifact  # noqa: E402
-from labkit.outputs import lab_outputs  # noqa: E402
-from labkit.sagemaker import TAGS, approve_command, read_pointer, split_uri  # noqa: E402
-from labkit.session import aws_session, client, each, stacks_command  # noqa: E402
-from labkit.transactions import SCENARIOS  # noqa: E402
-from processing import evaluation, metrics  # noqa: E402
-from processing.features import FEATURE_COLUMNS  # noqa: E402
-from processing.model_artifact import inference_specification  # noqa: E402
+from labkit import console, results
+from labkit.cli import step_parser
+from labkit.errors import LabError, run_step
+from labkit.model_artifact import serving_artifact
+from labkit.outputs import lab_outputs
+from labkit.plots import evaluation_plots
+from labkit.sagemaker import TAGS, approve_command, read_pointer, split_uri
+from labkit.session import aws_session, client, each, stacks_command
+from labkit.transactions import SCENARIOS
+from processing import evaluation
+from processing.model_artifact import inference_specification
 
 # Below this many test frauds a recall or precision is a handful of payments: say so.
 FEW_FRAUDS = 30
@@ -116,56 +112,6 @@ def model_quality_report(report: dict) -> dict:
     return {**evaluation.quality_report(report), "explanations": explanations(report)}
 
 
-def plots(report: dict, booster: xgb.Booster, directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    y, score = report["curves"]["y"], report["curves"]["score"]
-    paths = []
-
-    figure, axis = plt.subplots(figsize=(5, 4))
-    precision, recall, _ = metrics.pr_curve(y, score)
-    axis.plot(recall, precision, label=f"model (PR-AUC {report['model']['pr_auc']:.3f})")
-    axis.axhline(y.mean(), linestyle="--", color="grey", label=f"random ({y.mean():.3f})")
-    m = report["model"]
-    axis.plot([m["recall"]], [m["precision"]], "o", color="black",
-              label=f"threshold {m['threshold']:.2f} (~{report['alerts_per_day_budget']} cards/day on validation)")
-    axis.set(xlabel="recall", ylabel="precision", title="Precision-recall, test period")
-    axis.legend()
-    paths.append(_save(figure, directory / "pr_curve.png"))
-
-    figure, axis = plt.subplots(figsize=(5, 4))
-    fpr, tpr = metrics.roc_curve(y, score)
-    axis.plot(fpr, tpr, label=f"model (ROC-AUC {report['model']['roc_auc']:.3f})")
-    axis.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test set")
-    axis.legend()
-    paths.append(_save(figure, directory / "roc_curve.png"))
-
-    figure, axis = plt.subplots(figsize=(4, 4))
-    c = report["model"]["confusion_matrix"]
-    grid = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
-    axis.imshow(grid, cmap="Blues")
-    for (row, col), value in np.ndenumerate(grid):
-        axis.text(col, row, f"{value:,}", ha="center", va="center", color="black")
-    axis.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["legit", "fraud"], yticklabels=["legit", "fraud"],
-             xlabel="predicted", ylabel="actual", title=f"Threshold {report['model']['threshold']:.3f}")
-    paths.append(_save(figure, directory / "confusion_matrix.png"))
-
-    figure, axis = plt.subplots(figsize=(6, 6))
-    gain = booster.get_score(importance_type="gain")
-    ranked = sorted(((gain.get(f"f{i}", 0.0), name) for i, name in enumerate(FEATURE_COLUMNS)))[-15:]
-    axis.barh([name for _, name in ranked], [value for value, _ in ranked])
-    axis.set(xlabel="total gain", title="Feature importance (top 15)")
-    paths.append(_save(figure, directory / "feature_importance.png"))
-    return paths
-
-
-def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
 def _with_interval(figures: dict, name: str) -> str:
     return evaluation.with_interval(figures[name], figures["interval"][name])
 
@@ -215,7 +161,7 @@ def show(report: dict) -> None:
         )
 
 
-def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
+def model_package(sagemaker, group: str, model: dict, serving_uri: str, evaluation_uri: str, report: dict, margin: float) -> tuple[str, str, str]:
     """Create the model package (once per training job) and apply the approval decision."""
     arn = None
     for summary in each(sagemaker, "list_model_packages", "ModelPackageSummaryList", ModelPackageGroupName=group):
@@ -242,47 +188,65 @@ def register(sagemaker, group: str, model: dict, serving_uri: str, evaluation_ur
     return arn, status, reason
 
 
-def main() -> int:
-    args = parse_args()
-    session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "ModelPackageGroupName")
-    bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
+# A NamedTuple, not a dataclass: dataclasses need the module in sys.modules, and the tests
+# load numbered steps (names starting with a digit) without registering them.
+class Evaluated(NamedTuple):
+    """The trained model and its figures on the test period."""
+
+    model: dict  # models/latest.json: the training job and its archive
+    artifact: bytes  # model.tar.gz as training wrote it
+    booster: xgb.Booster
+    report: dict  # processing/evaluation.py's evaluate()
+
+    @property
+    def prefix(self) -> str:
+        return f"evaluation/{self.model['training_job']}"
+
+
+def evaluate(s3, bucket: str, alerts_per_day: int) -> Evaluated:
+    """The latest trained model, scored on the held-out test period (validation chooses its threshold)."""
     model = read_pointer(s3, bucket, "models/latest.json")
     if model is None:
         raise LabError("no trained model yet: run lab_scripts/03_train_model.py first")
-
     console.heading(f"Evaluate {model['training_job']} on the held-out test set")
     bucket_of_model, key_of_model = split_uri(model["model_data"])
-    training_artifact = s3.get_object(Bucket=bucket_of_model, Key=key_of_model)["Body"].read()
-    booster = load_model(training_artifact, model["model_data"])
+    artifact = s3.get_object(Bucket=bucket_of_model, Key=key_of_model)["Body"].read()
+    booster = load_model(artifact, model["model_data"])
     validation = read_csv_parts(s3, f"{model['features']}/validation/", header=False)
     test = read_csv_parts(s3, f"{model['features']}/test/", header=False)
     validation_ids = read_csv_parts(s3, f"{model['features']}/validation-ids/", header=True)
     test_ids = read_csv_parts(s3, f"{model['features']}/test-ids/", header=True)
-    k = args.alerts_per_day
-    report = evaluation.evaluate(booster, validation, test, validation_ids, test_ids, k)
-    show(report)
-    m, rule = report["model"], report["rule_baseline"]
+    report = evaluation.evaluate(booster, validation, test, validation_ids, test_ids, alerts_per_day)
+    return Evaluated(model, artifact, booster, report)
 
-    evaluation_prefix = f"evaluation/{model['training_job']}"
+
+def publish(s3, bucket: str, evaluated: Evaluated) -> str:
+    """evaluation.json and the plots, in S3 (beside the model package) and in LOCAL_DIR; the
+    S3 URI of evaluation.json, which the package's ModelQuality metrics point to."""
     LOCAL_DIR.mkdir(parents=True, exist_ok=True)
-    quality = model_quality_report(report)
+    quality = model_quality_report(evaluated.report)
     (LOCAL_DIR / "evaluation.json").write_text(json.dumps(quality, indent=2))
-    s3.put_object(Bucket=bucket, Key=f"{evaluation_prefix}/evaluation.json", Body=json.dumps(quality, indent=2).encode(), ContentType="application/json")
-    for path in plots(report, booster, LOCAL_DIR):
-        s3.upload_file(str(path), bucket, f"{evaluation_prefix}/{path.name}")
-    console.done(f"evaluation.json and 4 plots at s3://{bucket}/{evaluation_prefix}/ and {LOCAL_DIR}/")
+    s3.put_object(Bucket=bucket, Key=f"{evaluated.prefix}/evaluation.json", Body=json.dumps(quality, indent=2).encode(), ContentType="application/json")
+    for path in evaluation_plots(evaluated.report, evaluated.booster, LOCAL_DIR):
+        s3.upload_file(str(path), bucket, f"{evaluated.prefix}/{path.name}")
+    console.done(f"evaluation.json and 4 plots at s3://{bucket}/{evaluated.prefix}/ and {LOCAL_DIR}/")
+    return f"s3://{bucket}/{evaluated.prefix}/evaluation.json"
 
+
+def pack_serving_artifact(s3, bucket: str, evaluated: Evaluated) -> str:
+    """The training archive plus the alert threshold and the serving code; its S3 URI."""
     console.heading("Package the model for serving")
-    serving_key = f"models/{model['training_job']}/serving/model.tar.gz"
-    s3.put_object(Bucket=bucket, Key=serving_key, Body=serving_artifact(training_artifact, m["threshold"]))
-    console.done(f"s3://{bucket}/{serving_key}: xgboost-model, threshold {m['threshold']:.3f}, code/inference.py, code/features.py")
+    threshold = evaluated.report["model"]["threshold"]
+    serving_key = f"models/{evaluated.model['training_job']}/serving/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=serving_key, Body=serving_artifact(evaluated.artifact, threshold))
+    console.done(f"s3://{bucket}/{serving_key}: xgboost-model, threshold {threshold:.3f}, code/inference.py, code/features.py")
+    return f"s3://{bucket}/{serving_key}"
 
-    console.heading(f"Register in model package group {outputs['ModelPackageGroupName']}")
-    arn, status, reason = register(
-        sagemaker, outputs["ModelPackageGroupName"], model, f"s3://{bucket}/{serving_key}",
-        f"s3://{bucket}/{evaluation_prefix}/evaluation.json", report, args.margin,
-    )
+
+def register(sagemaker, group: str, evaluated: Evaluated, serving_uri: str, evaluation_uri: str, margin: float) -> tuple[str, str]:
+    """The model package, Approved or waiting for a reviewer, and what to do next: (ARN, status)."""
+    console.heading(f"Register in model package group {group}")
+    arn, status, reason = model_package(sagemaker, group, evaluated.model, serving_uri, evaluation_uri, evaluated.report, margin)
     console.done(f"{arn}: {status}")
     console.note(reason)
     if status == "Approved":
@@ -292,6 +256,11 @@ def main() -> int:
             f"not deployable until approved: review the figures above, then `{approve_command(arn)}`; "
             "or stream more payments (step 01, default 100,000) and rerun steps 02 and 03 with --rerun, then 04"
         )
+    return arn, status
+
+
+def record(report: dict, alerts_per_day: int, arn: str, status: str) -> None:
+    m, rule = report["model"], report["rule_baseline"]
     interval = m["interval"]
     results.record(
         f"PR-AUC {m['pr_auc']:.3f} [{interval['pr_auc'][0]:.2f}, {interval['pr_auc'][1]:.2f}] (rule {rule['pr_auc']:.3f}), {status}",
@@ -301,7 +270,7 @@ def main() -> int:
         test_roc_auc_interval=interval["roc_auc"],
         rule_pr_auc=rule["pr_auc"],
         majority_accuracy=report["majority_baseline"]["accuracy"],
-        alerts_per_day_budget=k,
+        alerts_per_day_budget=alerts_per_day,
         card_precision=m["card_precision"],
         card_precision_interval=interval["card_precision"],
         card_precision_best_possible=m["best_possible"],
@@ -311,6 +280,20 @@ def main() -> int:
         model_package_arn=arn,
         approval=status,
     )
+
+
+def main() -> int:
+    args = parse_args()
+    session = aws_session()
+    outputs = lab_outputs(session, "LabBucketName", "ModelPackageGroupName")
+    bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
+
+    evaluated = evaluate(s3, bucket, args.alerts_per_day)
+    show(evaluated.report)
+    evaluation_uri = publish(s3, bucket, evaluated)
+    serving_uri = pack_serving_artifact(s3, bucket, evaluated)
+    arn, status = register(sagemaker, outputs["ModelPackageGroupName"], evaluated, serving_uri, evaluation_uri, args.margin)
+    record(evaluated.report, args.alerts_per_day, arn, status)
     return 0
 
 

@@ -42,6 +42,7 @@ import textwrap
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -298,11 +299,28 @@ def payments_to_send(s3, bucket: str, raw_prefix: str, args) -> list[tuple[str, 
             for label, rows, kinds in (("clean", clean_rows, []), ("drifted", drift_rows, args.drift))]
 
 
-def main() -> int:
-    args = parse_args()
-    session = aws_session()
+# A NamedTuple, not a dataclass: dataclasses need the module in sys.modules, and the tests
+# load numbered steps (names starting with a digit) without registering them.
+class Lab(NamedTuple):
+    """What the parts share: the lab's and the monitoring stack's outputs, the endpoint, the clients."""
+
+    session: object
+    outputs: dict
+    monitoring: dict  # the monitoring stack's outputs
+    endpoint: str
+    threshold: float  # the drift distance that counts as drift
+    s3: object
+    runtime: object
+    cloudwatch: object
+
+    @property
+    def bucket(self) -> str:
+        return self.outputs["LabBucketName"]
+
+
+def deployed(session) -> Lab:
+    """The endpoint and its monitoring stack, or what to run first."""
     outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "MonitoringRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri", "PipelineName")
-    bucket, s3 = outputs["LabBucketName"], client(session, "s3")
     endpoint = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if endpoint is None:
         raise LabError("no endpoint yet: run lab_scripts/05_deploy_endpoint.py first")
@@ -310,47 +328,61 @@ def main() -> int:
     if not monitoring:
         raise LabError(f"no {stack_prefix()}-Monitoring stack: it deploys with the endpoint (cdk deploy --all -c fraudlab:modelPackageArn=<arn>) unless fraudlab:driftMonitor=off or serverless")
     threshold = float(monitoring["DriftThreshold"])
+    return Lab(session, outputs, monitoring, endpoint, threshold, *(client(session, s) for s in ("s3", "sagemaker-runtime", "cloudwatch")))
 
-    ensure_baseline(session, outputs, monitoring, args.rerun)
 
-    if monitoring["MonitorMode"] == "modelMonitor":
-        described = client(session, "sagemaker").describe_monitoring_schedule(MonitoringScheduleName=monitoring["ScheduleName"])
-        console.heading(f"Model Monitor schedule {described['MonitoringScheduleName']}: {described['MonitoringScheduleStatus']}")
-        console.note(f"runs {described['MonitoringScheduleConfig']['ScheduleConfig']['ScheduleExpression']}; reports under s3://{bucket}/{monitoring['ReportsPrefix']}")
-        results.record(f"Model Monitor schedule {described['MonitoringScheduleStatus']}", mode="modelMonitor")
-        return 0
+def model_monitor_schedule(lab: Lab) -> None:
+    """The Model Monitor path: AWS's schedule runs the monitor; this step only shows it."""
+    described = client(lab.session, "sagemaker").describe_monitoring_schedule(MonitoringScheduleName=lab.monitoring["ScheduleName"])
+    console.heading(f"Model Monitor schedule {described['MonitoringScheduleName']}: {described['MonitoringScheduleStatus']}")
+    console.note(f"runs {described['MonitoringScheduleConfig']['ScheduleConfig']['ScheduleExpression']}; reports under s3://{lab.bucket}/{lab.monitoring['ReportsPrefix']}")
+    results.record(f"Model Monitor schedule {described['MonitoringScheduleStatus']}", mode="modelMonitor")
 
+
+def traffic_windows(lab: Lab, args) -> list[tuple[str, np.ndarray, list[str]]]:
+    """The clean and the drifted window's payments (see payments_to_send)."""
     console.heading("Payments to send: features computed client-side, as in step 06")
-    windows = payments_to_send(s3, bucket, outputs["RawPrefix"], args)
+    windows = payments_to_send(lab.s3, lab.bucket, lab.outputs["RawPrefix"], args)
     release_freed_memory()  # the history behind them
+    return windows
 
-    runtime, cloudwatch = client(session, "sagemaker-runtime"), client(session, "cloudwatch")
-    capture_prefix = f"capture/{endpoint}/AllTraffic"
-    figures = {}
-    for label, values, kinds in windows:
-        console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}" if kinds else "Normal traffic")
-        start = datetime.now(timezone.utc) - timedelta(seconds=1)
-        requests = send(runtime, endpoint, values)
-        end = datetime.now(timezone.utc) + timedelta(seconds=1)
-        console.done(f"{len(values):,} payments sent in {requests} requests to {endpoint}")
-        wait_for_capture(s3, bucket, capture_prefix, start, end, requests, args.timeout)
 
-        console.heading(f"Run the drift monitor now on {start:%H:%M:%S}-{end:%H:%M:%S} UTC (the schedule's own job request)")
-        job = run_monitor_now(session, monitoring, start, end)
-        where, found = report(s3, bucket, monitoring["ReportsPrefix"], endpoint, job, end)
-        show(found, threshold)
-        console.note(f"reports: {where}")
-        expected_state = "ALARM" if found["result"].get("violations") else "OK"
-        alarm = wait_for_alarm(cloudwatch, monitoring["DriftAlarmName"], expected_state, start, args.timeout)
-        held = alarm["StateUpdatedTimestamp"] < start  # still the earlier run's state
-        if expected_state == "ALARM" and held:
-            console.note("no new notification: the alarm was in ALARM already, and alarms notify on state changes only")
-        elif expected_state == "ALARM" and outputs.get("AlertsInboxUrl"):
-            show_notification(client(session, "sqs"), outputs["AlertsInboxUrl"], monitoring["DriftAlarmName"], "ALARM", start)
-        figures[label] = {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"], "held": held, "since": start,
-                          "distances": distances(found) if found["result"]["outcome"] != "NoData" else {},
-                          "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
+def monitored_window(lab: Lab, values: np.ndarray, kinds: list[str], timeout: float) -> dict:
+    """One window: its payments sent to the endpoint, the drift monitor run on them at once,
+    then the alarm (and its notification) as the report's verdict moves it."""
+    console.heading(f"Inject drift: {'; '.join(drift.KINDS[k] for k in kinds)}" if kinds else "Normal traffic")
+    start = datetime.now(timezone.utc) - timedelta(seconds=1)
+    requests = send(lab.runtime, lab.endpoint, values)
+    end = datetime.now(timezone.utc) + timedelta(seconds=1)
+    console.done(f"{len(values):,} payments sent in {requests} requests to {lab.endpoint}")
+    wait_for_capture(lab.s3, lab.bucket, f"capture/{lab.endpoint}/AllTraffic", start, end, requests, timeout)
 
+    console.heading(f"Run the drift monitor now on {start:%H:%M:%S}-{end:%H:%M:%S} UTC (the schedule's own job request)")
+    job = run_monitor_now(lab.session, lab.monitoring, start, end)
+    where, found = report(lab.s3, lab.bucket, lab.monitoring["ReportsPrefix"], lab.endpoint, job, end)
+    show(found, lab.threshold)
+    console.note(f"reports: {where}")
+    alarm, held = alarm_and_notification(lab, found, start, timeout)
+    return {"violations": found["result"].get("violations", 0), "alarm": alarm["StateValue"], "held": held, "since": start,
+            "distances": distances(found) if found["result"]["outcome"] != "NoData" else {},
+            "checks": sorted({(v["feature_name"], v["constraint_check_type"]) for v in found.get("violations", [])})}
+
+
+def alarm_and_notification(lab: Lab, found: dict, start: datetime, timeout: float) -> tuple[dict, bool]:
+    """The drift alarm in the state the report calls for (ALARM on violations), and its SNS
+    notification if it changed: (the alarm, whether it held an earlier run's state)."""
+    expected_state = "ALARM" if found["result"].get("violations") else "OK"
+    alarm = wait_for_alarm(lab.cloudwatch, lab.monitoring["DriftAlarmName"], expected_state, start, timeout)
+    held = alarm["StateUpdatedTimestamp"] < start  # still the earlier run's state
+    if expected_state == "ALARM" and held:
+        console.note("no new notification: the alarm was in ALARM already, and alarms notify on state changes only")
+    elif expected_state == "ALARM" and lab.outputs.get("AlertsInboxUrl"):
+        show_notification(client(lab.session, "sqs"), lab.outputs["AlertsInboxUrl"], lab.monitoring["DriftAlarmName"], "ALARM", start)
+    return alarm, held
+
+
+def every_drift_named(figures: dict, args) -> None:
+    """Clean traffic raised nothing and every injected drift was named, or the step fails."""
     if figures["clean"]["violations"] and args.traffic == "training":
         raise LabError(f"clean traffic raised {figures['clean']['violations']} violations: see its constraint_violations.json")
     missed = [k for k in args.drift if drift.EXPECTED[k] not in set(map(tuple, figures["drifted"]["checks"]))]
@@ -359,11 +391,17 @@ def main() -> int:
     shown = {label: f"{f['alarm']} (the earlier run's)" if f["held"] else f["alarm"] for label, f in figures.items()}
     console.done(f"every injected drift named; alarm {shown['clean']} -> {shown['drifted']}")
 
-    retrained = {}
-    if figures["drifted"]["held"]:
+
+def retrain_on_drift(lab: Lab, drifted: dict, args) -> dict:
+    """The retraining the alarm's state change started, followed (none if the alarm did not change)."""
+    if drifted["held"]:
         console.note("no retraining started: the alarm was in ALARM already, and EventBridge receives state changes only")
-    elif figures["drifted"]["alarm"] == "ALARM":
-        retrained = follow_retraining(session, outputs, monitoring, figures["drifted"]["since"], args)
+    elif drifted["alarm"] == "ALARM":
+        return follow_retraining(lab.session, lab.outputs, lab.monitoring, drifted["since"], args)
+    return {}
+
+
+def record(figures: dict, retrained: dict, threshold: float) -> None:
     retrain_status = retrained.get("execution_status", "not started")
     results.record(
         f"clean: {figures['clean']['violations']} violations; drift: {figures['drifted']['violations']} violations, alarm {figures['drifted']['alarm']}; "
@@ -373,7 +411,6 @@ def main() -> int:
         alarm_state=figures["drifted"]["alarm"], detected=",".join(f"{f}:{c}" for f, c in figures["drifted"]["checks"]),
         drift_threshold=threshold, drift_distances={label: f["distances"] for label, f in figures.items()},
     )
-    return 0
 
 
 def follow_retraining(session, outputs: dict, monitoring: dict, since: datetime, args) -> dict:
@@ -392,6 +429,22 @@ def follow_retraining(session, outputs: dict, monitoring: dict, since: datetime,
     clock = time.monotonic()
     described, steps = follow(sagemaker, arn)
     return show_execution(sagemaker, client(session, "s3"), described, steps, time.monotonic() - clock, margin=None)
+
+
+def main() -> int:
+    args = parse_args()
+    lab = deployed(aws_session())
+    ensure_baseline(lab.session, lab.outputs, lab.monitoring, args.rerun)
+    if lab.monitoring["MonitorMode"] == "modelMonitor":
+        model_monitor_schedule(lab)
+        return 0
+
+    windows = traffic_windows(lab, args)  # normal traffic, then the same with drift injected
+    figures = {label: monitored_window(lab, values, kinds, args.timeout) for label, values, kinds in windows}
+    every_drift_named(figures, args)
+    retrained = retrain_on_drift(lab, figures["drifted"], args)
+    record(figures, retrained, lab.threshold)
+    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import json
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 import numpy as np
 import xgboost as xgb
@@ -230,14 +231,35 @@ def counted(cloudwatch, endpoint: str, before: dict[str, float], expected: Count
         time.sleep(next(waits))
 
 
-def main() -> int:
-    args = parse_args()
-    session = aws_session()
-    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "ModelPackageGroupName", "PipelineName")
+# A NamedTuple, not a dataclass: dataclasses need the module in sys.modules, and the tests
+# load numbered steps (names starting with a digit) without registering them.
+class Lab(NamedTuple):
+    """What the three parts share: the endpoint, its own configuration, the two models, the traffic."""
+
+    s3: object
+    sagemaker: object
+    cloudwatch: object
+    bucket: str  # the lab bucket
+    name: str  # the endpoint
+    own_config: str  # its CloudFormation configuration, where it ends
+    base: dict  # that configuration, described
+    champion: dict  # the champion's model, described
+    challenger: str  # the challenger's model (made by this step)
+    container: dict  # the challenger's serving container
+    suffix: str  # names this run's configs and models
+    traffic: Traffic
+    timeout: float
+
+    @property
+    def champion_variant(self) -> dict:
+        return self.base["ProductionVariants"][0]
+
+
+def champion_and_challenger(session, outputs: dict, chosen: str | None, timeout: float) -> Lab:
+    """The endpoint in service, its champion, a challenger model beside it, and recent payments to send."""
     name = stack_outputs(session, f"{stack_prefix()}-Endpoint").get("EndpointName")
     if name is None:
         raise LabError("no endpoint yet: run lab_scripts/05_deploy_endpoint.py first")
-    bucket = outputs["LabBucketName"]
     s3, sagemaker, runtime, cloudwatch = (client(session, s) for s in ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch"))
     endpoint = sagemaker.describe_endpoint(EndpointName=name)
     if endpoint["EndpointStatus"] != "InService":
@@ -246,52 +268,66 @@ def main() -> int:
     base = sagemaker.describe_endpoint_config(EndpointConfigName=own_config)
     champion_variant = base["ProductionVariants"][0]
     champion = sagemaker.describe_model(ModelName=champion_variant["ModelName"])
-    container, described_as = challenger_container(sagemaker, outputs, champion, args.challenger)
+    container, described_as = challenger_container(sagemaker, outputs, champion, chosen)
     suffix = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     challenger = model_like(sagemaker, f"fraudlab-challenger-{suffix}", champion, container)
     console.heading(f"Champion {champion_variant['ModelName']} vs challenger: {described_as}")
 
     console.heading("Payments to send: recent payments, features computed client-side (as step 06)")
-    traffic = Traffic(runtime, name, recent_payments(s3, bucket, outputs["RawPrefix"]))
+    traffic = Traffic(runtime, name, recent_payments(s3, outputs["LabBucketName"], outputs["RawPrefix"]))
     release_freed_memory()  # the history behind them
     console.done(f"{len(traffic.rows):,} recent payments to cycle through")
+    return Lab(s3, sagemaker, cloudwatch, outputs["LabBucketName"], name, own_config, base, champion, challenger, container, suffix, traffic, timeout)
 
-    # (a) A/B test
+
+def ab_test(lab: Lab, requests: int) -> dict:
+    """(a) Two production variants at 0.9 / 0.1, then 0.5 / 0.5 in place: who answered, and
+    each variant's CloudWatch figures."""
+    sagemaker, cloudwatch, name, champion_variant = lab.sagemaker, lab.cloudwatch, lab.name, lab.champion_variant
     console.heading(f"(a) A/B test: {CHAMPION} 0.9, {CHALLENGER} 0.1")
-    ab = endpoint_config(sagemaker, f"{name}-ab-{suffix}", [variant(CHAMPION, champion_variant["ModelName"], champion_variant, 0.9),
-                                                             variant(CHALLENGER, challenger, champion_variant, 0.1)], base)
-    update(sagemaker, name, ab, args.timeout)
+    ab = endpoint_config(sagemaker, f"{name}-ab-{lab.suffix}", [variant(CHAMPION, champion_variant["ModelName"], champion_variant, 0.9),
+                                                                 variant(CHALLENGER, lab.challenger, champion_variant, 0.1)], lab.base)
+    update(sagemaker, name, ab, lab.timeout)
     before = {v: invocations(cloudwatch, name, v) for v in (CHAMPION, CHALLENGER)}
-    split, alerts = traffic.many(args.requests)
-    console.table([(v, f"{n:,}", f"{n / args.requests:.1%}", f"{np.mean(alerts.get(v, [0])):.2%}") for v, n in sorted(split.items())],
+    split, alerts = lab.traffic.many(requests)
+    console.table([(v, f"{n:,}", f"{n / requests:.1%}", f"{np.mean(alerts.get(v, [0])):.2%}") for v, n in sorted(split.items())],
                   ("variant", "answered", "share (weight 0.9 / 0.1)", "alert rate"))
     sagemaker.update_endpoint_weights_and_capacities(EndpointName=name, DesiredWeightsAndCapacities=[
         {"VariantName": CHAMPION, "DesiredWeight": 0.5}, {"VariantName": CHALLENGER, "DesiredWeight": 0.5}])
-    wait_in_service(sagemaker, name, args.timeout)
-    shifted, _ = traffic.many(args.requests // 2)
-    console.table([(v, f"{n:,}", f"{n / (args.requests // 2):.1%}") for v, n in sorted(shifted.items())], ("variant", "answered", "share (weight 0.5 / 0.5)"))
+    wait_in_service(sagemaker, name, lab.timeout)
+    shifted, _ = lab.traffic.many(requests // 2)
+    console.table([(v, f"{n:,}", f"{n / (requests // 2):.1%}") for v, n in sorted(shifted.items())], ("variant", "answered", "share (weight 0.5 / 0.5)"))
     figures = counted(cloudwatch, name, before, split + shifted)
     latency = {v: model_latency_ms(cloudwatch, name, v) for v in figures}
     console.table([(v, f"{n:,}", f"{split.get(v, 0) + shifted.get(v, 0):,}", f"{latency[v]:.2f}", f"{np.mean(alerts.get(v, [0])):.2%}")
                    for v, n in figures.items()],
                   ("variant", "Invocations (CloudWatch)", "answered (this step)", "ModelLatency mean, ms", "alert rate"))
+    return {"ab_split": dict(split), "shifted_split": dict(shifted), "variant_invocations": figures, "variant_model_latency_ms": latency}
 
-    # (b) Shadow test
+
+def shadow_test(lab: Lab, requests: int) -> dict:
+    """(b) The challenger as a shadow variant: a copy of every request, no answer to anyone."""
+    sagemaker, cloudwatch, name, champion_variant = lab.sagemaker, lab.cloudwatch, lab.name, lab.champion_variant
     console.heading(f"(b) Shadow test: {CHALLENGER} gets a copy of every request, answers nobody")
-    shadow_config = endpoint_config(sagemaker, f"{name}-shadow-{suffix}", [variant(CHAMPION, champion_variant["ModelName"], champion_variant, 1.0)], base,
-                                    shadows=[variant(CHALLENGER, challenger, champion_variant, 1.0)])
-    update(sagemaker, name, shadow_config, args.timeout)
+    shadow_config = endpoint_config(sagemaker, f"{name}-shadow-{lab.suffix}", [variant(CHAMPION, champion_variant["ModelName"], champion_variant, 1.0)], lab.base,
+                                    shadows=[variant(CHALLENGER, lab.challenger, champion_variant, 1.0)])
+    update(sagemaker, name, shadow_config, lab.timeout)
     before = {CHALLENGER: invocations(cloudwatch, name, CHALLENGER)}
-    answered, _ = traffic.many(args.requests // 2)
+    answered, _ = lab.traffic.many(requests)
     if set(answered) != {CHAMPION}:
         raise LabError(f"answers came from {dict(answered)}: a shadow variant must never answer")
     copies = counted(cloudwatch, name, before, Counter({CHALLENGER: sum(answered.values())}))[CHALLENGER]
     console.done(f"{sum(answered.values()):,} answered by {CHAMPION}; {copies:,} copies served by the shadow (CloudWatch Invocations of {CHALLENGER})")
-    console.note(f"the shadow's answers are in s3://{bucket}/capture/{name}/{CHALLENGER}/: compare them with the champion's before promoting it")
+    console.note(f"the shadow's answers are in s3://{lab.bucket}/capture/{name}/{CHALLENGER}/: compare them with the champion's before promoting it")
+    return {"shadow_answered": dict(answered), "shadow_copies": copies}
 
-    # (c) Canary with automatic rollback
+
+def canary_with_rollback(lab: Lab, canary_percent: int, bake_seconds: int) -> dict:
+    """(c) Back on the endpoint's own configuration, then a blue/green canary to a challenger
+    made to fail: the 5xx alarm fires and the endpoint rolls back; the sequence, timestamped."""
+    s3, sagemaker, cloudwatch, bucket, name, traffic = lab.s3, lab.sagemaker, lab.cloudwatch, lab.bucket, lab.name, lab.traffic
     console.heading("(c) Blue/green canary to a challenger made to fail, rolled back by the 5xx alarm")
-    update(sagemaker, name, own_config, args.timeout)
+    update(sagemaker, name, lab.own_config, lab.timeout)
     alarms = [a for a in each(cloudwatch, "describe_alarms", "MetricAlarms")
               if {"Name": "EndpointName", "Value": name} in a.get("Dimensions", []) and a["MetricName"] == "Invocation5XXErrors"]
     if not alarms:
@@ -299,15 +335,15 @@ def main() -> int:
     alarm = alarms[0]["AlarmName"]
     if alarms[0]["StateValue"] == "ALARM":
         raise LabError(f"{alarm} is in ALARM already (errors in its last {alarms[0]['Period']} s): rerun when it is OK, or the canary rolls back at once")
-    archive_bucket, archive_key = split_uri(container["ModelDataUrl"])
-    broken_key = f"models/broken/{suffix}/model.tar.gz"
+    archive_bucket, archive_key = split_uri(lab.container["ModelDataUrl"])
+    broken_key = f"models/broken/{lab.suffix}/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=broken_key, Body=broken_archive(s3.get_object(Bucket=archive_bucket, Key=archive_key)["Body"].read()))
-    broken = model_like(sagemaker, f"fraudlab-broken-{suffix}", champion, {**container, "ModelDataUrl": f"s3://{bucket}/{broken_key}"})
-    canary = endpoint_config(sagemaker, f"{name}-canary-{suffix}", [variant(CHAMPION, broken, champion_variant, 1.0)], base)
+    broken = model_like(sagemaker, f"fraudlab-broken-{lab.suffix}", lab.champion, {**lab.container, "ModelDataUrl": f"s3://{bucket}/{broken_key}"})
+    canary = endpoint_config(sagemaker, f"{name}-canary-{lab.suffix}", [variant(CHAMPION, broken, lab.champion_variant, 1.0)], lab.base)
     deployment = {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": args.canary_percent},
-                                            "WaitIntervalInSeconds": args.bake_seconds},
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": canary_percent},
+                                            "WaitIntervalInSeconds": bake_seconds},
             "TerminationWaitInSeconds": 0,
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm}]},
@@ -320,22 +356,33 @@ def main() -> int:
         if who.startswith("error") and not first_error:
             first_error.append(stamp())
 
-    rolled, sequence = update(sagemaker, name, canary, args.timeout, deployment, traffic=flowing)
+    rolled, sequence = update(sagemaker, name, canary, lab.timeout, deployment, traffic=flowing)
     history = cloudwatch.describe_alarm_history(AlarmName=alarm, HistoryItemType="StateUpdate", StartDate=datetime.now(timezone.utc) - timedelta(hours=1))
     fired = next((h["Timestamp"] for h in history["AlarmHistoryItems"] if "to ALARM" in h["HistorySummary"]), None)
     steps = sorted([*sequence, *((t, "first failed request (the canary)") for t in first_error),
                     *(((stamp(fired), f"alarm {alarm} in ALARM"),) if fired else ())], key=lambda step: step[0])
     console.table(steps, ("UTC", "what happened"))
-    if rolled["EndpointConfigName"] != own_config:
-        raise LabError(f"{name} is on {rolled['EndpointConfigName']}, not its own {own_config}: the rollback did not happen")
+    if rolled["EndpointConfigName"] != lab.own_config:
+        raise LabError(f"{name} is on {rolled['EndpointConfigName']}, not its own {lab.own_config}: the rollback did not happen")
     after, _ = traffic.many(100)
-    console.done(f"rolled back to {own_config}: {dict(outcomes)} during the update; afterwards {after.get(CHAMPION, 0)}/100 answered")
+    console.done(f"rolled back to {lab.own_config}: {dict(outcomes)} during the update; afterwards {after.get(CHAMPION, 0)}/100 answered")
+    return {"rollback_sequence": steps, "rollback_outcomes": dict(outcomes), "after_rollback": dict(after), "endpoint_config": rolled["EndpointConfigName"]}
+
+
+def main() -> int:
+    args = parse_args()
+    session = aws_session()
+    outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "ModelPackageGroupName", "PipelineName")
+    lab = champion_and_challenger(session, outputs, args.challenger, args.timeout)
+
+    ab = ab_test(lab, args.requests)
+    shadow = shadow_test(lab, args.requests // 2)
+    canary = canary_with_rollback(lab, args.canary_percent, args.bake_seconds)
     results.record(
-        f"A/B {split.get(CHALLENGER, 0) / args.requests:.1%} to the challenger (weight 0.1), {shifted.get(CHALLENGER, 0) / (args.requests // 2):.1%} after 0.5; "
-        f"shadow {copies} copies; canary rolled back ({outcomes.get('error 500', 0)} failed requests)",
-        ab_split=dict(split), shifted_split=dict(shifted), variant_invocations=figures, variant_model_latency_ms=latency,
-        shadow_answered=dict(answered), shadow_copies=copies,
-        rollback_sequence=steps, rollback_outcomes=dict(outcomes), after_rollback=dict(after), endpoint_config=rolled["EndpointConfigName"],
+        f"A/B {ab['ab_split'].get(CHALLENGER, 0) / args.requests:.1%} to the challenger (weight 0.1), "
+        f"{ab['shifted_split'].get(CHALLENGER, 0) / (args.requests // 2):.1%} after 0.5; "
+        f"shadow {shadow['shadow_copies']} copies; canary rolled back ({canary['rollback_outcomes'].get('error 500', 0)} failed requests)",
+        **ab, **shadow, **canary,
     )
     return 0
 
