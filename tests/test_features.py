@@ -1,10 +1,6 @@
 """The shared feature module: right values, and nothing from the future."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +10,6 @@ from labkit import drift
 from labkit.traffic import features_of
 from labkit.transactions import generate
 from processing.features import FEATURE_COLUMNS, LABEL_DELAY_DAYS, build_features, own_history
-from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -139,40 +134,3 @@ def test_scoring_features_from_the_payments_own_history_equal_the_whole_historys
     drifted = build_features(changed, labels.fillna(0)).loc[rows, FEATURE_COLUMNS].to_numpy(float, copy=True)
     drifted[:, FEATURE_COLUMNS.index(drift.MISSING_FEATURE)] = np.nan
     assert np.allclose(drift.features_for(tx, labels, rows, list(drift.KINDS), LABEL_DELAY_DAYS), drifted, rtol=1e-9, atol=1e-9, equal_nan=True)
-
-
-# In a process of its own, so that its memory figures are its own.
-HISTORY_FREED = """
-import gc, gzip, sys
-import pandas as pd
-from labkit.transactions import generate
-from labkit.traffic import features_of, release_freed_memory
-from processing.validation import validate_objects
-rss = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
-data = generate(200_000, seed=7)
-bodies = [gzip.compress(data.transactions.iloc[i:i + 5000].to_json(orient="records", lines=True).encode(), 1) for i in range(0, 200_000, 5000)]
-known = pd.Series(data.labels["is_fraud"].to_numpy(), index=data.labels["transaction_id"]).astype(float)
-del data
-gc.collect()
-release_freed_memory()
-before = rss()
-def payloads():
-    history = validate_objects(bodies).frame
-    return features_of(history, history["transaction_id"].map(known), history.index[-5000:], 7)
-rows = payloads()
-gc.collect()
-held = rss()
-release_freed_memory()
-print(before, held, rss())
-"""
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads its memory from /proc (Linux)")
-def test_the_memory_a_freed_history_took_goes_back_to_the_system():
-    """Regression: steps 08 and 09 kept what reading the landed history took (pyarrow's pool
-    and the C heap hold freed memory for reuse) while they waited beside serving containers."""
-    ran = subprocess.run([sys.executable, "-c", HISTORY_FREED], cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lab_scripts'}"},
-                         capture_output=True, text=True, timeout=300)
-    before, held, after = map(int, ran.stdout.split())
-    assert held - before > 60, (before, held, after)  # the history took memory, freed but kept
-    assert after - before < (held - before) / 2, (before, held, after)
