@@ -19,9 +19,14 @@ def run_step(script: str, env: dict[str, str], *args: str, cwd: Path = ROOT) -> 
     from a warm interpreter, as `make lab` runs it (tests/test_step_runner.py shows the two
     starts are the same)."""
     full_env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return step_runner().run(ROOT / "lab_scripts" / script, list(args), cwd, full_env, capture_stdout=True, timeout=300)
+
+
+def step_runner() -> StepRunner:
+    """The session's warm interpreter (started on first use)."""
     if not _RUNNER:
         _RUNNER.append(StepRunner(dict(os.environ)))
-    return _RUNNER[0].run(ROOT / "lab_scripts" / script, list(args), cwd, full_env, capture_stdout=True, timeout=300)
+    return _RUNNER[0]
 
 
 def close_step_runner() -> None:

@@ -13,7 +13,8 @@ from localaws.cloudformation.deploy import deploy_assembly
 from localaws.cloudformation.destroy import destroy_stacks
 from localaws.server import LocalAws
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import ROOT, isolated_env, outputs_of, run_step
+from localaws.offline_lab import LabRun, destroy_and_audit
+from tests.helpers import ROOT, isolated_env, outputs_of, run_step, step_runner
 
 # Its own region and stack prefix: the other tests' resources share this process's moto,
 # and S3 buckets and IAM roles are global, as on AWS.
@@ -127,7 +128,10 @@ def test_teardown_deletes_script_made_resources_and_the_audit_catches_the_rest(d
     # unique": moto kept the exports of the stack whose VPC it failed to delete).
     assembly = assembly_for({"fraudlab:stackPrefix": PREFIX, "fraudlab:modelPackageGroupName": "teardown-lab"})
     assert [r.name for r in deploy_assembly(assembly, session)] == [f"{PREFIX}-Data", f"{PREFIX}-Network", f"{PREFIX}-MLPlatform"]
-    assert destroy_stacks(session, PREFIX) == [f"{PREFIX}-MLPlatform", f"{PREFIX}-Network", f"{PREFIX}-Data"]
+    # What make lab runs after step 10: `cdk destroy --all`, then the audit, which finds nothing.
+    run = LabRun(server, {**env, "PATH": os.environ["PATH"]}, tmp_path, assembly, step_runner())
+    assert destroy_and_audit(run) == "3 stacks destroyed; 0 leftovers, 0 resources in 0 stacks"
+    assert destroy_stacks(session, PREFIX) == []
 
 
 def test_teardown_without_credentials_says_what_to_do(tmp_path):
