@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from localaws.s3 import split_uri
+
 FLUSH_SECONDS = 0.5
 FLUSH_LINES = 500
 
@@ -76,7 +78,7 @@ class Capture:
                 if not due or not self.lines:
                     return
                 lines, self.lines, self.last_flush = self.lines, [], time.monotonic()
-            bucket, _, prefix = self.destination.removeprefix("s3://").partition("/")
+            bucket, prefix = split_uri(self.destination)
             client = s3()
             for variant in dict.fromkeys(v for _, v, _ in lines):
                 mine = [(when, line) for when, v, line in lines if v == variant]

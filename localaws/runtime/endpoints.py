@@ -30,6 +30,7 @@ from localaws.runtime import vpc
 from localaws.runtime.capture import FLUSH_SECONDS, Capture
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
 from localaws.runtime.endpoint_telemetry import EndpointTelemetry
+from localaws.s3 import read_object
 
 TELEMETRY_SECONDS = 1.0  # how often metrics and log lines are published
 
@@ -281,8 +282,7 @@ class EndpointHost:
     def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
         model, container = model_container(sagemaker, variant["ModelName"])
         session = self._session_for_region(region)
-        bucket, _, key = container["ModelDataUrl"].removeprefix("s3://").partition("/")
-        archive = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        archive = read_object(session.client("s3"), container["ModelDataUrl"])
         isolated = model.get("EnableNetworkIsolation", False)
         try:
             network = None if isolated else vpc.network_environment(self._network_environment(), session.client("ec2"), model.get("VpcConfig"))

@@ -35,6 +35,7 @@ from localaws.runtime import image_env, vpc
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from localaws.runtime.endpoints import EndpointError, model_container
 from localaws.runtime.reaper import REAPER, kill_group
+from localaws.s3 import download_keys, list_keys, read_object, split_uri, upload_bytes, upload_dir
 from localaws.sagemaker import transform
 
 OPT_ML = "/opt/ml"
@@ -172,23 +173,22 @@ class JobRunner:
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise JobFailed("ClientError: the local AWS reads S3Prefix inputs only (no manifest files)")
         s3 = session.client("s3")
-        bucket, prefix = _split_uri(source["S3Uri"])
-        keys = _keys(s3, bucket, prefix)
+        bucket, prefix = split_uri(source["S3Uri"])
+        keys = list_keys(s3, bucket, prefix)
         if not keys:
             raise JobFailed(f"ClientError: no objects under {source['S3Uri']}")
-        archive_bucket, archive_key = _split_uri(container["ModelDataUrl"])
         state.enter("Starting", "Starting the model's serving container")
         isolated = model.get("EnableNetworkIsolation", False)
         try:
             serving = start_serving_container(
-                f"transform/{name}", s3.get_object(Bucket=archive_bucket, Key=archive_key)["Body"].read(), container.get("Environment", {}),
+                f"transform/{name}", read_object(s3, container["ModelDataUrl"]), container.get("Environment", {}),
                 network_isolation=isolated,
                 network_environment=None if isolated else self._network_environment(session, model.get("VpcConfig")),
             )
         except ContainerFailed as error:
             raise JobFailed(f"ClientError: {error}") from None
         output = spec["TransformOutput"]
-        out_bucket, out_prefix = _split_uri(output["S3OutputPath"])
+        out_bucket, out_prefix = split_uri(output["S3OutputPath"])
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]} if output.get("KmsKeyId") else {}
         headers = {"Content-Type": settings.content_type, "Accept": settings.accept}
         try:
@@ -268,7 +268,7 @@ class JobRunner:
         state.enter("Uploading", "Uploading generated output data")
         for root in roots:
             for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
-                _upload_dir(session, _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
+                upload_dir(session.client("s3"), _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
         return []
 
     # --- training ---------------------------------------------------------------------
@@ -306,9 +306,9 @@ class JobRunner:
             raise JobStopped
         state.enter("Uploading", "Uploading generated training model")
         if checkpoint:
-            _upload_dir(session, checkpoint_dir, checkpoint)
+            upload_dir(session.client("s3"), checkpoint_dir, checkpoint)
         output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
-        _upload_bytes(session, output, _tar_gz(root / "model"))
+        upload_bytes(session.client("s3"), output, _tar_gz(root / "model"))
         return [{"MetricName": k, "Value": v, "Timestamp": datetime.now(timezone.utc)} for k, v in result.items()]
 
 
@@ -395,43 +395,14 @@ def _start_process(command: list[str], root: Path, environment: dict[str, str]) 
     return process
 
 
-def _split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tuple[int, int], required: bool = True) -> None:
     """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
-    bucket, prefix = _split_uri(uri)
     s3 = session.client("s3")
-    keys = _keys(s3, bucket, prefix)
+    keys = list_keys(s3, *split_uri(uri))
     if not keys and required:
         raise JobFailed(f"ClientError: no objects under {uri}")
     index, count = shard
-    target.mkdir(parents=True, exist_ok=True)
-    for key in keys[index::count]:
-        relative = key[len(prefix):].lstrip("/") or Path(key).name
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(destination))
-
-
-def _keys(s3, bucket: str, prefix: str) -> list[str]:
-    """Every key under `prefix`, all pages, sorted."""
-    return sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                  for item in page.get("Contents", []))
-
-
-def _upload_dir(session: boto3.Session, directory: Path, uri: str) -> None:
-    bucket, prefix = _split_uri(uri)
-    s3 = session.client("s3")
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(directory).as_posix()}")
-
-
-def _upload_bytes(session: boto3.Session, uri: str, body: bytes) -> None:
-    bucket, key = _split_uri(uri)
-    session.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    download_keys(s3, uri, keys[index::count], target)
 
 
 def _tar_gz(directory: Path) -> bytes:

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import boto3
 
+from localaws.s3 import split_uri
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.pipeline_definition import all_steps, duration, in_dependency_order, parameter_values
 
@@ -280,7 +281,7 @@ class PipelineRunner:
         step = next(s for s in all_steps(execution.definition["Steps"]) if s["Name"] == step_name)
         declared = next(f for f in step["PropertyFiles"] if f["PropertyFileName"] == property_file)
         output_uri = self._get(execution, f"Steps.{step_name}.ProcessingOutputConfig.Outputs['{declared['OutputName']}'].S3Output.S3Uri")
-        bucket, _, key = f"{output_uri.rstrip('/')}/{declared['FilePath']}".removeprefix("s3://").partition("/")
+        bucket, key = split_uri(f"{output_uri.rstrip('/')}/{declared['FilePath']}")
         s3 = self._session_factory().client("s3")
         try:
             document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
