@@ -16,7 +16,7 @@ from tests.helpers import close_step_runner
 # What must stay slow: each runs the lab's real pieces end to end (a whole lab run, the
 # pipeline with a live endpoint, serving containers started as SageMaker starts them).
 # Longest first (2-4 minutes down to ~40 s each on 2 cores).
-SLOW_MODULES = ("test_readme_by_hand", "test_lab_pipeline", "test_offline_lab", "test_endpoint_variants", "test_compliance", "test_container_conformance")
+SLOW_MODULES = ("test_readme_by_hand", "test_lab_pipeline", "test_endpoint_variants", "test_compliance", "test_container_conformance")
 
 
 def schedule_rank(module: str) -> int:
