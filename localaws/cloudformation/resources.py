@@ -30,19 +30,28 @@ from localaws.sagemaker.pipeline_definition import validate
 
 
 class _LocalModel(CloudFormationModel):
-    """Shared plumbing: a resource that remembers its physical id and deletes itself."""
+    """Shared plumbing: a resource that remembers its physical id and deletes itself.
 
+    A subclass names its resource type (CFN_TYPE), the template property that names the
+    resource if it has one (NAME_PROPERTY), and the GetAtt attributes it has (ATTRIBUTES)."""
+
+    CFN_TYPE = CloudFormationModel.cloudformation_type()  # moto's placeholder: the base is no type
+    NAME_PROPERTY = ""
+    ATTRIBUTES: tuple[str, ...] = ()
     physical_resource_id: str
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    # moto calls these on the class (cloudformation/parsing.py and the model map register() makes).
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.CFN_TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
         return attr in cls.ATTRIBUTES
-
-    ATTRIBUTES: tuple[str, ...] = ()
 
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         return getattr(self, attribute_name)
@@ -59,19 +68,13 @@ class _LocalModel(CloudFormationModel):
 class DeliveryStream(_LocalModel):
     """AWS::KinesisFirehose::DeliveryStream, created in moto's Firehose backend."""
 
+    CFN_TYPE = "AWS::KinesisFirehose::DeliveryStream"
+    NAME_PROPERTY = "DeliveryStreamName"
     ATTRIBUTES = ("Arn",)
 
     def __init__(self, name: str, arn: str) -> None:
         self.physical_resource_id = name
         self.Arn = arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "DeliveryStreamName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::KinesisFirehose::DeliveryStream"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -115,13 +118,11 @@ class Bucket(FakeBucket):
 class BucketPolicy(_LocalModel):
     """AWS::S3::BucketPolicy, attached in moto's S3 backend (which enforces basic policies)."""
 
+    CFN_TYPE = "AWS::S3::BucketPolicy"
+
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
         self.physical_resource_id = bucket
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -139,17 +140,12 @@ class BucketPolicy(_LocalModel):
 class LogStream(_LocalModel):
     """AWS::Logs::LogStream, created in moto's CloudWatch Logs backend."""
 
+    CFN_TYPE = "AWS::Logs::LogStream"
+    NAME_PROPERTY = "LogStreamName"
+
     def __init__(self, group: str, name: str) -> None:
         self.group = group
         self.physical_resource_id = name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "LogStreamName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Logs::LogStream"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -166,6 +162,8 @@ class LogStream(_LocalModel):
 class ModelPackageGroup(_LocalModel):
     """AWS::SageMaker::ModelPackageGroup, created in moto's SageMaker backend (Ref is the ARN)."""
 
+    CFN_TYPE = "AWS::SageMaker::ModelPackageGroup"
+    NAME_PROPERTY = "ModelPackageGroupName"
     ATTRIBUTES = ("ModelPackageGroupArn", "CreationTime", "ModelPackageGroupStatus")
 
     def __init__(self, name: str, arn: str) -> None:
@@ -174,14 +172,6 @@ class ModelPackageGroup(_LocalModel):
         self.ModelPackageGroupArn = arn
         self.CreationTime = ""
         self.ModelPackageGroupStatus = "Completed"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "ModelPackageGroupName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SageMaker::ModelPackageGroup"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -201,18 +191,12 @@ class Pipeline(_LocalModel):
     """AWS::SageMaker::Pipeline, created in moto's SageMaker backend after the definition
     passes the checks CreatePipeline applies (sagemaker/pipeline_definition.py); Ref is the name."""
 
+    CFN_TYPE = "AWS::SageMaker::Pipeline"
+    NAME_PROPERTY = "PipelineName"
     ATTRIBUTES = ("PipelineName",)
 
     def __init__(self, name: str) -> None:
         self.physical_resource_id = self.PipelineName = name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "PipelineName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SageMaker::Pipeline"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -236,18 +220,12 @@ class Pipeline(_LocalModel):
 class Alarm(_LocalModel):
     """AWS::CloudWatch::Alarm (single-metric), created in moto's CloudWatch backend."""
 
+    CFN_TYPE = "AWS::CloudWatch::Alarm"
+    NAME_PROPERTY = "AlarmName"
     ATTRIBUTES = ("Arn",)
 
     def __init__(self, name: str, arn: str) -> None:
         self.physical_resource_id, self.Arn = name, arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -279,13 +257,11 @@ class Alarm(_LocalModel):
 class ScalableTarget(_LocalModel):
     """AWS::ApplicationAutoScaling::ScalableTarget; Ref is "resourceId|dimension|namespace" as on AWS."""
 
+    CFN_TYPE = "AWS::ApplicationAutoScaling::ScalableTarget"
+
     def __init__(self, namespace: str, resource_id: str, dimension: str) -> None:
         self.namespace, self.resource_id, self.dimension = namespace, resource_id, dimension
         self.physical_resource_id = f"{resource_id}|{dimension}|{namespace}"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApplicationAutoScaling::ScalableTarget"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -303,12 +279,10 @@ class ScalableTarget(_LocalModel):
 class ScalingPolicy(_LocalModel):
     """AWS::ApplicationAutoScaling::ScalingPolicy on a target named by ScalingTargetId."""
 
+    CFN_TYPE = "AWS::ApplicationAutoScaling::ScalingPolicy"
+
     def __init__(self, name: str, target: tuple[str, str, str]) -> None:
         self.physical_resource_id, self.target = name, target
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApplicationAutoScaling::ScalingPolicy"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -328,9 +302,7 @@ class ScalingPolicy(_LocalModel):
 class KmsKey(_LocalModel):
     """AWS::KMS::Key: moto's own model fails on template tags ({Key, Value} vs {TagKey, TagValue})."""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::KMS::Key"
+    CFN_TYPE = "AWS::KMS::Key"
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
@@ -351,13 +323,11 @@ class KmsKey(_LocalModel):
 class TopicPolicy(_LocalModel):
     """AWS::SNS::TopicPolicy: the policy set on each topic in moto's SNS backend."""
 
+    CFN_TYPE = "AWS::SNS::TopicPolicy"
+
     def __init__(self, topics: list[str]) -> None:
         self.topics = topics
         self.physical_resource_id = ",".join(topics)
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::TopicPolicy"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -373,12 +343,10 @@ class TopicPolicy(_LocalModel):
 class Subscription(_LocalModel):
     """AWS::SNS::Subscription: subscribed in moto's SNS backend (which delivers to SQS)."""
 
+    CFN_TYPE = "AWS::SNS::Subscription"
+
     def __init__(self, arn: str) -> None:
         self.physical_resource_id = arn
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::Subscription"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -392,12 +360,10 @@ class Subscription(_LocalModel):
 class QueuePolicy(_LocalModel):
     """AWS::SQS::QueuePolicy: the Policy attribute of each queue in moto's SQS backend."""
 
+    CFN_TYPE = "AWS::SQS::QueuePolicy"
+
     def __init__(self, queues: list[str]) -> None:
         self.physical_resource_id = ",".join(queues)
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -413,18 +379,12 @@ class QueuePolicy(_LocalModel):
 class Schedule(_LocalModel):
     """AWS::Scheduler::Schedule in moto's EventBridge Scheduler backend (which never fires it)."""
 
+    CFN_TYPE = "AWS::Scheduler::Schedule"
+    NAME_PROPERTY = "Name"
     ATTRIBUTES = ("Arn",)
 
     def __init__(self, name: str, group: str, arn: str) -> None:
         self.physical_resource_id, self.group, self.Arn = name, group, arn
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Scheduler::Schedule"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -445,19 +405,13 @@ class Schedule(_LocalModel):
 class DataQualityJobDefinition(_LocalModel):
     """AWS::SageMaker::DataQualityJobDefinition, kept by the local Model Monitor API (Ref: the ARN)."""
 
+    CFN_TYPE = "AWS::SageMaker::DataQualityJobDefinition"
+    NAME_PROPERTY = "JobDefinitionName"
     ATTRIBUTES = ("JobDefinitionArn", "JobDefinitionName", "CreationTime")
 
     def __init__(self, name: str, arn: str) -> None:
         self.physical_resource_id = self.JobDefinitionArn = arn
         self.JobDefinitionName, self.CreationTime = name, ""
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "JobDefinitionName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SageMaker::DataQualityJobDefinition"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
@@ -474,19 +428,13 @@ class DataQualityJobDefinition(_LocalModel):
 class MonitoringSchedule(_LocalModel):
     """AWS::SageMaker::MonitoringSchedule, kept by the local Model Monitor API (Ref: the ARN)."""
 
+    CFN_TYPE = "AWS::SageMaker::MonitoringSchedule"
+    NAME_PROPERTY = "MonitoringScheduleName"
     ATTRIBUTES = ("MonitoringScheduleArn", "CreationTime", "LastModifiedTime")
 
     def __init__(self, name: str, arn: str) -> None:
         self.name, self.physical_resource_id, self.MonitoringScheduleArn = name, arn, arn
         self.CreationTime = self.LastModifiedTime = ""
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "MonitoringScheduleName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SageMaker::MonitoringSchedule"
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
