@@ -2,7 +2,7 @@
 
 boto3 reaches it through the standard AWS_ENDPOINT_URL variable, so lab scripts run
 unchanged against it. In front of moto sits the SageMaker layer, which runs the jobs
-moto only records (see sagemaker_layer.py).
+moto only records (see sagemaker/protocol.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Lab steps started from a warm interpreter: what `python lab_scripts/NN_x.py args` does,
-without importing boto3, pandas and numpy again for every step (~1 s each).
+without importing boto3, pandas and numpy again for every step (slow imports, each time).
 
 A zygote process imports them once, then forks one child per step; the child becomes the
 step exactly as the interpreter would start it (its argv, sys.path[0] the script's folder,

@@ -40,7 +40,7 @@ class _LocalModel(CloudFormationModel):
     ATTRIBUTES: tuple[str, ...] = ()
     physical_resource_id: str
 
-    # moto calls these on the class (cloudformation/parsing.py and the model map register() makes).
+    # moto calls these on the class (moto/cloudformation/parsing.py, and the map register() makes).
     @classmethod
     def cloudformation_type(cls) -> str:
         return cls.CFN_TYPE

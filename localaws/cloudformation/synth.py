@@ -1,11 +1,12 @@
 """Synthesize the CDK app in-process (no CDK CLI needed), with cdk-nag enforced as usual;
 and a cache of synthesized assemblies keyed on everything synthesis reads.
 
-Synthesis takes ~7 s plus ~4 s to start the CDK's Node runtime, on every offline run. Its
-output depends only on the stack code, cdk.json, the files it packages or imports, the
-context overrides, the CDK_* environment and the installed CDK versions: with those
-unchanged, the assembly is the same, so a run reuses it (`assembly_for`). A cached assembly
-was cdk-nag checked when it was made: the check is part of synthesis.
+Synthesis takes `synth_in_process_s` (bench/results.json) plus the start of the CDK's Node
+runtime, on every offline run. Its output depends only on the stack code, cdk.json, the
+files it packages or imports, the context overrides, the CDK_* environment and the installed
+CDK versions: with those unchanged, the assembly is the same, so a run reuses it
+(`assembly_for`). A cached assembly was cdk-nag checked when it was made: the check is part
+of synthesis.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
 
 def synthesize(outdir: Path | str, overrides: dict | None = None):
     """Write the lab's cloud assembly to `outdir`; returns the app (its .outdir is the path)."""
-    from stacks.lab import build_lab, new_app  # imports the CDK: ~4 s, only when synthesizing
+    from stacks.lab import build_lab, new_app  # imports the CDK (slow): only when synthesizing
 
     app = new_app(outdir=str(outdir), overrides=overrides)
     build_lab(app)
@@ -71,8 +72,9 @@ class SynthError(RuntimeError):
 
 def _synthesize_apart(outdir: Path, overrides: dict | None) -> None:
     """synthesize() in a process of its own, so the CDK's Node runtime and what the CDK takes
-    in Python (~700 MB PSS together) end with it: in-process, they stayed for the rest of a
-    lab run, whose peak they raised from 2.4 to 3.1 GB at 20k. Its output and errors go to ours."""
+    in Python end with it: in-process, that memory stayed for the rest of a lab run and raised
+    its peak (`lab_20k_peak_tree_pss_mib` in bench/results.json is the peak without it). Its
+    output and errors go to ours."""
     child = subprocess.run([sys.executable, "-m", "localaws.cloudformation.synth", str(outdir), json.dumps(overrides or {})], cwd=ROOT)
     if child.returncode != 0:
         raise SynthError(f"synthesis failed (exit {child.returncode}): its output is above")

@@ -41,7 +41,7 @@ class EndpointTelemetry:
 
     def __init__(self, endpoint: str, variant: str, log_file: Path, session: boto3.Session, instances: int = 1) -> None:
         self.endpoint, self.variant, self.instances = endpoint, variant, instances
-        # Made once: a session and two clients cost ~180 ms, and publication runs every second.
+        # Made once: a session and two clients are slow to make, and publication runs every second.
         self._cloudwatch, self._logs = session.client("cloudwatch"), session.client("logs")
         self.log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
         self.log_stream = f"{variant}/i-{secrets.token_hex(9)[:17]}"  # an EC2 instance id

@@ -23,9 +23,11 @@ INTEGER_PARAMS = {"max_depth", "seed", "max_bin", "num_parallel_tree", "nthread"
 
 # Offline, training shares this machine with the local AWS that answers the lab's polls.
 # XGBoost's OpenMP threads spin while they wait, so with one thread per core any other
-# busy process slows training 3-5x and makes it erratic (measured: bench/pipeline.py,
-# training_20k_busy_core_*). One core is left to the rest, and trainings take turns on
-# the others (tuning's parallel children too): never more XGBoost threads than cores.
+# busy process slows training and makes it erratic (bench/pipeline.py; in bench/results.json
+# training_20k_busy_core_per_core_vs_fitted_ratio, and the spread
+# training_20k_busy_core_per_core_max_vs_min_ratio against ..._fitted_max_vs_min_ratio).
+# One core is left to the rest, and trainings take turns on the others (tuning's parallel
+# children too): never more XGBoost threads than cores.
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

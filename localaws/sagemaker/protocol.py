@@ -1,6 +1,7 @@
 """A thin WSGI layer in front of moto for the SageMaker calls moto records but does not run.
 
-Protocol only (recognising calls, patching replies); the work is in sagemaker_jobs.
+Protocol only (recognising calls, routing them); the work is in jobs.py (and pipelines.py,
+deployments.py, monitoring.py), the shaping of Describe*/List* replies in describe.py.
 SageMaker speaks JSON with `X-Amz-Target: SageMaker.<Operation>`:
 - CreateProcessingJob / CreateTrainingJob: moto records the job, then the runner runs it;
 - CreateHyperParameterTuningJob: the runner trains the child jobs (moto invents a
@@ -223,7 +224,7 @@ class SageMakerLayer:
         return request.pass_on()
 
     def _monitoring(self, request: Request) -> Iterable[bytes]:
-        """Model Monitor's control plane, which moto lacks (see monitoring_api.py)."""
+        """Model Monitor's control plane, which moto lacks (see monitoring.py)."""
         try:
             reply = STORE.handle(request.operation, request.json, self.account_id, request.region)
         except MonitoringApiError as error:
