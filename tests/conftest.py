@@ -13,9 +13,9 @@ from localaws.cloudformation.synth import assembly_for, synthesize
 from tests.helpers import close_step_runner
 
 
-# What must stay slow: each runs the lab's real pieces end to end (a whole lab run, the
-# pipeline with a live endpoint, serving containers started as SageMaker starts them).
-# Longest first (2-4 minutes down to ~40 s each on 2 cores).
+# What must stay slow: each runs the lab's real pieces end to end (the suite's one whole lab,
+# the README by hand; the pipeline with a live endpoint; serving containers started as
+# SageMaker starts them; checkov). Longest first (`pytest --durations=10` shows the order).
 SLOW_MODULES = ("test_readme_by_hand", "test_lab_pipeline", "test_endpoint_variants", "test_compliance", "test_container_conformance")
 
 
@@ -29,8 +29,8 @@ def pytest_collection_modifyitems(items):
     """Slow modules first, longest first, marked `slow`: with `-n 3 --dist loadfile
     --no-loadscope-reorder` (make test) the three longest start at once, one per worker, and
     the quick ones fill in around the rest. Three workers on two cores: the lab runs wait on
-    containers and jobs much of their time (473 s with two workers, 418 s with three, 469 s
-    with four, measured one after another on the same machine)."""
+    containers and jobs much of their time, so a third worker fills it (measured against two
+    and four one after another on the same machine)."""
     for item in items:
         if schedule_rank(item.module.__name__) < len(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)

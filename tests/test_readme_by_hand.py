@@ -49,7 +49,7 @@ def script(commands: list[str]) -> str:
             command = command.replace(PLACEHOLDER, "$ARN")
         lines.append(f"echo {shlex.quote('$ ' + command)}")
         output = " | tee step04.out" if "04_evaluate_and_register" in command else ""
-        lines.append(f"{command} 2>&1{output}")
+        lines.append(f"{command.split(' #')[0].rstrip()} 2>&1{output}")  # a trailing comment would swallow the redirection
     return "\n".join(lines)
 
 
