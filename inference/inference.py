@@ -121,7 +121,7 @@ def parse_request(body: bytes | str, content_type: str) -> np.ndarray:
 def _csv_matrix(raw: bytes) -> np.ndarray | None:
     """The common case, parsed in C by numpy: finite numbers, every row complete. None when
     the body needs _csv_rows, which reads it line by line and names what is wrong (and
-    takes empty fields as missing values). Batches parse faster so (bench/results.json serving_batch500_rows_per_s)."""
+    takes empty fields as missing values)."""
     text = raw.decode("utf-8", errors="replace")
     if not text.strip():
         return None

@@ -299,8 +299,7 @@ def payments_to_send(s3, bucket: str, raw_prefix: str, args) -> list[tuple[str, 
             for label, rows, kinds in (("clean", clean_rows, []), ("drifted", drift_rows, args.drift))]
 
 
-# A NamedTuple, not a dataclass: dataclasses need the module in sys.modules, and the tests
-# load numbered steps (names starting with a digit) without registering them.
+# A NamedTuple, not a dataclass: as step 04's Evaluated, for the tests that load the step.
 class Lab(NamedTuple):
     """What the parts share: the lab's and the monitoring stack's outputs, the endpoint, the clients."""
 

@@ -231,8 +231,7 @@ def counted(cloudwatch, endpoint: str, before: dict[str, float], expected: Count
         time.sleep(next(waits))
 
 
-# A NamedTuple, not a dataclass: dataclasses need the module in sys.modules, and the tests
-# load numbered steps (names starting with a digit) without registering them.
+# A NamedTuple, not a dataclass: as step 04's Evaluated, for the tests that load the step.
 class Lab(NamedTuple):
     """What the three parts share: the endpoint, its own configuration, the two models, the traffic."""
 

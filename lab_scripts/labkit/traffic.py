@@ -33,8 +33,7 @@ def landed_history(s3, bucket: str, raw_prefix: str) -> tuple[pd.DataFrame, pd.S
 def features_of(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, label_delay_days: float) -> np.ndarray:
     """FEATURE_COLUMNS of the payments `rows` of `history` as the endpoint gets them, computed
     from their own customers' and terminals' payments only (`label_delay_days` from the
-    feature schema, as the model was trained): for the latest payments of a large history,
-    a part of it."""
+    feature schema, as the model was trained)."""
     mine = own_history(history, rows)
     return build_features(mine, labels[mine.index].fillna(0), label_delay_days=label_delay_days).loc[rows, FEATURE_COLUMNS].to_numpy(float)
 
@@ -42,7 +41,8 @@ def features_of(history: pd.DataFrame, labels: pd.Series, rows: pd.Index, label_
 def release_freed_memory() -> None:
     """Hand memory freed since (a landed history read, its features) back to the system:
     pyarrow's pool and the C heap keep it for reuse otherwise, and steps 08 and 09 then wait
-    for minutes beside serving containers, holding memory they no longer use."""
+    for minutes beside serving containers, holding memory they no longer use (what it hands
+    back: history_200k_freed_but_held_mib and history_200k_after_release_mib, bench/memory.py)."""
     pa.default_memory_pool().release_unused()
     libc = ctypes.util.find_library("c")
     if libc and hasattr(trim := ctypes.CDLL(libc), "malloc_trim"):  # glibc only; elsewhere the pool's release is all

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import boto3
 
-from localaws.s3 import split_uri
+from localaws.s3 import read_object
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.pipeline_definition import all_steps, duration, in_dependency_order, parameter_values
 
@@ -281,12 +281,12 @@ class PipelineRunner:
         step = next(s for s in all_steps(execution.definition["Steps"]) if s["Name"] == step_name)
         declared = next(f for f in step["PropertyFiles"] if f["PropertyFileName"] == property_file)
         output_uri = self._get(execution, f"Steps.{step_name}.ProcessingOutputConfig.Outputs['{declared['OutputName']}'].S3Output.S3Uri")
-        bucket, key = split_uri(f"{output_uri.rstrip('/')}/{declared['FilePath']}")
+        uri = f"{output_uri.rstrip('/')}/{declared['FilePath']}"
         s3 = self._session_factory().client("s3")
         try:
-            document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            document = json.loads(read_object(s3, uri))
         except (s3.exceptions.NoSuchKey, json.JSONDecodeError) as error:
-            raise StepFailed(f"JsonGet {property_file}: s3://{bucket}/{key} is missing or not JSON ({error})") from None
+            raise StepFailed(f"JsonGet {property_file}: {uri} is missing or not JSON ({error})") from None
         try:
             return walk(document, spec["Path"])
         except KeyError as error:
