@@ -1,8 +1,8 @@
 """Synthesize the CDK app in-process (no CDK CLI needed), with cdk-nag enforced as usual;
 and a cache of synthesized assemblies keyed on everything synthesis reads.
 
-Synthesis takes `synth_in_process_s` (bench/results.json) plus the start of the CDK's Node
-runtime, on every offline run. Its output depends only on the stack code, cdk.json, the
+Synthesis takes `synth_in_process_s` (bench/results.json; importing the CDK and starting its
+Node runtime included), on every offline run. Its output depends only on the stack code, cdk.json, the
 files it packages or imports, the context overrides, the CDK_* environment and the installed
 CDK versions: with those unchanged, the assembly is the same, so a run reuses it
 (`assembly_for`). A cached assembly was cdk-nag checked when it was made: the check is part
