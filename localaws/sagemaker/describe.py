@@ -35,14 +35,9 @@ LIST = {
 
 def job(kind: str, described: dict[str, Any], state: JobState) -> None:
     """A Describe* reply of a `kind` job as its run went."""
-    _, status_key, end_key = FIELDS[kind]
-    described[status_key] = state.status
+    summary(kind, described, state)
     if state.failure_reason:
         described["FailureReason"] = state.failure_reason
-    if state.ended:
-        described[end_key] = state.ended.timestamp()
-    else:
-        described.pop(end_key, None)
     if state.final_metrics:
         described["FinalMetricDataList"] = [
             {**m, "Timestamp": m["Timestamp"].timestamp() if isinstance(m["Timestamp"], datetime) else m["Timestamp"]}
