@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from labkit import drift
 from processing import evaluation
-from localaws.offline_lab import LabRun, deploy_endpoint_stack, predicted_package_arn
+from localaws.offline_lab import LabRun, deploy_endpoint_stack
 from localaws.cloudwatch.alarms import evaluate
 from localaws.server import ACCOUNT_ID
 from moto.cloudwatch.models import cloudwatch_backends
@@ -52,8 +52,10 @@ def pipeline(local_aws, tmp_path_factory):
         ("08_monitor_drift.py", ("--requests", "5")),
     ):
         if script == "05_deploy_endpoint.py":  # what make lab runs after step 04: `cdk deploy --all -c ...=<arn>`
-            predicted = assembly_for({"fraudlab:modelPackageArn": predicted_package_arn(server.region)})
-            deploy_endpoint_stack(LabRun(server, env, cwd, predicted, steps=None))
+            # The assembly for the ARN step 04 recorded: make lab's own, or the one it would
+            # synthesize when the shared local AWS held other packages first (one synthesis).
+            arn = results_of(cwd, "04_evaluate_and_register")["model_package_arn"]
+            deploy_endpoint_stack(LabRun(server, env, cwd, assembly_for({"fraudlab:modelPackageArn": arn}), steps=None))
         runs[script] = run_step(script, env, *args, cwd=cwd)
         assert runs[script].returncode == 0, runs[script].stdout + runs[script].stderr
         recorded[script] = results_of(cwd, script.removesuffix(".py"))  # tests below rerun some steps
