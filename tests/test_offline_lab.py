@@ -42,7 +42,7 @@ def test_a_failing_step_stops_the_lab_and_says_why(tmp_path):
     assert "✗ lab stopped at 00_preflight: exit code 1" in completed.stdout
     assert "Warning" not in completed.stdout + completed.stderr  # regression: moto's UserWarning in every make lab
     page = (workdir / "build/lab-report/index.html").read_text()
-    assert "00_preflight" in page and "FAILED" in page.upper()
+    assert '<tr><td>00_preflight</td><td class="failed">FAILED</td>' in page and "<td>01_stream_transactions</td>" not in page
 
 
 def test_a_size_too_small_to_split_is_refused_before_anything_runs(tmp_path):
