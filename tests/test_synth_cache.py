@@ -6,6 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -39,6 +42,40 @@ def test_cdk_environment_is_an_input(sources, monkeypatch):
     assert synth.source_key(sources) != before
 
 
+def test_variables_only_the_cdk_cli_reads_are_not_inputs(sources, monkeypatch):
+    """Regression: make test exports CDK_DISABLE_CLI_TELEMETRY, a learner's shell does not:
+    the labs the tests run in a learner's environment synthesized every assembly again."""
+    monkeypatch.delenv("CDK_DISABLE_CLI_TELEMETRY", raising=False)
+    before = synth.source_key(sources)
+    monkeypatch.setenv("CDK_DISABLE_CLI_TELEMETRY", "true")
+    assert synth.source_key(sources) == before
+
+
+def test_processes_wanting_the_same_assembly_at_once_synthesize_it_once(tmp_path, monkeypatch):
+    """Regression: at the start of a test session three workers and the README's lab each
+    synthesized the default assembly at the same time. flock excludes across open files,
+    so two threads stand for two processes here."""
+    made, second_waits = [], threading.Event()
+
+    def slow_synthesize(outdir, overrides=None):
+        made.append(overrides)
+        second_waits.wait(timeout=30)
+        time.sleep(0.3)  # the second caller is at the cache by now
+        outdir.mkdir(parents=True)
+        (outdir / "manifest.json").write_text("{}")
+
+    monkeypatch.setattr(synth, "synthesize", slow_synthesize)
+    monkeypatch.setattr(synth, "_synthesize_apart", slow_synthesize)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(synth.assembly_for, None, tmp_path)
+        while not made:
+            time.sleep(0.01)
+        second_waits.set()
+        second = pool.submit(synth.assembly_for, None, tmp_path)
+        assert first.result() == second.result()
+    assert made == [None]
+
+
 def test_a_cached_assembly_is_reused_per_override_set(tmp_path, monkeypatch):
     made = []
 
@@ -67,7 +104,7 @@ def test_a_failed_synthesis_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "_synthesize_apart", failing_synthesize)
     with pytest.raises(synth.SynthError):
         synth.assembly_for({"fraudlab:driftThreshold": "bad"}, cache=tmp_path)
-    assert not list(tmp_path.iterdir())
+    assert [p.suffix for p in tmp_path.iterdir()] == [".lock"]  # its lock only: a later run may wait on it
 
 
 def test_pruning_keeps_every_assembly_of_the_current_source(tmp_path):

@@ -6,10 +6,12 @@ Node runtime included), on every offline run. Its output depends only on the sta
 files it packages or imports, the context overrides, the CDK_* environment and the installed
 CDK versions: with those unchanged, the assembly is the same, so a run reuses it
 (`assembly_for`). A cached assembly was cdk-nag checked when it was made: the check is part
-of synthesis.
+of synthesis. Processes that need the same assembly at once (a test session's workers, a
+lab in a subprocess) synthesize it once: the others wait for it.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +30,10 @@ KEPT_OTHER_SOURCES = 3  # other sources whose assemblies are kept (another branc
 # What synthesis reads: the stacks, the context, and the code it imports or packages.
 INPUTS = ("stacks/**/*.py", "processing/*.py", "cdk.json", "localaws/cloudformation/synth.py")
 PACKAGES = ("aws-cdk-lib", "constructs", "cdk-nag", "jsii")
+# CDK_* variables only the CDK CLI reads (none occurs in aws-cdk-lib's code): not inputs.
+# Regression: make test exports CDK_DISABLE_CLI_TELEMETRY and a learner's shell does not,
+# so the labs the tests start in a learner's environment synthesized everything again.
+CLI_ONLY = ("CDK_DISABLE_CLI_TELEMETRY", "CDK_DISABLE_VERSION_CHECK")
 
 
 def synthesize(outdir: Path | str, overrides: dict | None = None):
@@ -48,20 +54,26 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
     if (ready / "manifest.json").exists():
         os.utime(ready)  # most recently used: pruned last
         return ready
-    scratch = cache / f"{ready.name}.{os.getpid()}.tmp"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        if "aws_cdk" in sys.modules:  # the CDK and its Node runtime are up already: reuse them
-            synthesize(scratch, overrides)
-        else:
-            _synthesize_apart(scratch, overrides)
-    except BaseException:  # a cdk-nag finding, a bad context value, Ctrl-C: leave no half assembly
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{ready.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process synthesizing this assembly: wait for it
+        if (ready / "manifest.json").exists():
+            os.utime(ready)
+            return ready
+        scratch = cache / f"{ready.name}.{os.getpid()}.tmp"
         shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    try:
-        scratch.rename(ready)
-    except OSError:  # another run cached the same assembly meanwhile: identical, keep theirs
-        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            if "aws_cdk" in sys.modules:  # the CDK and its Node runtime are up already: reuse them
+                synthesize(scratch, overrides)
+            else:
+                _synthesize_apart(scratch, overrides)
+        except BaseException:  # a cdk-nag finding, a bad context value, Ctrl-C: leave no half assembly
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        try:
+            scratch.rename(ready)
+        except OSError:  # a process that took no lock (an older kit) cached it meanwhile: identical, keep theirs
+            shutil.rmtree(scratch, ignore_errors=True)
     _prune(cache, current=source_key())
     return ready
 
@@ -88,7 +100,7 @@ def source_key(root: Path = ROOT) -> str:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     for package in PACKAGES:
         digest.update(f"{package}=={metadata.version(package)}\0".encode())
-    for name in sorted(k for k in os.environ if k.startswith("CDK_")):
+    for name in sorted(k for k in os.environ if k.startswith("CDK_") and k not in CLI_ONLY):
         digest.update(f"{name}={os.environ[name]}\0".encode())
     return digest.hexdigest()[:16]
 
@@ -112,6 +124,9 @@ def _prune(cache: Path, current: str) -> None:
     for assembly, source in source_of.items():
         if source not in kept:
             shutil.rmtree(assembly, ignore_errors=True)
+    for lock in cache.glob("*.lock"):  # a dropped source's: its assemblies are gone
+        if lock.name.split("-", 1)[0] not in kept:
+            lock.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":  # assembly_for's own process: python -m localaws.cloudformation.synth OUTDIR OVERRIDES_JSON
