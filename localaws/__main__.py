@@ -55,9 +55,11 @@ def deploy(context: list[str]) -> int:
         overrides[key] = value
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("AWS_ENDPOINT_URL is not set: `make local-up` and `source .localaws/env` first")
-    assembly = assembly_for(overrides)
     # boto3 reads AWS_DEFAULT_REGION; the AWS docs (and .localaws/env) also set AWS_REGION.
-    for report in deploy_assembly(assembly, boto3.Session(region_name=os.environ.get("AWS_REGION") or None)):
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
+    session.client("sts").get_caller_identity()  # the local AWS answers: before a synthesis, not after it
+    assembly = assembly_for(overrides)
+    for report in deploy_assembly(assembly, session):
         print(report.summary(), flush=True)
     return 0
 

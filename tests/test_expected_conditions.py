@@ -56,10 +56,12 @@ def test_a_model_left_pending_says_how_to_approve_it(fresh_lab, tmp_path):
         sagemaker.delete_model_package(ModelPackageName=arn)
 
 
-def test_localaws_deploy_without_a_local_aws_is_one_line():
-    """Regression: `python -m localaws deploy` printed a traceback."""
+def test_localaws_deploy_without_a_local_aws_is_one_line_before_any_synthesis():
+    """Regression: `python -m localaws deploy` printed a traceback; then it synthesized first
+    and said so only after it (the context here would fail synthesis with its own error)."""
     env = {**isolated_env(AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y"),
            "AWS_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "localaws", "deploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "localaws", "deploy", "-c", "fraudlab:maxAzs=three"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip() == "✗ no local AWS at http://127.0.0.1:9/: start one with `make local-up`, then `source .localaws/env`", result.stderr
