@@ -16,6 +16,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from localaws import moto_fixes
+from localaws.clients import SharedClients
 from localaws.cloudformation import resources as cloudformation_resources
 from localaws.events import targets as event_targets
 from localaws.cloudwatch.alarms import AlarmEvaluator
@@ -51,13 +52,15 @@ class LocalAws:
         self._thread: threading.Thread | None = None
         self._runtime: RuntimeServer | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
-        self.jobs = JobRunner(self.session, container_environment=lambda: self.environment())
+        self._own_clients: dict[tuple[str, str], SharedClients] = {}
+        self._own_lock = threading.Lock()
+        self.jobs = JobRunner(self.own_clients, container_environment=lambda: self.environment())
         self.endpoints = EndpointHost(
-            lambda region: self.session(region), network_environment=lambda: self.environment(),
+            self.own_clients, network_environment=lambda: self.environment(),
             exists=lambda region, name: name in sagemaker_backends[ACCOUNT_ID][region].endpoints,
         )
-        self.pipelines = PipelineRunner(self.session, self.jobs)
-        self.deployments = DeploymentRunner(self.endpoints, lambda region: self.session(region), ACCOUNT_ID)
+        self.pipelines = PipelineRunner(self.own_clients, self.jobs)
+        self.deployments = DeploymentRunner(self.endpoints, self.own_clients, ACCOUNT_ID)
         self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
 
@@ -128,10 +131,19 @@ class LocalAws:
             region_name=region or self.region,
         )
 
+    def own_clients(self, region: str | None = None) -> SharedClients:
+        """The clients the local AWS calls itself with (capture flushes, jobs, pipeline steps,
+        deployments), one per service and region, shared by its threads."""
+        key = (region or self.region, self.endpoint_url)  # a restart may bring another port
+        with self._own_lock:
+            if key not in self._own_clients:
+                self._own_clients[key] = SharedClients(lambda: self.session(key[0]))
+            return self._own_clients[key]
+
     def _start_pipeline(self, region: str, name: str, parameters: list[dict[str, str]]) -> None:
         """What EventBridge does for a rule's SageMaker pipeline target. The target's ARN holds
         the name in lower case, as SageMaker writes pipeline ARNs; moto keys pipelines by name."""
-        sagemaker = self.session(region).client("sagemaker")
+        sagemaker = self.own_clients(region).client("sagemaker")
         names = [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]
         sagemaker.start_pipeline_execution(PipelineName=next((n for n in names if n.lower() == name.lower()), name), PipelineParameters=parameters)
 

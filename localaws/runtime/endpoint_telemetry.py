@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import boto3
+from localaws.clients import ClientSource
 
 NAMESPACE = "AWS/SageMaker"
 VALUES_PER_DATUM = 150  # PutMetricData's limit of distinct Values in one datum
@@ -39,7 +39,7 @@ class _Window:
 class EndpointTelemetry:
     """One endpoint variant's metrics and log, published by the endpoint host's housekeeping."""
 
-    def __init__(self, endpoint: str, variant: str, log_file: Path, session: boto3.Session, instances: int = 1) -> None:
+    def __init__(self, endpoint: str, variant: str, log_file: Path, session: ClientSource, instances: int = 1) -> None:
         self.endpoint, self.variant, self.instances = endpoint, variant, instances
         # Made once: a session and two clients are slow to make, and publication runs every second.
         self._cloudwatch, self._logs = session.client("cloudwatch"), session.client("logs")

@@ -23,9 +23,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localaws.clients import ClientSource
 from localaws.runtime import vpc
 from localaws.runtime.capture import FLUSH_SECONDS, Capture
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
@@ -94,7 +94,7 @@ class HostedEndpoint:
 class EndpointHost:
     def __init__(
         self,
-        session_for_region: Callable[[str], boto3.Session],
+        session_for_region: Callable[[str], ClientSource],
         network_environment: Callable[[], dict[str, str]] = dict,
         exists: Callable[[str, str], bool] = lambda region, name: True,
     ) -> None:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import boto3
 from moto.sagemaker.models import sagemaker_backends
 
+from localaws.clients import ClientSource
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 
 WATCH_SECONDS = 0.5  # how often the rollback alarms are read while baking
@@ -48,7 +48,7 @@ class Deployment:
 
 
 class DeploymentRunner:
-    def __init__(self, host: EndpointHost, session_for_region: Callable[[str], boto3.Session], account_id: str) -> None:
+    def __init__(self, host: EndpointHost, session_for_region: Callable[[str], ClientSource], account_id: str) -> None:
         self._host, self._session_for_region, self._account_id = host, session_for_region, account_id
         self.deployments: dict[tuple[str, str], Deployment] = {}
 

@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import boto3
 
+from localaws.clients import ClientSource
 from localaws.runtime import image_env, vpc
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from localaws.runtime.endpoints import EndpointError, model_container
@@ -93,7 +93,7 @@ class JobRunner:
 
     def __init__(
         self,
-        session_factory: Callable[[], boto3.Session],
+        session_factory: Callable[[], ClientSource],
         workdir: Path | None = None,
         container_environment: Callable[[], dict[str, str]] = dict,
     ) -> None:
@@ -102,7 +102,7 @@ class JobRunner:
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="localaws-jobs-"))
         self.jobs: dict[str, JobState] = {}
 
-    def _network_environment(self, session: boto3.Session, vpc_config: dict | None) -> dict[str, str]:
+    def _network_environment(self, session: ClientSource, vpc_config: dict | None) -> dict[str, str]:
         """How a container with network access reaches AWS: through its VPC's endpoints only."""
         try:
             return vpc.network_environment(self._container_environment(), session.client("ec2"), vpc_config)
@@ -395,7 +395,7 @@ def _start_process(command: list[str], root: Path, environment: dict[str, str]) 
     return process
 
 
-def _download_prefix(session: boto3.Session, uri: str, target: Path, shard: tuple[int, int], required: bool = True) -> None:
+def _download_prefix(session: ClientSource, uri: str, target: Path, shard: tuple[int, int], required: bool = True) -> None:
     """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
     s3 = session.client("s3")
     keys = list_keys(s3, *split_uri(uri))
@@ -416,7 +416,7 @@ def _tar_gz(directory: Path) -> bytes:
 class _JobLogs:
     """Job output to CloudWatch Logs, where the console's "View logs" link points."""
 
-    def __init__(self, session: boto3.Session, group: str, job: str) -> None:
+    def __init__(self, session: ClientSource, group: str, job: str) -> None:
         self.logs, self.group = session.client("logs"), group
         try:
             self.logs.create_log_group(logGroupName=group)

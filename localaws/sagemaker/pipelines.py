@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-import boto3
 
+from localaws.clients import ClientSource
 from localaws.s3 import read_object
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.pipeline_definition import all_steps, duration, in_dependency_order, parameter_values
@@ -124,7 +124,7 @@ class Execution:
 class PipelineRunner:
     """Runs pipeline executions in background threads against the local AWS."""
 
-    def __init__(self, session_factory: Callable[[], boto3.Session], jobs: JobRunner) -> None:
+    def __init__(self, session_factory: Callable[[], ClientSource], jobs: JobRunner) -> None:
         self._session_factory, self._jobs = session_factory, jobs
         self.executions: dict[str, Execution] = {}
         self._lock = threading.Lock()
