@@ -6,7 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from labkit.model_artifact import ENVIRONMENT
 from localaws.step_runner import StepRunner
+
+# The serving environment of the tests' own models: one gunicorn worker, set with the serving
+# stack's own variable (sagemaker-containers reads SAGEMAKER_MODEL_SERVER_WORKERS; without it,
+# one worker per CPU). Tests send one request at a time, and each worker costs a start of its
+# own; the lab's models keep the default, as on an instance.
+TEST_MODEL_ENVIRONMENT = {**ENVIRONMENT, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent
 

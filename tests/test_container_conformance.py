@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from labkit.model_artifact import ENVIRONMENT, serving_artifact
+from labkit.model_artifact import serving_artifact
 from localaws.runtime import image_env
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from processing.features import FEATURE_COLUMNS
 from processing.model_artifact import MODEL_FILE, pack
+from tests.helpers import TEST_MODEL_ENVIRONMENT
 from tests.serving_cases import MALFORMED, N
 
 ROWS = np.vstack([np.full(N, 2.0), np.full(N, -2.0), np.zeros(N)])
@@ -45,7 +46,7 @@ def container(archive):
     _, why_not = image_env.network_sandbox()
     if why_not:
         warnings.warn(f"network isolation NOT verified: {why_not}; the container runs with this machine's network")
-    serving = start_serving_container("conformance/AllTraffic", archive, ENVIRONMENT, network_isolation=True)
+    serving = start_serving_container("conformance/AllTraffic", archive, TEST_MODEL_ENVIRONMENT, network_isolation=True)
     yield serving
     serving.stop()
 
@@ -108,7 +109,7 @@ def test_without_the_kit_s_pip_settings_the_install_needs_network_and_ping_never
     """The cloud blocker this kit once had: pip 26.1's isolated build downloads setuptools."""
     if image_env.network_sandbox()[1]:
         pytest.skip(f"network isolation unavailable here: {image_env.network_sandbox()[1]}")
-    environment = {k: v for k, v in ENVIRONMENT.items() if not k.startswith("PIP_")}
+    environment = {k: v for k, v in TEST_MODEL_ENVIRONMENT.items() if not k.startswith("PIP_")}
     with pytest.raises(ContainerFailed, match="did not pass the ping health check") as failed:
         start_serving_container("no-pip-settings/AllTraffic", archive, environment, network_isolation=True).stop()
     assert "setuptools" in str(failed.value) or "InstallModuleError" in str(failed.value)
@@ -116,7 +117,7 @@ def test_without_the_kit_s_pip_settings_the_install_needs_network_and_ping_never
 
 def test_where_unshare_is_not_permitted_the_container_still_serves_and_says_so(archive, monkeypatch):
     monkeypatch.setattr(image_env, "network_sandbox", lambda: ([], "`unshare --net` is not permitted here (test)"))
-    serving = start_serving_container("no-unshare/AllTraffic", archive, ENVIRONMENT, network_isolation=True)
+    serving = start_serving_container("no-unshare/AllTraffic", archive, TEST_MODEL_ENVIRONMENT, network_isolation=True)
     try:
         assert not serving.network_isolated and "not permitted" in serving.isolation_note
         assert "network isolation NOT applied offline" in serving.log_tail(100_000)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from labkit.model_artifact import ENVIRONMENT, serving_artifact
+from labkit.model_artifact import serving_artifact
 from localaws.server import LocalAws
 from processing.model_artifact import MODEL_FILE, pack, unpack
+from tests.helpers import TEST_MODEL_ENVIRONMENT
 from tests.serving_cases import N
 
 BUCKET = "variants"
@@ -43,7 +44,7 @@ def served():
         for name, artifact in (("champion", high), ("challenger", high), ("shadow", low)):
             s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=serving_artifact(artifact, threshold=0.5))
             sagemaker.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/variants", EnableNetworkIsolation=True,
-                                   PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/{name}/model.tar.gz", "Environment": ENVIRONMENT})
+                                   PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/{name}/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
 
         def variant(name: str, model: str, weight: float) -> dict:
             return {"VariantName": name, "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large", "InitialVariantWeight": weight}
@@ -172,7 +173,7 @@ def test_a_canary_that_fails_rolls_back_on_the_alarm_and_a_good_update_completes
     s3, sagemaker, runtime, cloudwatch = (session.client(service) for service in ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch"))
     s3.put_object(Bucket=BUCKET, Key="broken/model.tar.gz", Body=serving_artifact(broken(training_artifact(lambda x: x[:, 0] > 0.5)), threshold=0.5))
     sagemaker.create_model(ModelName="broken", ExecutionRoleArn="arn:aws:iam::123456789012:role/variants", EnableNetworkIsolation=True,
-                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/broken/model.tar.gz", "Environment": ENVIRONMENT})
+                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/broken/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
     for config, model in (("blue", "champion"), ("broken", "broken"), ("green", "challenger")):
         sagemaker.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])

@@ -11,8 +11,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from labkit.model_artifact import ENVIRONMENT, serving_artifact
+from labkit.model_artifact import serving_artifact
 from localaws.runtime import vpc
+from tests.helpers import TEST_MODEL_ENVIRONMENT
 from tests.test_endpoint_variants import training_artifact
 
 REGION = "eu-north-1"
@@ -97,7 +98,7 @@ def test_an_endpoint_s_container_in_a_vpc_gets_only_what_the_vpc_reaches(network
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=serving_artifact(training_artifact(lambda x: x[:, 0] > 0), threshold=0.5))
     sagemaker.create_model(ModelName="in-vpc", ExecutionRoleArn="arn:aws:iam::123456789012:role/vpc-reach", VpcConfig=vpc_config,
-                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{bucket}/model.tar.gz", "Environment": ENVIRONMENT})
+                           PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{bucket}/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
     sagemaker.create_endpoint_config(EndpointConfigName="in-vpc", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "in-vpc", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     sagemaker.create_endpoint(EndpointName="in-vpc", EndpointConfigName="in-vpc")
