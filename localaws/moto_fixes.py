@@ -4,11 +4,13 @@ Each fix names the gap it closes; `apply()` is idempotent and runs before the se
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import warnings
 from typing import Any
 
+from moto import backends as moto_backends
 from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.firehose.models import FirehoseBackend
@@ -188,7 +190,18 @@ def _delete_subnet_association(self: SubnetRouteTableAssociation, account_id: st
         table._associations.pop(getattr(self, "association_id", None), None)
 
 
+_listed_moto_modules = moto_backends.list_of_moto_modules
+
+
+@functools.cache
+def _moto_modules_listed_once() -> tuple[str, ...]:
+    """moto's dispatcher lists its package directory (a listdir and an isdir per entry) on
+    every request to find the service; the installed modules do not change while it runs."""
+    return tuple(_listed_moto_modules())
+
+
 def apply() -> None:
+    moto_backends.list_of_moto_modules = _moto_modules_listed_once
     # moto's serializer warns that its own DependencyViolation (a VPC deleted before its
     # dependents, which destroy.py then deletes) has no error shape: noise in `make lab`.
     warnings.filterwarnings("ignore", message=r"Exception\(DependencyViolationError\) with code DependencyViolation", category=UserWarning)
