@@ -38,19 +38,24 @@ def statistic(values: list[float], alarm) -> float:
     return float(np.percentile(values, percentile))
 
 
-def evaluate(backend, alarm, now: datetime) -> tuple[str, str] | None:
-    """(new state, reason) for `alarm`, or None to keep its state."""
+def by_metric(backend) -> dict[tuple[str, str], list]:
+    """The backend's datapoints per (namespace, metric name): each alarm reads only its own."""
+    grouped: dict[tuple[str, str], list] = {}
+    for datum in list(backend.metric_data):
+        grouped.setdefault((datum.namespace, datum.name), []).append(datum)
+    return grouped
+
+
+def evaluate(backend, alarm, now: datetime, data: dict[tuple[str, str], list] | None = None) -> tuple[str, str] | None:
+    """(new state, reason) for `alarm`, or None to keep its state; `data`: by_metric(backend)."""
     if not alarm.metric_name or alarm.comparison_operator not in COMPARE:
         return None  # metric-math and anomaly-detection alarms are not evaluated offline
     wanted = {(d.name, d.value) for d in alarm.dimensions}
     periods: dict[int, list[float]] = {}
     oldest = now - timedelta(seconds=alarm.period * alarm.evaluation_periods)
-    for datum in backend.metric_data:
+    for datum in (data if data is not None else by_metric(backend)).get((alarm.namespace, alarm.metric_name), []):
         when = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=timezone.utc)
-        if (
-            datum.namespace == alarm.namespace and datum.name == alarm.metric_name and oldest < when <= now
-            and {(d.name, d.value) for d in datum.dimensions} == wanted
-        ):
+        if oldest < when <= now and {(d.name, d.value) for d in datum.dimensions} == wanted:
             periods.setdefault(int(when.timestamp()) // alarm.period, []).append(datum.value)
     if not periods:
         treat = alarm.treat_missing_data or "missing"
@@ -91,8 +96,9 @@ class AlarmEvaluator:
     def evaluate_all(self, now: datetime | None = None) -> None:
         now = now or datetime.now(timezone.utc)
         for account, region, backend in list(cloudwatch_backends.iter_backends()):
+            data = by_metric(backend)
             for alarm in list(backend.alarms.values()):
-                outcome = evaluate(backend, alarm, now)
+                outcome = evaluate(backend, alarm, now, data)
                 if outcome is None or outcome[0] == alarm.state_value:
                     continue
                 old, (state, reason) = alarm.state_value, outcome
