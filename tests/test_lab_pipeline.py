@@ -37,12 +37,12 @@ def load_step(script: str):
 @pytest.fixture(scope="module")
 def pipeline(local_aws, tmp_path_factory):
     """A lab run as a learner would: steps 01-04, `cdk deploy` (endpoint, monitoring), 05-08
-    (20k payments: the default 100k's model quality is tested in test_evaluation.py)."""
+    (10k payments: the default 100k's model quality is tested in test_evaluation.py)."""
     server, _ = local_aws
     env, cwd = isolated_env(**server.environment()), tmp_path_factory.mktemp("pipeline")
     runs, recorded = {}, {}
     for script, args in (
-        ("01_stream_transactions.py", ("--count", "20000", "--seed", "77")),
+        ("01_stream_transactions.py", ("--count", "10000", "--seed", "77")),
         ("02_feature_engineering.py", ()),
         ("03_train_model.py", ()),
         ("04_evaluate_and_register.py", ()),
