@@ -10,7 +10,6 @@ from functools import lru_cache
 
 from aws_cdk import CfnMapping
 from constructs import Construct
-from sagemaker.core import image_uris
 
 # Built-in XGBoost 3.2-0 runs xgboost 3.2, the line pinned in requirements.txt; it also has
 # pandas, numpy and boto3, so the processing jobs run in the same image (one image to trust).
@@ -25,6 +24,11 @@ def image_map(scope: Construct, construct_id: str, framework: str, version: str 
 
 @lru_cache(maxsize=None)  # 30+ regions take 2 s to resolve; several stacks ask for the same image
 def _uris(framework: str, version: str | None) -> tuple[tuple[str, str], ...]:
+    # Imported here, at synthesis: sagemaker-core is the slowest import of the stacks, and
+    # every process that imports them without synthesizing (test workers that read cached
+    # assemblies) would pay it.
+    from sagemaker.core import image_uris
+
     found = []
     for region in _regions(image_uris.config_for_framework(framework)):
         try:
