@@ -52,7 +52,7 @@ class LocalAws:
         self._thread: threading.Thread | None = None
         self._runtime: RuntimeServer | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
-        self._own_clients: dict[tuple[str, str], SharedClients] = {}
+        self._own_clients: dict[tuple[str, str, str], SharedClients] = {}
         self._own_lock = threading.Lock()
         self.jobs = JobRunner(self.own_clients, container_environment=lambda: self.environment())
         self.endpoints = EndpointHost(
@@ -134,7 +134,7 @@ class LocalAws:
     def own_clients(self, region: str | None = None) -> SharedClients:
         """The clients the local AWS calls itself with (capture flushes, jobs, pipeline steps,
         deployments), one per service and region, shared by its threads."""
-        key = (region or self.region, self.endpoint_url)  # a restart may bring another port
+        key = (region or self.region, self.endpoint_url, self.runtime_url)  # a restart may bring other ports
         with self._own_lock:
             if key not in self._own_clients:
                 self._own_clients[key] = SharedClients(lambda: self.session(key[0]))

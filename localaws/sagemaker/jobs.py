@@ -29,7 +29,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-
 from localaws.clients import ClientSource
 from localaws.runtime import image_env, vpc
 from localaws.runtime.container import ContainerFailed, start_serving_container

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-
 from localaws.clients import ClientSource
 from localaws.s3 import read_object
 from localaws.sagemaker.jobs import JobRunner
