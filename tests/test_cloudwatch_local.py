@@ -42,12 +42,14 @@ def test_alarm_history_shows_creation_state_changes_and_notifications(local_aws)
     session = server.session()
     cloudwatch, sns = session.client("cloudwatch"), session.client("sns")
     topic = sns.create_topic(Name="history-test")["TopicArn"]
+    # The datapoint first: the background evaluator may run as soon as the alarm exists, and
+    # without data (notBreaching) it would record an extra change to OK (a flaky history).
+    cloudwatch.put_metric_data(Namespace="Test/Local", MetricData=[{"MetricName": "errors", "Value": 2.0}])
     cloudwatch.put_metric_alarm(
         AlarmName="history-test", Namespace="Test/Local", MetricName="errors", Statistic="Sum", Period=60,
         EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
         TreatMissingData="notBreaching", AlarmActions=[topic],
     )
-    cloudwatch.put_metric_data(Namespace="Test/Local", MetricData=[{"MetricName": "errors", "Value": 2.0}])
     server.alarms.evaluate_all()
 
     items = cloudwatch.describe_alarm_history(AlarmName="history-test")["AlarmHistoryItems"]
