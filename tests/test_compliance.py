@@ -157,31 +157,21 @@ def test_cfn_lint_is_clean_with_interface_endpoints(endpoints_assembly):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_malformed_context_fails_synth_with_one_line(tmp_path):
-    """`cdk synth -c fraudlab:maxAzs=three` reaches app.py through CDK_CONTEXT_JSON."""
-    env = {
-        **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps({"fraudlab:maxAzs": "three"}),
-        "CDK_OUTDIR": str(tmp_path),
-    }
-    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "fraudlab: context key fraudlab:maxAzs='three' is not a whole number: fix it in cdk.json or -c"
-    ]
-
-
-def test_synthesis_runs_on_the_pinned_node_without_a_banner(tmp_path):
-    """Regression: on Node 20 (past end-of-life) jsii printed an 11-line banner on every
-    synthesis outside make (make silenced it). The package.json pin is what runs, by hand too:
-    here with no JSII_* variables and no node_modules/.bin on PATH."""
+def test_app_py_by_hand_runs_on_the_pinned_node_and_a_malformed_context_is_one_line(tmp_path):
+    """`cdk synth -c fraudlab:maxAzs=three` reaches app.py through CDK_CONTEXT_JSON: one line
+    says what to fix. Regression: on Node 20 (past end-of-life) jsii printed an 11-line banner
+    on every synthesis outside make (make silenced it), as app.py started the CDK's Node
+    runtime (new_app), before the context is read. The package.json pin is what runs, by hand
+    too: here with no JSII_* variables and no node_modules/.bin on PATH."""
     pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["node"]
     node = subprocess.run([str(ROOT / "node_modules/.bin/node"), "--version"], capture_output=True, text=True, check=True)
     assert node.stdout.strip() == f"v{pinned}" and pinned.startswith("22.")
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if "node_modules" not in p)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_")} | {"PATH": path, "CDK_OUTDIR": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_")} | {
+        "PATH": path, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({"fraudlab:maxAzs": "three"})}
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        "fraudlab: context key fraudlab:maxAzs='three' is not a whole number: fix it in cdk.json or -c"], result.stderr
 
 
 # --- checkov on every synthesized variant ---------------------------------------------------
