@@ -1,4 +1,4 @@
-"""Shared fixtures: the CDK app synthesized once per session, and one local AWS with it deployed."""
+"""Shared fixtures: the CDK app's assembly (synthesized once per machine and source), and one local AWS with it deployed."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import stacks  # noqa: F401  (before any CDK import: jsii runs on the pinned Node, see stacks/__init__.py)
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
-from localaws.cloudformation.synth import assembly_for, synthesize
+from localaws.cloudformation.synth import assembly_for
 from tests.helpers import close_step_runner
 
 
@@ -45,15 +45,9 @@ def step_runner():
 
 
 @pytest.fixture(scope="session")
-def lab_app(tmp_path_factory):
-    """The CDK app, synthesized once per session (cdk-nag enforced: a violation fails here)."""
-    return synthesize(tmp_path_factory.mktemp("cdk") / "cdk.out")
-
-
-@pytest.fixture(scope="session")
 def assembly() -> Path:
-    """The same assembly from the synthesis cache (made by a synthesis with cdk-nag enforced;
-    lab_app above checks that synthesis afresh in every session)."""
+    """The lab's cloud assembly from the synthesis cache (made by a synthesis with cdk-nag
+    enforced: a violation fails there)."""
     return assembly_for()
 
 

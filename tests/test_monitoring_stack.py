@@ -9,7 +9,7 @@ from botocore.validate import ParamValidator
 import botocore.session
 
 from localaws.cloudformation.deploy import deploy_assembly
-from localaws.cloudformation.synth import synthesize
+from localaws.cloudformation.synth import assembly_for
 from localaws.sagemaker.monitoring import MODEL_MONITOR_SCHEDULE, MonitoringApiError, MonitoringStore
 from localaws.server import LocalAws
 from stacks.monitoring_stack import model_monitor_schedule
@@ -19,20 +19,19 @@ from tests.test_compliance import lab_acknowledgements
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/3"
 
 
-def synth(tmp_path_factory, name: str, **overrides):
-    context = {"fraudlab:modelPackageArn": ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
-    app = synthesize(tmp_path_factory.mktemp(name) / "cdk.out", context)
-    return app, Path(app.outdir)
+def synth(**overrides) -> Path:
+    """The cached assembly with the endpoint (ARN) and `overrides`."""
+    return assembly_for({"fraudlab:modelPackageArn": ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    return synth(tmp_path_factory, "kit")
+def kit() -> Path:
+    return synth()
 
 
 @pytest.fixture(scope="module")
-def model_monitor(tmp_path_factory):
-    return synth(tmp_path_factory, "model-monitor", driftMonitor="modelMonitor", driftScheduleHours="6")
+def model_monitor() -> Path:
+    return synth(driftMonitor="modelMonitor", driftScheduleHours="6")
 
 
 def template(outdir: Path, stack: str) -> dict:
@@ -61,7 +60,7 @@ def resolved(value) -> str:
 
 
 def test_schedule_starts_a_valid_processing_job_request(kit):
-    _, outdir = kit
+    outdir = kit
     (schedule,) = of_type(template(outdir, "Monitoring"), "AWS::Scheduler::Schedule")
     assert schedule["ScheduleExpression"] == "rate(1 hour)"
     assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
@@ -79,7 +78,7 @@ def test_schedule_starts_a_valid_processing_job_request(kit):
 
 
 def test_drift_alarm_watches_violations_and_notifies_the_encrypted_topic(kit):
-    _, outdir = kit
+    outdir = kit
     (alarm,) = of_type(template(outdir, "Monitoring"), "AWS::CloudWatch::Alarm")
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("FraudLab", "constraint_violations", 1)
     assert alarm["TreatMissingData"] == "ignore" and alarm["AlarmActions"] and alarm["OKActions"]
@@ -91,12 +90,12 @@ def test_drift_alarm_watches_violations_and_notifies_the_encrypted_topic(kit):
 
 def test_the_drift_job_can_publish_metrics_from_the_isolated_vpc(kit, model_monitor):
     services = lambda outdir: {json.dumps(e["ServiceName"]) for e in of_type(template(outdir, "Network"), "AWS::EC2::VPCEndpoint")}  # noqa: E731
-    assert any("monitoring" in s for s in services(kit[1]))
-    assert not any("monitoring" in s for s in services(model_monitor[1]))
+    assert any("monitoring" in s for s in services(kit))
+    assert not any("monitoring" in s for s in services(model_monitor))
 
 
 def test_model_monitor_flag_defines_a_data_quality_schedule_on_the_same_baseline(model_monitor):
-    _, outdir = model_monitor
+    outdir = model_monitor
     doc = template(outdir, "Monitoring")
     (definition,) = of_type(doc, "AWS::SageMaker::DataQualityJobDefinition")
     (schedule,) = of_type(doc, "AWS::SageMaker::MonitoringSchedule")
@@ -111,20 +110,19 @@ def test_model_monitor_flag_defines_a_data_quality_schedule_on_the_same_baseline
     assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == definition["JobDefinitionName"]
 
 
-def test_off_and_serverless_have_no_monitoring_stack(tmp_path_factory):
+def test_off_and_serverless_have_no_monitoring_stack():
     for name, overrides in (("off", {"driftMonitor": "off"}), ("serverless", {"serverless": "true"})):
-        _, outdir = synth(tmp_path_factory, name, **overrides)
-        assert not (outdir / "FraudLab-Monitoring.template.json").exists(), name
+        assert not (synth(**overrides) / "FraudLab-Monitoring.template.json").exists(), name
 
 
 @pytest.mark.parametrize("variant", ["kit", "model_monitor"])
 def test_cfn_lint_and_cdk_nag_pass_with_either_monitor(variant, request):
-    app, outdir = request.getfixturevalue(variant)
+    outdir = request.getfixturevalue(variant)
     result = cfn_lint(sorted(outdir.glob("*.template.json")))
     assert result.returncode == 0, result.stdout
     report = json.loads((outdir / "validation-report.json").read_text())
     assert not any(plugin.get("violations") for plugin in report["pluginReports"])
-    monitoring = {p: r for p, r in lab_acknowledgements(app).items() if p.startswith("FraudLab-Monitoring/")}
+    monitoring = {p: r for p, r in lab_acknowledgements(outdir).items() if p.startswith("FraudLab-Monitoring/")}
     expected = {
         "kit": {"FraudLab-Monitoring/SchedulerPolicy": {"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:processing-job/fraudlab-drift-*]"}},
         "model_monitor": {"FraudLab-Monitoring/PublishModelMonitorMetrics": {"AwsSolutions-IAM5[Resource::*]"}},
@@ -135,7 +133,7 @@ def test_cfn_lint_and_cdk_nag_pass_with_either_monitor(variant, request):
 def test_model_monitor_path_deploys_offline_and_its_api_answers(model_monitor):
     """moto lacks monitoring schedules: the local AWS answers them (localaws/sagemaker/monitoring.py),
     validating each request against botocore's shapes, and CloudFormation creates them through it."""
-    _, outdir = model_monitor
+    outdir = model_monitor
     with LocalAws(region="eu-west-3") as server:
         reports = deploy_assembly(outdir, server.session())
         assert {r.name for r in reports} >= {"FraudLab-Monitoring"}

@@ -5,7 +5,6 @@ allowed exactly what the steps do."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import botocore.session
 from botocore.validate import ParamValidator
@@ -79,11 +78,9 @@ def test_jobs_run_isolated_and_encrypted_as_the_numbered_steps_run_them():
             assert arguments["HyperParameters"]["scale_pos_weight"]["Std:JsonGet"]["Path"] == "training.scale_pos_weight"
 
 
-def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(lab_app):
+def test_the_deployed_pipeline_is_the_definition_and_its_role_may_run_it(assembly):
     # A local AWS of its own, in a region of its own: moto's state is per process, and the
-    # same stacks deployed beside the shared local AWS's (us-east-1) would clash with them;
-    # and this session's own synthesis (lab_app), which no other process's synth can prune.
-    assembly = Path(lab_app.outdir)
+    # same stacks deployed beside the shared local AWS's (us-east-1) would clash with them.
     with LocalAws(region="us-west-2") as server:
         deploy_assembly(assembly, server.session(), only={"FraudLab-Network", "FraudLab-Data", "FraudLab-MLPlatform"})
         described = server.session().client("sagemaker").describe_pipeline(PipelineName="FraudLab-MLPlatform-training")
