@@ -1,5 +1,5 @@
 """Production and shadow variants and endpoint updates on the local AWS, as SageMaker serves
-them: traffic split by weight (within tolerance over 1,000 requests), weights changed in
+them: traffic split by weight (within tolerance over 400 requests), weights changed in
 place, a request's TargetVariant honoured, a shadow variant receiving a copy of every
 request while its answers reach no caller, each variant's own metrics and captured data;
 a blue/green canary rolled back by its alarm (the old config restored) and an update that
@@ -84,15 +84,15 @@ def captured(s3, variant: str) -> int:
 def test_traffic_splits_by_weight_shifts_in_place_and_honours_target_variant(served):
     local, session = served
     runtime, sagemaker = session.client("sagemaker-runtime"), session.client("sagemaker")
-    split, _ = invoke(runtime, 1000)
-    assert set(split) == {"Champion", "Challenger"} and within(split["Challenger"], 1000, 0.1), split
+    split, _ = invoke(runtime, 400)
+    assert set(split) == {"Champion", "Challenger"} and within(split["Challenger"], 400, 0.1), split
 
     sagemaker.update_endpoint_weights_and_capacities(EndpointName="ab", DesiredWeightsAndCapacities=[
         {"VariantName": "Champion", "DesiredWeight": 0.5}, {"VariantName": "Challenger", "DesiredWeight": 0.5}])
     described = {v["VariantName"]: v["CurrentWeight"] for v in sagemaker.describe_endpoint(EndpointName="ab")["ProductionVariants"]}
     assert described == {"Champion": 0.5, "Challenger": 0.5}
-    shifted, _ = invoke(runtime, 500)
-    assert within(shifted["Challenger"], 500, 0.5), shifted
+    shifted, _ = invoke(runtime, 200)
+    assert within(shifted["Challenger"], 200, 0.5), shifted
 
     targeted, _ = invoke(runtime, 50, TargetVariant="Challenger")
     assert targeted == Counter({"Challenger": 50})
