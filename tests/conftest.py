@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,39 @@ import stacks  # noqa: F401  (before any CDK import: jsii runs on the pinned Nod
 from localaws.cloudformation.deploy import deploy_assembly
 from localaws.server import LocalAws
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import close_step_runner
+from tests.helpers import PACKAGE_ARN, ROOT, close_step_runner
+
+# Every assembly the suite synthesizes, in the order the tests first need them. A whole run
+# makes them first, in one process of its own (synth.prewarm): one start of the CDK and its
+# Node runtime for all, where each worker and each lab subprocess that met a cold cache
+# started its own. Kept in step with the tests by hand: one missing here is synthesized where
+# it is first needed, which is slower, never wrong.
+SUITE_CONTEXTS = [
+    {},
+    {"fraudlab:modelPackageArn": PACKAGE_ARN},  # the lab's own deploy (step 04's first version)
+    {"fraudlab:interfaceEndpoints": "true"},
+    {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:serverless": "true"},
+    {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:driftMonitor": "modelMonitor"},
+    {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:driftMonitor": "modelMonitor", "fraudlab:driftScheduleHours": "6"},
+    {"fraudlab:modelPackageArn": PACKAGE_ARN, "fraudlab:driftMonitor": "off"},
+    {"fraudlab:stackPrefix": "FaultLab"},
+    {"fraudlab:stackPrefix": "TeardownLab", "fraudlab:modelPackageGroupName": "teardown-lab"},
+]
+_PREWARM: list[subprocess.Popen] = []
+
+
+def pytest_sessionstart(session):
+    """A whole run (pytest's testpaths, as make test runs it) starts the prewarm, once: in the
+    controller, beside the workers. A run of a few modules synthesizes only what they need."""
+    config = session.config
+    if not hasattr(config, "workerinput") and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+        _PREWARM.append(subprocess.Popen(
+            [sys.executable, "-m", "localaws.cloudformation.synth", "--prewarm", json.dumps(SUITE_CONTEXTS)], cwd=ROOT))
+
+
+def pytest_sessionfinish(session):
+    for prewarm in _PREWARM:  # long done in a whole run; a synthesis cut short would leave a scratch dir
+        prewarm.wait()
 
 
 # What must stay slow: each runs the lab's real pieces end to end (the suite's one whole lab,

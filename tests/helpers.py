@@ -17,6 +17,10 @@ TEST_MODEL_ENVIRONMENT = {**ENVIRONMENT, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# What step 04 registers first on a fresh local AWS (so the lab's own deploy synthesizes with
+# it), and what the stack tests synthesize the endpoint with: they share those assemblies.
+PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/1"
+
 
 _RUNNER: list[StepRunner] = []  # one warm interpreter for the whole session (step_runner.py)
 

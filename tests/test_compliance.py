@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import ROOT, cfn_lint
+from tests.helpers import PACKAGE_ARN, ROOT, cfn_lint
 
 # Every AwsSolutions finding the lab acknowledges. A new one must be added here on purpose.
 def _execution_role(reads: tuple[str, ...], writes: tuple[str, ...]) -> set[str]:
@@ -28,7 +28,6 @@ def _execution_role(reads: tuple[str, ...], writes: tuple[str, ...]) -> set[str]
 
 
 # A package ARN as step 04 would register it: with it the endpoint and monitoring stacks exist.
-PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/1"
 
 # Every AwsSolutions finding the lab acknowledges (base stacks). A new one must be added here on purpose.
 EXPECTED_ACKNOWLEDGEMENTS = {

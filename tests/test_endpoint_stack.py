@@ -6,13 +6,12 @@ import json
 import pytest
 
 from localaws.cloudformation.synth import assembly_for
-from tests.helpers import cfn_lint
+from tests.helpers import PACKAGE_ARN, cfn_lint
 
-ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/3"
 
 
 def synth_endpoint(tmp_path_factory, name: str, **overrides) -> dict:
-    context = {"fraudlab:modelPackageArn": ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
+    context = {"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
     outdir = assembly_for(context)
     return {"dir": outdir, **json.loads((outdir / "FraudLab-Endpoint.template.json").read_text())}
 
@@ -33,7 +32,7 @@ def of_type(template: dict, resource_type: str) -> list[dict]:
 
 def test_model_serves_the_package_in_the_vpc_with_network_isolation(endpoint):
     (model,) = of_type(endpoint, "AWS::SageMaker::Model")
-    assert model["PrimaryContainer"] == {"ModelPackageName": ARN}
+    assert model["PrimaryContainer"] == {"ModelPackageName": PACKAGE_ARN}
     assert model["EnableNetworkIsolation"] is True
     assert len(model["VpcConfig"]["Subnets"]) == 2 and len(model["VpcConfig"]["SecurityGroupIds"]) == 1
     assert model["ExecutionRoleArn"] == {"Fn::ImportValue": "FraudLab-MLPlatform-ServingRoleArn"}

@@ -13,15 +13,14 @@ from localaws.cloudformation.synth import assembly_for
 from localaws.sagemaker.monitoring import MODEL_MONITOR_SCHEDULE, MonitoringApiError, MonitoringStore
 from localaws.server import LocalAws
 from stacks.monitoring_stack import model_monitor_schedule
-from tests.helpers import cfn_lint
+from tests.helpers import PACKAGE_ARN, cfn_lint
 from tests.test_compliance import lab_acknowledgements
 
-ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/3"
 
 
 def synth(**overrides) -> Path:
-    """The cached assembly with the endpoint (ARN) and `overrides`."""
-    return assembly_for({"fraudlab:modelPackageArn": ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})
+    """The cached assembly with the endpoint (the package ARN) and `overrides`."""
+    return assembly_for({"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})
 
 
 @pytest.fixture(scope="module")

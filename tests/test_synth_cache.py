@@ -93,6 +93,29 @@ def test_a_cached_assembly_is_reused_per_override_set(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_prewarm_makes_each_missing_assembly_in_its_own_process_and_loads_nothing_when_all_are_made(tmp_path, monkeypatch):
+    """synth.prewarm (the suite's session start): every missing assembly synthesized where the
+    CDK is loaded, once (none in a child of its own per assembly); with all of them cached,
+    the CDK is not even imported."""
+    made, apart = [], []
+
+    def fake_synthesize(outdir, overrides=None):
+        outdir.mkdir(parents=True)
+        (outdir / "manifest.json").write_text("{}")
+        made.append(overrides)
+
+    monkeypatch.setattr(synth, "synthesize", fake_synthesize)
+    monkeypatch.setattr(synth, "_synthesize_apart", lambda outdir, overrides: apart.append(overrides))
+    sets = [None, {"fraudlab:serverless": "true"}]
+    synth.prewarm(sets, cache=tmp_path)
+    synth.prewarm(sets, cache=tmp_path)
+    assert made == sets and apart == []
+    cached_only = ("import sys; from pathlib import Path; from localaws.cloudformation import synth; "
+                   f"synth.prewarm({sets!r}, cache=Path({str(tmp_path)!r})); print('aws_cdk' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", cached_only], cwd=synth.ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False", loaded.stderr
+
+
 def test_a_failed_synthesis_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
     """Regression: the half-written scratch assembly of a failed synthesis stayed (*.tmp)."""
 

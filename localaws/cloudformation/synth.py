@@ -50,7 +50,7 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
     """The cloud assembly for the current inputs and `overrides`, synthesized only if the
     cache has none (then kept: every assembly of the current source is, one per override set
     in use; of other sources only the KEPT_OTHER_SOURCES most recent)."""
-    ready = cache / f"{source_key()}-{_digest(json.dumps(overrides or {}, sort_keys=True).encode())}"
+    ready = _cached(overrides, cache)
     if (ready / "manifest.json").exists():
         os.utime(ready)  # most recently used: pruned last
         return ready
@@ -76,6 +76,21 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
             shutil.rmtree(scratch, ignore_errors=True)
     _prune(cache, current=source_key())
     return ready
+
+
+def prewarm(override_sets: list[dict | None], cache: Path = CACHE) -> None:
+    """Every assembly of `override_sets` into the cache, in order, all in this process: one
+    start of the CDK and its Node runtime for them all, where each process that needs one
+    would start its own (a test session's workers then find them made, or wait on the one
+    being made). Nothing is loaded when the cache has them all."""
+    for overrides in override_sets:
+        if not (_cached(overrides, cache) / "manifest.json").exists():
+            import stacks.lab  # noqa: F401  (the CDK in this process, once: assembly_for synthesizes with it)
+        assembly_for(overrides, cache)
+
+
+def _cached(overrides: dict | None, cache: Path) -> Path:
+    return cache / f"{source_key()}-{_digest(json.dumps(overrides or {}, sort_keys=True).encode())}"
 
 
 class SynthError(RuntimeError):
@@ -129,5 +144,8 @@ def _prune(cache: Path, current: str) -> None:
             lock.unlink(missing_ok=True)
 
 
-if __name__ == "__main__":  # assembly_for's own process: python -m localaws.cloudformation.synth OUTDIR OVERRIDES_JSON
-    synthesize(sys.argv[1], json.loads(sys.argv[2]))
+if __name__ == "__main__":
+    if sys.argv[1] == "--prewarm":  # python -m localaws.cloudformation.synth --prewarm OVERRIDE_SETS_JSON
+        prewarm(json.loads(sys.argv[2]))
+    else:  # assembly_for's own process: python -m localaws.cloudformation.synth OUTDIR OVERRIDES_JSON
+        synthesize(sys.argv[1], json.loads(sys.argv[2]))
