@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
 
 from localaws.cloudwatch.alarms import evaluate
 from localaws.server import ACCOUNT_ID
@@ -61,3 +63,40 @@ def test_alarm_history_shows_creation_state_changes_and_notifications(local_aws)
     assert topic in items[0]["HistorySummary"]
     only_changes = cloudwatch.describe_alarm_history(AlarmName="history-test", HistoryItemType="StateUpdate", ScanBy="TimestampAscending")
     assert [i["HistoryItemType"] for i in only_changes["AlarmHistoryItems"]] == ["StateUpdate"]
+
+
+def test_two_evaluations_at_once_record_one_state_change(local_aws, monkeypatch):
+    """Regression: the background evaluator and a direct evaluate_all could both see
+    INSUFFICIENT_DATA and act on the change to ALARM: two notifications (and two EventBridge
+    events) for one change. Here the first evaluation to set the alarm's state is held until a
+    second evaluate_all has started."""
+    server, _ = local_aws
+    cloudwatch = server.session().client("cloudwatch")
+    topic = server.session().client("sns").create_topic(Name="race-test")["TopicArn"]
+    cloudwatch.put_metric_data(Namespace="Test/Race", MetricData=[{"MetricName": "errors", "Value": 2.0}])
+    held, second_started = threading.Event(), threading.Event()
+    set_alarm_state = CloudWatchBackend.set_alarm_state
+
+    def held_first(backend, name, *args):
+        if name == "race-test" and not held.is_set():
+            held.set()
+            second_started.wait(5)
+            time.sleep(0.2)  # the second evaluation, unless it waits its turn, runs meanwhile
+        return set_alarm_state(backend, name, *args)
+
+    monkeypatch.setattr(CloudWatchBackend, "set_alarm_state", held_first)
+    cloudwatch.put_metric_alarm(
+        AlarmName="race-test", Namespace="Test/Race", MetricName="errors", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+        AlarmActions=[topic],
+    )
+    first = threading.Thread(target=server.alarms.evaluate_all)
+    first.start()
+    assert held.wait(5)  # this call, or the background evaluator's, is setting the state
+    second = threading.Thread(target=server.alarms.evaluate_all)
+    second.start()
+    second_started.set()
+    first.join(10)
+    second.join(10)
+    history = cloudwatch.describe_alarm_history(AlarmName="race-test")["AlarmHistoryItems"]
+    assert [item["HistoryItemType"] for item in history] == ["Action", "StateUpdate", "ConfigurationUpdate"], history

@@ -74,6 +74,11 @@ def evaluate(backend, alarm, now: datetime, data: dict[tuple[str, str], list] | 
     return "OK", f"Threshold not crossed: datapoint(s) [{shown}] vs {alarm.comparison_operator} {alarm.threshold:g}"
 
 
+# One evaluation at a time in this process: the background thread and a direct call (a test,
+# a step's own wait) would both see the old state and record the same change twice.
+_EVALUATING = threading.Lock()
+
+
 class AlarmEvaluator:
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
@@ -94,7 +99,10 @@ class AlarmEvaluator:
             self.evaluate_all()
 
     def evaluate_all(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(timezone.utc)
+        with _EVALUATING:
+            self._evaluate_all(now or datetime.now(timezone.utc))
+
+    def _evaluate_all(self, now: datetime) -> None:
         for account, region, backend in list(cloudwatch_backends.iter_backends()):
             data = by_metric(backend)
             for alarm in list(backend.alarms.values()):
