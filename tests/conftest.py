@@ -15,10 +15,10 @@ from localaws.cloudformation.synth import assembly_for
 from tests.helpers import PACKAGE_ARN, ROOT, close_step_runner
 
 # Every assembly the suite synthesizes, in the order the tests first need them. A whole run
-# makes them first, in one process of its own (synth.prewarm): one start of the CDK and its
-# Node runtime for all, where each worker and each lab subprocess that met a cold cache
-# started its own. Kept in step with the tests by hand: one missing here is synthesized where
-# it is first needed, which is slower, never wrong.
+# makes them first, in one process of its own (synth.prewarm), where on a cold cache each
+# worker paid its first in-process synthesis and each lab subprocess a synthesis child. A
+# worker that needs one before the prewarm reaches it makes it itself. Kept in step with the
+# tests by hand: one missing here is synthesized where it is first needed, slower, never wrong.
 SUITE_CONTEXTS = [
     {},
     {"fraudlab:modelPackageArn": PACKAGE_ARN},  # the lab's own deploy (step 04's first version)
@@ -35,9 +35,11 @@ _PREWARM: list[subprocess.Popen] = []
 
 def pytest_sessionstart(session):
     """A whole run (pytest's testpaths, as make test runs it) starts the prewarm, once: in the
-    controller, beside the workers. A run of a few modules synthesizes only what they need."""
+    controller, beside the workers. A run of a few modules, or one selected with -m or -k,
+    synthesizes only what it needs."""
     config = session.config
-    if not hasattr(config, "workerinput") and config.args_source == pytest.Config.ArgsSource.TESTPATHS:
+    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS and not (config.option.markexpr or config.option.keyword or config.option.collectonly)
+    if not hasattr(config, "workerinput") and whole:
         _PREWARM.append(subprocess.Popen(
             [sys.executable, "-m", "localaws.cloudformation.synth", "--prewarm", json.dumps(SUITE_CONTEXTS)], cwd=ROOT))
 

@@ -27,8 +27,6 @@ def _execution_role(reads: tuple[str, ...], writes: tuple[str, ...]) -> set[str]
     }
 
 
-# A package ARN as step 04 would register it: with it the endpoint and monitoring stacks exist.
-
 # Every AwsSolutions finding the lab acknowledges (base stacks). A new one must be added here on purpose.
 EXPECTED_ACKNOWLEDGEMENTS = {
     "FraudLab-Data/FirehoseDeliveryPolicy": {

@@ -9,7 +9,6 @@ from localaws.cloudformation.synth import assembly_for
 from tests.helpers import PACKAGE_ARN, cfn_lint
 
 
-
 def synth_endpoint(tmp_path_factory, name: str, **overrides) -> dict:
     context = {"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
     outdir = assembly_for(context)

@@ -17,7 +17,6 @@ from tests.helpers import PACKAGE_ARN, cfn_lint
 from tests.test_compliance import lab_acknowledgements
 
 
-
 def synth(**overrides) -> Path:
     """The cached assembly with the endpoint (the package ARN) and `overrides`."""
     return assembly_for({"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})

@@ -79,10 +79,10 @@ def assembly_for(overrides: dict | None = None, cache: Path = CACHE) -> Path:
 
 
 def prewarm(override_sets: list[dict | None], cache: Path = CACHE) -> None:
-    """Every assembly of `override_sets` into the cache, in order, all in this process: one
-    start of the CDK and its Node runtime for them all, where each process that needs one
-    would start its own (a test session's workers then find them made, or wait on the one
-    being made). Nothing is loaded when the cache has them all."""
+    """Every assembly of `override_sets` into the cache, in order, all in this process (one
+    CDK for them all, where each process that first needed one synthesized it itself: a test
+    session's workers then find them made, or wait on the one being made). Nothing is loaded
+    when the cache has them all."""
     for overrides in override_sets:
         if not (_cached(overrides, cache) / "manifest.json").exists():
             import stacks.lab  # noqa: F401  (the CDK in this process, once: assembly_for synthesizes with it)

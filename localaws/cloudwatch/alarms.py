@@ -74,8 +74,8 @@ def evaluate(backend, alarm, now: datetime, data: dict[tuple[str, str], list] | 
     return "OK", f"Threshold not crossed: datapoint(s) [{shown}] vs {alarm.comparison_operator} {alarm.threshold:g}"
 
 
-# One evaluation at a time in this process: the background thread and a direct call (a test,
-# a step's own wait) would both see the old state and record the same change twice.
+# One evaluation at a time in this process: the background thread and a direct call (the
+# tests make them) would both see the old state and act on the same change twice.
 _EVALUATING = threading.Lock()
 
 
