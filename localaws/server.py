@@ -122,14 +122,7 @@ class LocalAws:
 
     def session(self, region: str | None = None) -> boto3.Session:
         """A boto3 session bound to this local AWS, whatever the process environment says."""
-        env = self.environment()
-        return _EndpointSession(
-            self.endpoint_url,
-            {"sagemaker-runtime": self.runtime_url},
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=region or self.region,
-        )
+        return session_of(self.environment(), region)
 
     def own_clients(self, region: str | None = None) -> SharedClients:
         """The clients the local AWS calls itself with (capture flushes, jobs, pipeline steps,
@@ -150,6 +143,18 @@ class LocalAws:
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between tests."""
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+def session_of(environment: dict[str, str], region: str | None = None) -> boto3.Session:
+    """A boto3 session bound to the local AWS that `environment` (LocalAws.environment, the
+    .localaws/env that `make local-up` writes) points at, whatever the process environment says."""
+    return _EndpointSession(
+        environment["AWS_ENDPOINT_URL"],
+        {"sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]},
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=region or environment["AWS_REGION"],
+    )
 
 
 class _EndpointSession(boto3.Session):

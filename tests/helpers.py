@@ -1,6 +1,7 @@
 """Helpers for tests that run lab scripts the way a learner does."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -65,3 +66,11 @@ def outputs_of(server) -> dict[str, str]:
     """Every output of every stack deployed in `server`'s region (the local AWS)."""
     stacks = server.session().client("cloudformation").describe_stacks()["Stacks"]
     return {o["OutputKey"]: o["OutputValue"] for stack in stacks for o in stack.get("Outputs", [])}
+
+
+def load_step(script: str):
+    """A numbered lab script as a module (its name starts with a digit)."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py").replace("0", "step0", 1), ROOT / "lab_scripts" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -197,7 +197,7 @@ def test_spot_training_without_max_wait_is_refused_as_sagemaker_does(aws):
 
 
 def test_step_03_spot_tuning_keeps_max_wait_in_the_tuning_definition():
-    from tests.test_lab_pipeline import load_step
+    from tests.helpers import load_step
 
     step = load_step("03_train_model.py")
     outputs = {"LabBucketName": "b", "TrainingRoleArn": ROLE, "KeyArn": "arn:aws:kms:us-east-1:123456789012:key/k",

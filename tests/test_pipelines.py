@@ -2,7 +2,7 @@
 Std:JsonGet, dependencies, conditions both ways, the Fail step, caching, a failing job,
 and ListPipelineExecutionSteps with true statuses and reasons. Small definitions written
 here, run through boto3 as a learner's code would; the lab's own pipeline runs in
-test_lab_pipeline.py."""
+test_readme_by_hand.py."""
 from __future__ import annotations
 
 import json

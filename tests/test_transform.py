@@ -1,6 +1,6 @@
 """Batch transform semantics the local AWS applies (SageMaker's, for CSV): records, batches,
 input and output filters, the join with the input. The whole job through the real serving
-container is in test_lab_pipeline.py (its scores equal the endpoint's)."""
+container is in test_readme_by_hand.py (its scores equal the endpoint's)."""
 from __future__ import annotations
 
 import pytest

@@ -90,7 +90,7 @@ def test_a_nat_gateway_route_reaches_everything(network):
 
 def test_an_endpoint_s_container_in_a_vpc_gets_only_what_the_vpc_reaches(network):
     """The serving host honours the Model's VpcConfig when it has network access (the lab's
-    own models are network-isolated: test_lab_pipeline checks those get no network at all)."""
+    own models are network-isolated: test_readme_by_hand checks those get no network at all)."""
     ec2, vpc_config, _, server = network
     session = server.session(REGION)
     s3, sagemaker = session.client("s3"), session.client("sagemaker")
