@@ -80,6 +80,7 @@ def build_lab(app: App) -> dict[str, object]:
             key_arn_export=data.key_arn_export,
             model_package_group_name=config.model_package_group_name,
             alert_email=config.alert_email,
+            endpoint_stack_name=f"{prefix}-Endpoint",
         ),
     )
 

@@ -36,6 +36,7 @@ class MlPlatformProps:
     key_arn_export: str
     model_package_group_name: str
     alert_email: str  # "" for none: alarms still change state, nobody is emailed
+    endpoint_stack_name: str  # its alarms guard step 09's updates (CloudFormation names them <stack>-<id>-<suffix>)
 
 
 class MlPlatformStack(Stack):
@@ -280,6 +281,10 @@ def _acknowledgements(props: MlPlatformProps, access: JobAccess) -> list[Acknowl
             id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
             reason="SageMaker creates the job's ENIs with IDs unknown in advance; limited to this account and region.",
         ),
+        *([Acknowledgment(
+            id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:{props.endpoint_stack_name}-*]",
+            reason="CloudFormation names the endpoint stack's alarms <stack>-<logical id>-<suffix>; only that stack's, read to roll an update back.",
+        )] if access.role == "Serving" else []),
     ]
 
 
@@ -351,5 +356,14 @@ def _execution_statements(props: MlPlatformProps, bucket: s3.IBucket, key: kms.I
             resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": namespaces}},
         ),
+        # SageMaker reads an update's AutoRollbackConfiguration alarms with the endpoint's
+        # execution role ("Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action", deployment guardrails guide): without it step
+        # 09's canary is refused or never rolls back.
+        *([iam.PolicyStatement(
+            sid="ReadRollbackAlarms",
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{props.endpoint_stack_name}-*"],
+        )] if access.role == "Serving" else []),
     ]
 

@@ -35,7 +35,8 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     },
     "FraudLab-MLPlatform/ProcessingPolicy": _execution_role(("raw/transactions/", "labels/", "code/"), ("features/", "quarantine/")),
     "FraudLab-MLPlatform/TrainingPolicy": _execution_role(("features/", "models/checkpoints/"), ("models/",)),
-    "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/", "batch/input/"), ("capture/", "batch/output/")),
+    "FraudLab-MLPlatform/ServingPolicy": _execution_role(("models/", "batch/input/"), ("capture/", "batch/output/")) | {
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:FraudLab-Endpoint-*]"},
     "FraudLab-MLPlatform/MonitoringPolicy": _execution_role(("code/", "features/", "capture/", "monitoring/"), ()),
     "FraudLab-MLPlatform/EvaluationPolicy": _execution_role(("code/", "features/", "models/"), ("evaluation/", "models/pipeline-")),
     "FraudLab-MLPlatform/PipelinePolicy": {

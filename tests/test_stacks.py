@@ -207,6 +207,21 @@ def test_each_kind_of_job_has_its_own_role_reaching_only_its_own_prefixes(templa
         assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": expected + (["FraudLab"] if role == "Monitoring" else [])}}
 
 
+def test_only_the_serving_role_reads_the_endpoint_stacks_alarms_to_roll_an_update_back(templates):
+    """Review finding (issue 28): SageMaker reads an update's AutoRollbackConfiguration alarms
+    with the endpoint's execution role, and the serving role could only PutMetricData, so on
+    AWS step 09's canary is refused or never rolls back. Only the endpoint stack's alarms."""
+    for role, policy in role_policies(templates["MLPlatform"]).items():
+        reads = [s for s in statements(policy) if "cloudwatch:DescribeAlarms" in as_list(s["Action"])]
+        if role != "Serving":
+            assert reads == [], role
+            continue
+        (statement,) = reads
+        assert as_list(statement["Action"]) == ["cloudwatch:DescribeAlarms"]
+        (resource,) = as_list(statement["Resource"])
+        assert text(resource).endswith(':alarm:FraudLab-Endpoint-*"]]}'), resource
+
+
 def test_execution_roles_are_assumable_only_by_sagemaker_in_this_account(templates):
     roles = resources(templates["MLPlatform"], "AWS::IAM::Role")
     assert len(roles) == 6  # processing, training, evaluation, serving, monitoring, and the pipeline's
