@@ -482,8 +482,9 @@ def test_the_endpoints_console_pages_through_the_aws_cli(live):
     # This test's own traffic, counted before and after: 30 good requests and 10 malformed
     # ones. The endpoint publishes each second and CloudWatch's figures trail: what earlier
     # requests recorded has landed once the count holds still, and this test's own later.
-    cloudwatch, counted = live.session().client("cloudwatch"), None
+    cloudwatch, counted, deadline = live.session().client("cloudwatch"), None, time.monotonic() + 60
     while counted != (counted := invocations(cloudwatch, name)):
+        assert time.monotonic() < deadline, f"the endpoint's Invocations never held still ({counted})"
         time.sleep(2.5)
     before = {metric: statistic(metric, "Sum")["Sum"] for metric in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")}
     runtime = live.session().client("sagemaker-runtime")
