@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from labkit.model_artifact import ENVIRONMENT
+from localaws.offline_lab import predicted_package_arn
 from localaws.step_runner import StepRunner
 
 # The serving environment of the tests' own models: one gunicorn worker, set with the serving
@@ -18,9 +19,10 @@ TEST_MODEL_ENVIRONMENT = {**ENVIRONMENT, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# What step 04 registers first on a fresh local AWS (so the lab's own deploy synthesizes with
-# it), and what the stack tests synthesize the endpoint with: they share those assemblies.
-PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/fraudlab-fraud-detector/1"
+# What step 04 registers first on a fresh local AWS in the lab's region (so the lab's own
+# deploy synthesizes with it), and what the stack tests synthesize the endpoint with: they
+# share those assemblies.
+PACKAGE_ARN = predicted_package_arn("us-east-1")
 
 
 _RUNNER: list[StepRunner] = []  # one warm interpreter for the whole session (step_runner.py)

@@ -126,15 +126,13 @@ class LiveLab:
     def __init__(self, run: Replay, scratch: Path) -> None:
         self.run, self.scratch = run, scratch
         self.aws = dict(re.findall(r"^export (\w+)=(.*)$", (run.workdir / ".localaws/env").read_text(), re.M))
-        self.region, self.endpoint_url, self.runtime_url = self.aws["AWS_REGION"], self.aws["AWS_ENDPOINT_URL"], self.aws["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
+        self.endpoint_url, self.runtime_url = self.aws["AWS_ENDPOINT_URL"], self.aws["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
+        self.server_pid = int((run.workdir / ".localaws/pid").read_text())
         self.env = isolated_env(**self.aws)
         self.recorded = {step: results_of(run.workdir, step) for step in STEPS if (run.workdir / "build/lab-results" / f"{step}.json").exists()}
 
     def session(self):
         return session_of(self.aws)
-
-    def environment(self) -> dict[str, str]:
-        return dict(self.aws)
 
     def step(self, script: str, *args: str) -> subprocess.CompletedProcess:
         return run_step(script, self.env, *args, cwd=self.scratch)
@@ -152,12 +150,16 @@ class LiveLab:
         return found
 
     def _started_by_server(self, pid: int) -> bool:
-        server = int((self.run.workdir / ".localaws/pid").read_text())
         while pid > 1:
-            if pid == server:
+            if pid == self.server_pid:
                 return True
-            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            pid = int(process_status(pid)[1])  # the parent's
         return False
+
+
+def process_status(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state first, then the parent's pid)."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
 
 
 @pytest.fixture(scope="module")
@@ -651,7 +653,7 @@ def test_the_destroy_stops_the_endpoints_container_and_takes_its_log_group(live,
 
     def running(pid: int) -> bool:
         try:
-            return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            return process_status(pid)[0] != "Z"
         except OSError:
             return False
 
