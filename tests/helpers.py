@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from labkit.model_artifact import ENVIRONMENT
+from localaws.cloudformation.synth import assembly_for
 from localaws.offline_lab import predicted_package_arn
 from localaws.step_runner import StepRunner
 
@@ -23,6 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # deploy synthesizes with it), and what the stack tests synthesize the endpoint with: they
 # share those assemblies.
 PACKAGE_ARN = predicted_package_arn("us-east-1")
+
+
+def endpoint_assembly(**overrides: str) -> Path:
+    """The cached assembly with the endpoint (PACKAGE_ARN) and `overrides` (fraudlab:<key>)."""
+    return assembly_for({"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})
 
 
 _RUNNER: list[StepRunner] = []  # one warm interpreter for the whole session (step_runner.py)

@@ -5,24 +5,22 @@ import json
 
 import pytest
 
-from localaws.cloudformation.synth import assembly_for
-from tests.helpers import PACKAGE_ARN, cfn_lint
+from tests.helpers import PACKAGE_ARN, cfn_lint, endpoint_assembly
 
 
-def synth_endpoint(tmp_path_factory, name: str, **overrides) -> dict:
-    context = {"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}}
-    outdir = assembly_for(context)
+def synth_endpoint(**overrides: str) -> dict:
+    outdir = endpoint_assembly(**overrides)
     return {"dir": outdir, **json.loads((outdir / "FraudLab-Endpoint.template.json").read_text())}
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    return synth_endpoint(tmp_path_factory, "endpoint")
+def endpoint():
+    return synth_endpoint()
 
 
 @pytest.fixture(scope="module")
-def serverless(tmp_path_factory):
-    return synth_endpoint(tmp_path_factory, "serverless", serverless="true")
+def serverless():
+    return synth_endpoint(serverless="true")
 
 
 def of_type(template: dict, resource_type: str) -> list[dict]:

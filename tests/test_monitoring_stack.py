@@ -9,27 +9,21 @@ from botocore.validate import ParamValidator
 import botocore.session
 
 from localaws.cloudformation.deploy import deploy_assembly
-from localaws.cloudformation.synth import assembly_for
 from localaws.sagemaker.monitoring import MODEL_MONITOR_SCHEDULE, MonitoringApiError, MonitoringStore
 from localaws.server import LocalAws
 from stacks.monitoring_stack import model_monitor_schedule
-from tests.helpers import PACKAGE_ARN, cfn_lint
+from tests.helpers import cfn_lint, endpoint_assembly
 from tests.test_compliance import lab_acknowledgements
-
-
-def synth(**overrides) -> Path:
-    """The cached assembly with the endpoint (the package ARN) and `overrides`."""
-    return assembly_for({"fraudlab:modelPackageArn": PACKAGE_ARN, **{f"fraudlab:{k}": v for k, v in overrides.items()}})
 
 
 @pytest.fixture(scope="module")
 def kit() -> Path:
-    return synth()
+    return endpoint_assembly()
 
 
 @pytest.fixture(scope="module")
 def model_monitor() -> Path:
-    return synth(driftMonitor="modelMonitor", driftScheduleHours="6")
+    return endpoint_assembly(driftMonitor="modelMonitor", driftScheduleHours="6")
 
 
 def template(outdir: Path, stack: str) -> dict:
@@ -110,7 +104,7 @@ def test_model_monitor_flag_defines_a_data_quality_schedule_on_the_same_baseline
 
 def test_off_and_serverless_have_no_monitoring_stack():
     for name, overrides in (("off", {"driftMonitor": "off"}), ("serverless", {"serverless": "true"})):
-        assert not (synth(**overrides) / "FraudLab-Monitoring.template.json").exists(), name
+        assert not (endpoint_assembly(**overrides) / "FraudLab-Monitoring.template.json").exists(), name
 
 
 @pytest.mark.parametrize("variant", ["kit", "model_monitor"])
