@@ -6,21 +6,25 @@ moto only records (see sagemaker/protocol.py).
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 import boto3
 import requests
-from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.sagemaker.models import sagemaker_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from localaws import moto_fixes
+from localaws import moto_fixes, tls
 from localaws.clients import SharedClients
 from localaws.cloudformation import resources as cloudformation_resources
 from localaws.events import targets as event_targets
 from localaws.cloudwatch.alarms import AlarmEvaluator
 from localaws.faults import FaultLayer, Faults
+from localaws.iam.authorizer import ADMIN_ACCESS_KEY, Authorizer, IamLayer, RoleCredentials, assume_as_service
 from localaws.runtime.endpoints import EndpointHost
 from localaws.sagemaker.deployments import DeploymentRunner
 from localaws.sagemaker.jobs import JobRunner
@@ -32,14 +36,9 @@ LOOPBACK = "127.0.0.1"
 # moto's documented test account: no real person's account, same on every machine.
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
+# A role session's credentials last an hour; a new one is taken with this much of it left.
+ROLE_SESSION_REUSE_SECONDS = 600
 
-
-
-class QuietRequestHandler(MotoRequestHandler):
-    """moto's handler without a log line per request (a lab run makes thousands)."""
-
-    def log_request(self, code="-", size="-") -> None:
-        pass
 
 
 class LocalAws:
@@ -50,29 +49,39 @@ class LocalAws:
         self._port = port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls_server: BaseWSGIServer | None = None
+        self._tls_thread: threading.Thread | None = None
+        self._tls_directory = Path(tempfile.mkdtemp(prefix="localaws-tls-"))
+        self.ca_bundle: Path | None = None
         self._runtime: RuntimeServer | None = None
         # Containers without network isolation get this local AWS, as SageMaker gives them AWS.
         self._own_clients: dict[tuple[str, str, str], SharedClients] = {}
         self._own_lock = threading.Lock()
-        self.jobs = JobRunner(self.own_clients, container_environment=lambda: self.environment())
+        self.jobs = JobRunner(self.own_clients, lambda role_arn: self.as_role(role_arn))
         self.endpoints = EndpointHost(
-            self.own_clients, network_environment=lambda: self.environment(),
+            self.own_clients, lambda role_arn, region: self.as_role(role_arn, region=region),
             exists=lambda region, name: name in sagemaker_backends[ACCOUNT_ID][region].endpoints,
         )
-        self.pipelines = PipelineRunner(self.own_clients, self.jobs)
-        self.deployments = DeploymentRunner(self.endpoints, self.own_clients, ACCOUNT_ID)
+        self.pipelines = PipelineRunner(self.own_clients, self.jobs, lambda role_arn: self.as_role(role_arn))
+        self.deployments = DeploymentRunner(self.endpoints, lambda role_arn, region: self.as_role(role_arn, region=region), ACCOUNT_ID)
         self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
+        self.iam = Authorizer(ACCOUNT_ID)
+        self._role_clients: dict[tuple[str, str, str, str], tuple[float, SharedClients, dict[str, str]]] = {}
 
     def start(self) -> "LocalAws":
         cloudformation_resources.register()
         moto_fixes.apply()
         event_targets.install(self._start_pipeline)
-        app = FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines, self.deployments), self.faults)
+        app = IamLayer(FaultLayer(SageMakerLayer(DomainDispatcherApplication(create_backend_app), self.jobs, self.endpoints, ACCOUNT_ID, self.pipelines, self.deployments), self.faults), self.iam)
         # Threaded: a lab step may call back into the local AWS while a request is served.
-        self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=QuietRequestHandler)
+        self._server = make_server(LOOPBACK, self._port, app, threaded=True, request_handler=tls.QuietRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
         self._thread.start()
+        context, self.ca_bundle = tls.server_context(self._tls_directory)
+        self._tls_server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=tls.QuietRequestHandler, ssl_context=context)
+        self._tls_thread = threading.Thread(target=self._tls_server.serve_forever, name="localaws-tls", daemon=True)
+        self._tls_thread.start()
         self._runtime = RuntimeServer((LOOPBACK, 0), self.endpoints, ACCOUNT_ID).start()
         self.alarms.start()
         return self
@@ -83,11 +92,13 @@ class LocalAws:
             self._runtime.stop()
             self._runtime = None
         self.endpoints.stop_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = None
+        for server, thread in ((self._server, self._thread), (self._tls_server, self._tls_thread)):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+                thread.join()
+        self._server = self._tls_server = None
+        shutil.rmtree(self._tls_directory, ignore_errors=True)
 
     def __enter__(self) -> "LocalAws":
         return self.start()
@@ -102,6 +113,13 @@ class LocalAws:
         return f"http://{LOOPBACK}:{self._server.server_port}"
 
     @property
+    def tls_endpoint_url(self) -> str:
+        """The same local AWS over TLS, where the roles' sessions call it."""
+        if self._tls_server is None:
+            raise RuntimeError("the local AWS is not running: call start() first")
+        return f"https://{LOOPBACK}:{self._tls_server.server_port}"
+
+    @property
     def runtime_url(self) -> str:
         if self._runtime is None:
             raise RuntimeError("the local AWS is not running: call start() first")
@@ -114,8 +132,9 @@ class LocalAws:
             # InvokeEndpoint's own host, as in AWS (sagemaker/runtime_server.py): boto3 and the
             # AWS CLI pick it up by this name.
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.runtime_url,
-            "AWS_ACCESS_KEY_ID": "localaws",
-            "AWS_SECRET_ACCESS_KEY": "localaws",
+            # The account's administrator (the learner): the one key IAM does not evaluate.
+            "AWS_ACCESS_KEY_ID": ADMIN_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": ADMIN_ACCESS_KEY,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
@@ -133,6 +152,25 @@ class LocalAws:
                 self._own_clients[key] = SharedClients(lambda: self.session(key[0]))
             return self._own_clients[key]
 
+    def as_role(self, role_arn: str, service: str = "sagemaker.amazonaws.com", region: str | None = None,
+                session_name: str = "SageMaker") -> tuple[SharedClients, dict[str, str]]:
+        """Clients and container environment with the credentials `service` gets for the role
+        (sts:AssumeRole under its trust policy; RoleNotAssumable if the role refuses), reused
+        while they have more than ROLE_SESSION_REUSE_SECONDS of their hour left."""
+        region = region or self.region
+        key = (role_arn, service, region, session_name)
+        with self._own_lock:
+            cached = self._role_clients.get(key)
+            if cached is not None and time.monotonic() < cached[0]:
+                return cached[1], cached[2]
+        credentials: RoleCredentials = assume_as_service(ACCOUNT_ID, region, role_arn, service, session_name)
+        environment = {**self.environment(), **credentials.environment(), "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                       "AWS_ENDPOINT_URL": self.tls_endpoint_url, "AWS_CA_BUNDLE": str(self.ca_bundle)}
+        clients = SharedClients(lambda: session_of(environment, region))
+        with self._own_lock:
+            self._role_clients[key] = (time.monotonic() + 3600 - ROLE_SESSION_REUSE_SECONDS, clients, environment)
+        return clients, environment
+
     def _start_pipeline(self, region: str, name: str, parameters: list[dict[str, str]]) -> None:
         """What EventBridge does for a rule's SageMaker pipeline target. The target's ARN holds
         the name in lower case, as SageMaker writes pipeline ARNs; moto keys pipelines by name."""
@@ -143,6 +181,8 @@ class LocalAws:
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between tests."""
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        with self._own_lock:
+            self._role_clients.clear()  # their sessions went with STS
 
 
 def session_of(environment: dict[str, str], region: str | None = None) -> boto3.Session:
@@ -151,8 +191,10 @@ def session_of(environment: dict[str, str], region: str | None = None) -> boto3.
     return _EndpointSession(
         environment["AWS_ENDPOINT_URL"],
         {"sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]},
+        environment.get("AWS_CA_BUNDLE"),
         aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
         region_name=region or environment["AWS_REGION"],
     )
 
@@ -160,10 +202,12 @@ def session_of(environment: dict[str, str], region: str | None = None) -> boto3.
 class _EndpointSession(boto3.Session):
     """A session whose clients talk to the local AWS (boto3 has no session-wide option)."""
 
-    def __init__(self, endpoint_url: str, service_urls: dict[str, str], **kwargs) -> None:
+    def __init__(self, endpoint_url: str, service_urls: dict[str, str], ca_bundle: str | None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._endpoint_url, self._service_urls = endpoint_url, service_urls
+        self._endpoint_url, self._service_urls, self._ca_bundle = endpoint_url, service_urls, ca_bundle
 
     def client(self, service_name, *args, **kwargs):
         kwargs.setdefault("endpoint_url", self._service_urls.get(service_name, self._endpoint_url))
+        if self._ca_bundle:
+            kwargs.setdefault("verify", self._ca_bundle)
         return super().client(service_name, *args, **kwargs)

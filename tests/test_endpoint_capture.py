@@ -29,10 +29,10 @@ def test_flush_all_returns_after_the_housekeepers_write_in_progress_has_landed()
     flush_all meanwhile found none to take and returned before they landed, so a count right
     after it missed them and the next test's count took them (212 of 200 shadow copies)."""
     s3 = SlowS3(seconds=1.0)
-    host = EndpointHost(lambda region: s3)
+    host = EndpointHost(lambda region: s3, lambda role_arn, region: (s3, {}))
     capture = Capture("s3://bucket/capture", 100.0, set(), set(), {"Input"})
     capture.lines = [(datetime.now(timezone.utc), "AllTraffic", "{}")] * 7
-    host._endpoints[("us-east-1", "ep")] = HostedEndpoint("ep", [], [], capture)
+    host._endpoints[("us-east-1", "ep")] = HostedEndpoint("ep", [], [], capture, s3)
     assert s3.writing.wait(timeout=10), "the housekeeper never flushed the capture"
     host.flush_all()
     assert s3.landed == 7

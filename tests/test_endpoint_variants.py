@@ -20,7 +20,7 @@ import xgboost as xgb
 from labkit.model_artifact import serving_artifact
 from localaws.server import LocalAws
 from processing.model_artifact import MODEL_FILE, pack, unpack
-from tests.helpers import TEST_MODEL_ENVIRONMENT
+from tests.helpers import TEST_MODEL_ENVIRONMENT, sagemaker_role
 from tests.serving_cases import N
 
 BUCKET = "variants"
@@ -43,7 +43,7 @@ def served():
         high, low = training_artifact(lambda x: x[:, 0] > 0.5), training_artifact(lambda x: x[:, 0] < -0.5)
         for name, artifact in (("champion", high), ("challenger", high), ("shadow", low)):
             s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=serving_artifact(artifact, threshold=0.5))
-            sagemaker.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/variants", EnableNetworkIsolation=True,
+            sagemaker.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(session, "variants"), EnableNetworkIsolation=True,
                                    PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/{name}/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
 
         def variant(name: str, model: str, weight: float) -> dict:
@@ -172,7 +172,7 @@ def test_a_canary_that_fails_rolls_back_on_the_alarm_and_a_good_update_completes
     local, session = served
     s3, sagemaker, runtime, cloudwatch = (session.client(service) for service in ("s3", "sagemaker", "sagemaker-runtime", "cloudwatch"))
     s3.put_object(Bucket=BUCKET, Key="broken/model.tar.gz", Body=serving_artifact(broken(training_artifact(lambda x: x[:, 0] > 0.5)), threshold=0.5))
-    sagemaker.create_model(ModelName="broken", ExecutionRoleArn="arn:aws:iam::123456789012:role/variants", EnableNetworkIsolation=True,
+    sagemaker.create_model(ModelName="broken", ExecutionRoleArn=sagemaker_role(session, "variants"), EnableNetworkIsolation=True,
                            PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{BUCKET}/broken/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
     for config, model in (("blue", "champion"), ("broken", "broken"), ("green", "challenger")):
         sagemaker.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[

@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_AWS_WITH_A_JOB = """
 import time
 from localaws.server import LocalAws
+from tests.helpers import sagemaker_role
 local = LocalAws(region="ap-south-1").start()
 local.session().client("sagemaker").create_processing_job(
-    ProcessingJobName="fraudlab-sleeper", RoleArn="arn:aws:iam::123456789012:role/any",
+    ProcessingJobName="fraudlab-sleeper", RoleArn=sagemaker_role(local.session(), "any"),
     AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(300)"]},
     ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.t3.medium", "VolumeSizeInGB": 1}},
     StoppingCondition={"MaxRuntimeInSeconds": 600},
@@ -45,7 +46,7 @@ def test_a_killed_local_aws_takes_its_containers_with_it():
     """Regression: SIGKILL of `localaws serve` or the lab runner left its containers running."""
     local_aws = subprocess.Popen(
         [sys.executable, "-c", LOCAL_AWS_WITH_A_JOB], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'lab_scripts'}"},
     )
     try:
         job_group = int(local_aws.stdout.readline())

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from tests.helpers import sagemaker_role
 from localaws.sagemaker import builtin_xgboost
 
 ROLE = "arn:aws:iam::123456789012:role/FraudLab-test"
@@ -29,6 +30,7 @@ def wait(describe, key: str, timeout: float = 120) -> dict:
 def aws(local_aws, outputs):
     server, _ = local_aws
     session = server.session()
+    sagemaker_role(session, ROLE.rsplit("/", 1)[1])
     return session.client("s3"), session.client("sagemaker"), outputs["LabBucketName"]
 
 

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from localaws.sagemaker.pipeline_definition import DefinitionError, duration, in_dependency_order, parameter_values, validate
 from localaws.sagemaker.pipelines import walk
+from tests.helpers import sagemaker_role
 
 BUCKET = "pipeline-tests"
 GROUP = "pipeline-tests"
@@ -95,6 +96,7 @@ def s3(local_aws):
 def sagemaker(local_aws, s3):
     server, _ = local_aws
     session = server.session()
+    sagemaker_role(session, ROLE.rsplit("/", 1)[1])
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="code/score.py", Body=SCRIPT.encode())
     client = session.client("sagemaker")

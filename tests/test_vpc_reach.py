@@ -13,7 +13,7 @@ import pytest
 
 from labkit.model_artifact import serving_artifact
 from localaws.runtime import vpc
-from tests.helpers import TEST_MODEL_ENVIRONMENT
+from tests.helpers import TEST_MODEL_ENVIRONMENT, sagemaker_role
 from tests.test_endpoint_variants import training_artifact
 
 REGION = "eu-north-1"
@@ -66,14 +66,14 @@ def test_a_vpc_reaches_what_its_endpoints_route_and_admit(network):
 def test_in_a_vpc_unreached_services_refuse_and_reached_ones_are_the_local_aws(network):
     ec2, vpc_config, _, server = network
     local = server.environment()
-    environment = vpc.network_environment(local, ec2, vpc_config)
+    environment = vpc.network_environment(local, ec2, vpc_config, role_ec2=ec2)
     assert environment["AWS_ENDPOINT_URL_S3"] == environment["AWS_ENDPOINT_URL_CLOUDWATCH"] == local["AWS_ENDPOINT_URL"]
     assert "AWS_ENDPOINT_URL_STS" not in environment and "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in environment
     assert environment["AWS_REGION"] == local["AWS_REGION"]
     refused = urlparse(environment["AWS_ENDPOINT_URL"])
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((refused.hostname, refused.port), timeout=5)
-    assert vpc.network_environment(local, ec2, None) == local  # no VpcConfig: SageMaker's network, all of AWS
+    assert vpc.network_environment(local, ec2, None, role_ec2=ec2) == local  # no VpcConfig: SageMaker's network, all of AWS
 
 
 def test_a_nat_gateway_route_reaches_everything(network):
@@ -82,7 +82,7 @@ def test_a_nat_gateway_route_reaches_everything(network):
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
     try:
         assert vpc.reachable_services(ec2, vpc_config) is None
-        assert vpc.network_environment(server.environment(), ec2, vpc_config) == server.environment()
+        assert vpc.network_environment(server.environment(), ec2, vpc_config, role_ec2=ec2) == server.environment()
     finally:
         ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
         ec2.delete_nat_gateway(NatGatewayId=nat)
@@ -97,7 +97,7 @@ def test_an_endpoint_s_container_in_a_vpc_gets_only_what_the_vpc_reaches(network
     bucket = "vpc-reach-models"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=serving_artifact(training_artifact(lambda x: x[:, 0] > 0), threshold=0.5))
-    sagemaker.create_model(ModelName="in-vpc", ExecutionRoleArn="arn:aws:iam::123456789012:role/vpc-reach", VpcConfig=vpc_config,
+    sagemaker.create_model(ModelName="in-vpc", ExecutionRoleArn=sagemaker_role(session, "vpc-reach"), VpcConfig=vpc_config,
                            PrimaryContainer={"Image": "xgboost:3.2-0", "ModelDataUrl": f"s3://{bucket}/model.tar.gz", "Environment": TEST_MODEL_ENVIRONMENT})
     sagemaker.create_endpoint_config(EndpointConfigName="in-vpc", ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "in-vpc", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
@@ -106,7 +106,7 @@ def test_an_endpoint_s_container_in_a_vpc_gets_only_what_the_vpc_reaches(network
         container = server.endpoints.ensure(REGION, "in-vpc").container
         environ = dict(item.split("=", 1) for item in Path(f"/proc/{container.process.pid}/environ").read_text().split("\0") if "=" in item)
         assert environ["AWS_ENDPOINT_URL"] == vpc.refusing_url()
-        assert environ["AWS_ENDPOINT_URL_S3"] == environ["AWS_ENDPOINT_URL_SAGEMAKER"] == server.endpoint_url
+        assert environ["AWS_ENDPOINT_URL_S3"] == environ["AWS_ENDPOINT_URL_SAGEMAKER"] == server.tls_endpoint_url
         assert "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME" not in environ and environ["SAGEMAKER_PROGRAM"] == "inference.py"
     finally:
         sagemaker.delete_endpoint(EndpointName="in-vpc")

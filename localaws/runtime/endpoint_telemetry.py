@@ -39,10 +39,11 @@ class _Window:
 class EndpointTelemetry:
     """One endpoint variant's metrics and log, published by the endpoint host's housekeeping."""
 
-    def __init__(self, endpoint: str, variant: str, log_file: Path, session: ClientSource, instances: int = 1) -> None:
+    def __init__(self, endpoint: str, variant: str, log_file: Path, metrics: ClientSource, logs: ClientSource, instances: int = 1) -> None:
         self.endpoint, self.variant, self.instances = endpoint, variant, instances
         # Made once: a session and two clients are slow to make, and publication runs every second.
-        self._cloudwatch, self._logs = session.client("cloudwatch"), session.client("logs")
+        # SageMaker publishes AWS/SageMaker itself; the container's log goes as the model's role.
+        self._cloudwatch, self._logs = metrics.client("cloudwatch"), logs.client("logs")
         self.log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
         self.log_stream = f"{variant}/i-{secrets.token_hex(9)[:17]}"  # an EC2 instance id
         self._log_file, self._log_offset, self._log_ready = log_file, 0, False

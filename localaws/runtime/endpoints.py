@@ -26,6 +26,7 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localaws.clients import ClientSource
+from localaws.iam.authorizer import RoleNotAssumable
 from localaws.runtime import vpc
 from localaws.runtime.capture import FLUSH_SECONDS, Capture
 from localaws.runtime.container import ContainerFailed, ServingContainer, start_serving_container, stop_containers
@@ -59,6 +60,7 @@ class HostedVariant:
     container: ServingContainer
     telemetry: EndpointTelemetry
     weight: float  # production traffic share, relative to the other production variants'
+    role: ClientSource  # clients as its model's execution role
 
 
 @dataclass
@@ -67,6 +69,7 @@ class HostedEndpoint:
     variants: list[HostedVariant]  # production variants: each request goes to one
     shadows: list[HostedVariant]  # shadow variants: each gets a copy, answers nobody
     capture: Capture | None
+    writer: ClientSource  # what captures are written with: the first production variant's role
     # During an update (sagemaker/deployments.py): the new fleet and its share of the traffic.
     green: HostedEndpoint | None = None
     green_share: float = 0.0
@@ -95,12 +98,13 @@ class EndpointHost:
     def __init__(
         self,
         session_for_region: Callable[[str], ClientSource],
-        network_environment: Callable[[], dict[str, str]] = dict,
+        as_role: Callable[[str, str], tuple[ClientSource, dict[str, str]]],
         exists: Callable[[str, str], bool] = lambda region, name: True,
     ) -> None:
-        self._session_for_region = session_for_region
-        # how a container with network reaches AWS (runtime/vpc.py narrows it to the Model's VPC)
-        self._network_environment = network_environment
+        self._session_for_region = session_for_region  # SageMaker's own calls and metrics
+        # What SageMaker does as a model's execution role (model download, capture, logs), and
+        # how its container reaches AWS (runtime/vpc.py narrows that to the Model's VPC).
+        self._as_role = as_role
         # Whether the endpoint still exists, however it was deleted (DeleteEndpoint, or the
         # stack deleted by CloudFormation, which calls no API this host sees).
         self._exists = exists
@@ -277,26 +281,34 @@ class EndpointHost:
             stop_containers([variant.container for variant in started])
             raise failed
         production = len(config["ProductionVariants"])
-        return HostedEndpoint(name, started[:production], started[production:], Capture.from_config(config))
+        return HostedEndpoint(name, started[:production], started[production:], Capture.from_config(config), started[0].role)
 
     def _start_variant(self, region: str, sagemaker, endpoint: str, variant: dict, weight: float) -> HostedVariant:
         model, container = model_container(sagemaker, variant["ModelName"])
-        session = self._session_for_region(region)
-        archive = read_object(session.client("s3"), container["ModelDataUrl"])
+        try:
+            role, role_environment = self._as_role(model["ExecutionRoleArn"], region)
+            archive = read_object(role.client("s3"), container["ModelDataUrl"])
+        except RoleNotAssumable as error:
+            raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
+        except ClientError as error:
+            detail = error.response.get("Error", {})
+            raise EndpointError(f"variant {variant['VariantName']}: Failed to download model data from {container['ModelDataUrl']}. "
+                                f"{detail.get('Code')}: {detail.get('Message')}") from None
         isolated = model.get("EnableNetworkIsolation", False)
         try:
-            network = None if isolated else vpc.network_environment(self._network_environment(), session.client("ec2"), model.get("VpcConfig"))
+            network = None if isolated else vpc.network_environment(
+                role_environment, self._session_for_region(region).client("ec2"), model.get("VpcConfig"), role_ec2=role.client("ec2"))
             serving = start_serving_container(
                 f"{endpoint}/{variant['VariantName']}", archive, container.get("Environment", {}),
                 network_isolation=isolated,
                 network_environment=network,
             )
-        except (ContainerFailed, vpc.VpcConfigError) as error:
+        except (ContainerFailed, vpc.VpcConfigError, ClientError) as error:
             raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
         telemetry = EndpointTelemetry(
-            endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), int(variant.get("InitialInstanceCount") or 1)
+            endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), role, int(variant.get("InitialInstanceCount") or 1)
         )
-        return HostedVariant(variant["VariantName"], serving, telemetry, weight)
+        return HostedVariant(variant["VariantName"], serving, telemetry, weight, role)
 
     # --- in the background: capture flushes, telemetry, deleted endpoints ----------------
 
@@ -330,7 +342,7 @@ class EndpointHost:
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
         if hosted.capture is not None:
-            hosted.capture.flush(hosted.name, lambda: self._session_for_region(region).client("s3"), force)
+            hosted.capture.flush(hosted.name, lambda: hosted.writer.client("s3"), force)
 
     def _copy_done(self, copy: Future) -> None:
         with self._lock:

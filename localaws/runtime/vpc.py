@@ -114,13 +114,18 @@ def _covers_https(rule: dict) -> bool:
     return rule.get("IpProtocol") == "tcp" and rule.get("FromPort", 0) <= HTTPS <= rule.get("ToPort", 65535)
 
 
-def network_environment(local: dict[str, str], ec2, vpc_config: dict[str, Any] | None) -> dict[str, str]:
+def network_environment(local: dict[str, str], ec2, vpc_config: dict[str, Any] | None, *, role_ec2) -> dict[str, str]:
     """The variables that give a container with network access its AWS: `local` (the local
     AWS's environment) as it is without a VpcConfig; in a VPC, the local AWS for the
-    services the VPC reaches and a refusing address for the rest."""
+    services the VPC reaches and a refusing address for the rest.
+
+    SageMaker looks up the VpcConfig's subnets and groups with the execution role (`role_ec2`,
+    whose Describe* IAM then checks); what the VPC reaches is the network's own doing (`ec2`)."""
     if not vpc_config:
         return dict(local)
     try:
+        role_ec2.describe_subnets(SubnetIds=vpc_config["Subnets"])
+        role_ec2.describe_security_groups(GroupIds=vpc_config["SecurityGroupIds"])
         reached = reachable_services(ec2, vpc_config)
     except ClientError as error:  # what SageMaker answers for a subnet or group that is not there
         raise VpcConfigError(f"VpcConfig: {error.response['Error']['Message']}") from None

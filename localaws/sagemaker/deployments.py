@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
 from moto.sagemaker.models import sagemaker_backends
 
 from localaws.clients import ClientSource
@@ -45,11 +46,19 @@ class Deployment:
     new_config: str
     deployment_config: dict[str, Any]
     instances: int  # of the new fleet
+    role_arn: str  # the new fleet's execution role, which reads the rollback alarms
+
+
+class AlarmsUnreadable(Exception):
+    """The execution role may not read the rollback alarms: nothing would ever roll back."""
 
 
 class DeploymentRunner:
-    def __init__(self, host: EndpointHost, session_for_region: Callable[[str], ClientSource], account_id: str) -> None:
-        self._host, self._session_for_region, self._account_id = host, session_for_region, account_id
+    def __init__(self, host: EndpointHost, as_role: Callable[[str, str], tuple[ClientSource, dict[str, str]]], account_id: str) -> None:
+        # SageMaker reads the AutoRollbackConfiguration alarms with the endpoint's execution role
+        # (deployment guardrails guide: "Ensure that your IAM execution role has permission to
+        # perform the cloudwatch:DescribeAlarms action").
+        self._host, self._as_role, self._account_id = host, as_role, account_id
         self.deployments: dict[tuple[str, str], Deployment] = {}
 
     def start(self, region: str, name: str, new_config: str, deployment_config: dict[str, Any]) -> Deployment:
@@ -67,7 +76,9 @@ class DeploymentRunner:
         for share, _ in shifts(deployment_config, instances)[:-1]:
             if share > 0.5:
                 raise UpdateRefused(f"a canary or linear step of {share:.0%} is more than 50% of the new fleet's capacity")
-        deployment = Deployment(region, name, endpoint.endpoint_config_name, new_config, deployment_config, instances)
+        first = backend.endpoint_configs[new_config].production_variants[0]["ModelName"]
+        role_arn = backend._models[first].execution_role_arn if first in backend._models else ""  # noqa: SLF001 - moto keeps models private
+        deployment = Deployment(region, name, endpoint.endpoint_config_name, new_config, deployment_config, instances, role_arn)
         self.deployments[(region, name)] = deployment
         endpoint.endpoint_status = "Updating"
         threading.Thread(target=self._run, args=(deployment,), name=f"update-{name}", daemon=True).start()
@@ -87,6 +98,9 @@ class DeploymentRunner:
         except EndpointError as error:  # the new fleet never became healthy: the old one serves on
             self._host.roll_back(region, name)
             self._finish(deployment, deployment.old_config, failure=f"The new fleet failed to start: {error}")
+        except AlarmsUnreadable as error:
+            self._host.roll_back(region, name)
+            self._finish(deployment, deployment.old_config, failure=str(error))
         except Exception as error:  # noqa: BLE001 - the endpoint must not stay Updating forever
             traceback.print_exc()
             self._host.roll_back(region, name)
@@ -95,11 +109,16 @@ class DeploymentRunner:
     def _bake(self, deployment: Deployment, seconds: float) -> str | None:
         """Watch the rollback alarms for `seconds`; the name of one in ALARM, if any."""
         alarms = [a["AlarmName"] for a in deployment.deployment_config.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
-        cloudwatch = self._session_for_region(deployment.region).client("cloudwatch") if alarms else None
+        cloudwatch = self._as_role(deployment.role_arn, deployment.region)[0].client("cloudwatch") if alarms else None
         until = time.monotonic() + seconds
         while True:
             if cloudwatch is not None:
-                firing = [a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"] if a["StateValue"] == "ALARM"]
+                try:
+                    described = cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+                except ClientError as error:
+                    raise AlarmsUnreadable(f"ClientError: the execution role {deployment.role_arn} could not read the rollback alarms: "
+                                           f"{error.response['Error']['Message']}") from None
+                firing = [a["AlarmName"] for a in described if a["StateValue"] == "ALARM"]
                 if firing:
                     return firing[0]
             if time.monotonic() >= until:

@@ -19,6 +19,7 @@ import math
 import random
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -29,7 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
+
 from localaws.clients import ClientSource
+from localaws.iam.authorizer import RoleNotAssumable
 from localaws.runtime import image_env, vpc
 from localaws.runtime.container import ContainerFailed, start_serving_container
 from localaws.runtime.endpoints import EndpointError, model_container
@@ -93,18 +97,27 @@ class JobRunner:
     def __init__(
         self,
         session_factory: Callable[[], ClientSource],
+        as_role: Callable[[str], tuple[ClientSource, dict[str, str]]],
         workdir: Path | None = None,
-        container_environment: Callable[[], dict[str, str]] = dict,
     ) -> None:
-        self._session_factory = session_factory
-        self._container_environment = container_environment
+        self._session_factory = session_factory  # SageMaker's own calls (Describe*, child jobs)
+        # What SageMaker does with the job's role: its clients, and its containers' environment.
+        self._as_role = as_role
         self._workdir = workdir or Path(tempfile.mkdtemp(prefix="localaws-jobs-"))
         self.jobs: dict[str, JobState] = {}
 
-    def _network_environment(self, session: ClientSource, vpc_config: dict | None) -> dict[str, str]:
-        """How a container with network access reaches AWS: through its VPC's endpoints only."""
+    def assume(self, kind: str, spec: dict[str, Any]) -> None:
+        """SageMaker's check at Create*: the job's role (a tuning job's definition's) must trust
+        it, or RoleNotAssumable. A transform job runs as its model's role, checked at CreateModel."""
+        if kind != "transform":
+            self._as_role(spec["TrainingJobDefinition"]["RoleArn"] if kind == "tuning" else spec["RoleArn"])
+
+    def _network_environment(self, role: ClientSource, environment: dict[str, str], vpc_config: dict | None) -> dict[str, str]:
+        """How a container with network access reaches AWS: as its role, through its VPC's
+        endpoints only (SageMaker places the VPC's ENIs with the role)."""
         try:
-            return vpc.network_environment(self._container_environment(), session.client("ec2"), vpc_config)
+            with _refused_as("Failed to place the job in its VPC"):
+                return vpc.network_environment(environment, self._session_factory().client("ec2"), vpc_config, role_ec2=role.client("ec2"))
         except vpc.VpcConfigError as error:
             raise JobFailed(f"ClientError: {error}") from None
 
@@ -146,6 +159,8 @@ class JobRunner:
             state.final_metrics, state.status = metrics, "Completed"
         except JobStopped:
             state.status = "Stopped"
+        except RoleNotAssumable as error:
+            state.status, state.failure_reason = "Failed", f"ClientError: {error}"
         except JobFailed as error:  # killed on request is not a failure of the job
             state.status, state.failure_reason = ("Stopped", None) if state.stop_requested.is_set() else ("Failed", str(error))
         except Exception as error:  # noqa: BLE001 - any crash must end as a Failed job, not a hang
@@ -171,18 +186,21 @@ class JobRunner:
         source = spec["TransformInput"]["DataSource"]["S3DataSource"]
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise JobFailed("ClientError: the local AWS reads S3Prefix inputs only (no manifest files)")
-        s3 = session.client("s3")
+        role, role_environment = self._as_role(model["ExecutionRoleArn"])
+        s3 = role.client("s3")
         bucket, prefix = split_uri(source["S3Uri"])
-        keys = list_keys(s3, bucket, prefix)
+        with _refused_as("Failed to download data"):
+            keys = list_keys(s3, bucket, prefix)
+            archive = read_object(s3, container["ModelDataUrl"])
         if not keys:
             raise JobFailed(f"ClientError: no objects under {source['S3Uri']}")
         state.enter("Starting", "Starting the model's serving container")
         isolated = model.get("EnableNetworkIsolation", False)
         try:
             serving = start_serving_container(
-                f"transform/{name}", read_object(s3, container["ModelDataUrl"]), container.get("Environment", {}),
+                f"transform/{name}", archive, container.get("Environment", {}),
                 network_isolation=isolated,
-                network_environment=None if isolated else self._network_environment(session, model.get("VpcConfig")),
+                network_environment=None if isolated else self._network_environment(role, role_environment, model.get("VpcConfig")),
             )
         except ContainerFailed as error:
             raise JobFailed(f"ClientError: {error}") from None
@@ -195,27 +213,29 @@ class JobRunner:
             for key in keys:
                 if state.stop_requested.is_set():
                     raise JobStopped
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                with _refused_as("Failed to download data"):
+                    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 result = transform.transform_object(body, settings, lambda payload: serving.request("POST", "/invocations", payload, headers)[:2])
                 relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
-                s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{relative}.out", Body=result, **extra)
+                with _refused_as("Failed to upload output data"):
+                    s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{relative}.out", Body=result, **extra)
         except transform.TransformError as error:
             raise JobFailed(f"ClientError: {error} (logs: /aws/sagemaker/TransformJobs {name}/*)") from None
         finally:
-            _JobLogs(session, "/aws/sagemaker/TransformJobs", name).put(f"{name}/{spec['TransformResources']['InstanceType']}", serving.log_tail())
+            _JobLogs(role, "/aws/sagemaker/TransformJobs", name).put(f"{name}/{spec['TransformResources']['InstanceType']}", serving.log_tail())
             serving.stop()
         return []
 
     # --- processing -------------------------------------------------------------------
 
     def _run_processing(self, name: str, spec: dict[str, Any], state: JobState) -> list:
-        session = self._session_factory()
+        role, role_environment = self._as_role(spec["RoleArn"])
         hosts = [f"algo-{i + 1}" for i in range(spec["ProcessingResources"]["ClusterConfig"]["InstanceCount"])]
         app = spec["AppSpecification"]
         command = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
         if not command:
             raise JobFailed("ClientError: the local AWS needs AppSpecification.ContainerEntrypoint")
-        logs = _JobLogs(session, "/aws/sagemaker/ProcessingJobs", name)
+        logs = _JobLogs(role, "/aws/sagemaker/ProcessingJobs", name)
         state.enter("Downloading", "Downloading input data")
         roots = []
         for index, host in enumerate(hosts):
@@ -224,7 +244,7 @@ class JobRunner:
             for item in spec.get("ProcessingInputs", []):
                 s3_input = item["S3Input"]
                 sharded = s3_input.get("S3DataDistributionType") == "ShardedByS3Key"
-                _download_prefix(session, s3_input["S3Uri"], _local(root, s3_input["LocalPath"]), (index, len(hosts)) if sharded else (0, 1))
+                _download_prefix(role, s3_input["S3Uri"], _local(root, s3_input["LocalPath"]), (index, len(hosts)) if sharded else (0, 1))
             for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
                 _local(root, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
             config = root / "config"
@@ -236,7 +256,7 @@ class JobRunner:
         network = spec.get("NetworkConfig", {})
         isolated = network.get("EnableNetworkIsolation", False)
         if not isolated:
-            environment.update(self._network_environment(session, network.get("VpcConfig")))
+            environment.update(self._network_environment(role, role_environment, network.get("VpcConfig")))
         sandbox = image_env.network_sandbox()[0] if isolated else []
         state.enter("Processing", "Processing job in progress")
         runs = [_start_process([*sandbox, *_container_command(command, root)], root, environment) for root in roots]
@@ -267,7 +287,8 @@ class JobRunner:
         state.enter("Uploading", "Uploading generated output data")
         for root in roots:
             for item in spec.get("ProcessingOutputConfig", {}).get("Outputs", []):
-                upload_dir(session.client("s3"), _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
+                with _refused_as("Failed to upload output data"):
+                    upload_dir(role.client("s3"), _local(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
         return []
 
     # --- training ---------------------------------------------------------------------
@@ -275,7 +296,7 @@ class JobRunner:
     def _run_training(self, name: str, spec: dict[str, Any], state: JobState) -> list[dict[str, Any]]:
         from localaws.sagemaker import builtin_xgboost  # imports xgboost only when a job trains
 
-        session = self._session_factory()
+        role, _ = self._as_role(spec["RoleArn"])
         image = spec["AlgorithmSpecification"].get("TrainingImage", "")
         if "sagemaker-xgboost" not in image:
             raise JobFailed(f"ClientError: the local AWS runs only the built-in XGBoost algorithm, not {image}")
@@ -284,13 +305,13 @@ class JobRunner:
         channels = {}
         for channel in spec.get("InputDataConfig", []):
             target = root / "input/data" / channel["ChannelName"]
-            _download_prefix(session, channel["DataSource"]["S3DataSource"]["S3Uri"], target, (0, 1))
+            _download_prefix(role, channel["DataSource"]["S3DataSource"]["S3Uri"], target, (0, 1))
             channels[channel["ChannelName"]] = target
         checkpoint = spec.get("CheckpointConfig", {}).get("S3Uri")
         checkpoint_dir = root.parent / "checkpoints"
         if checkpoint:
-            _download_prefix(session, checkpoint, checkpoint_dir, (0, 1), required=False)  # first run: none yet
-        logs = _JobLogs(session, "/aws/sagemaker/TrainingJobs", name)
+            _download_prefix(role, checkpoint, checkpoint_dir, (0, 1), required=False)  # first run: none yet
+        logs = _JobLogs(role, "/aws/sagemaker/TrainingJobs", name)
         log_lines: list[str] = []
         state.enter("Training", "Training image download completed. Training in progress.")
         try:
@@ -304,10 +325,11 @@ class JobRunner:
         if state.stop_requested.is_set():
             raise JobStopped
         state.enter("Uploading", "Uploading generated training model")
-        if checkpoint:
-            upload_dir(session.client("s3"), checkpoint_dir, checkpoint)
         output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output/model.tar.gz"
-        upload_bytes(session.client("s3"), output, _tar_gz(root / "model"))
+        with _refused_as("Failed to upload output data"):
+            if checkpoint:
+                upload_dir(role.client("s3"), checkpoint_dir, checkpoint)
+            upload_bytes(role.client("s3"), output, _tar_gz(root / "model"))
         return [{"MetricName": k, "Value": v, "Timestamp": datetime.now(timezone.utc)} for k, v in result.items()]
 
 
@@ -397,11 +419,12 @@ def _start_process(command: list[str], root: Path, environment: dict[str, str]) 
 def _download_prefix(session: ClientSource, uri: str, target: Path, shard: tuple[int, int], required: bool = True) -> None:
     """Every object under `uri` into `target` (host `shard[0]` of `shard[1]` gets every n-th key)."""
     s3 = session.client("s3")
-    keys = list_keys(s3, *split_uri(uri))
-    if not keys and required:
-        raise JobFailed(f"ClientError: no objects under {uri}")
-    index, count = shard
-    download_keys(s3, uri, keys[index::count], target)
+    with _refused_as("Failed to download data"):
+        keys = list_keys(s3, *split_uri(uri))
+        if not keys and required:
+            raise JobFailed(f"ClientError: no objects under {uri}")
+        index, count = shard
+        download_keys(s3, uri, keys[index::count], target)
 
 
 def _tar_gz(directory: Path) -> bytes:
@@ -412,19 +435,41 @@ def _tar_gz(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def _refused_as(doing: str):
+    """A refusal of what SageMaker does as the job's role fails the job, with AWS's words."""
+    try:
+        yield
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        raise JobFailed(f"ClientError: {doing}. {detail.get('Code')}: {detail.get('Message')}") from None
+
+
 class _JobLogs:
     """Job output to CloudWatch Logs, where the console's "View logs" link points."""
 
     def __init__(self, session: ClientSource, group: str, job: str) -> None:
-        self.logs, self.group = session.client("logs"), group
-        try:
-            self.logs.create_log_group(logGroupName=group)
-        except self.logs.exceptions.ResourceAlreadyExistsException:
-            pass
+        self.logs, self.group, self.job = session.client("logs"), group, job
+        with self._unless_refused():
+            try:
+                self.logs.create_log_group(logGroupName=group)
+            except self.logs.exceptions.ResourceAlreadyExistsException:
+                pass
 
     def put(self, stream: str, text: str) -> None:
-        self.logs.create_log_stream(logGroupName=self.group, logStreamName=stream)
         now = int(time.time() * 1000)
         events = [{"timestamp": now, "message": line} for line in text.splitlines()[-10_000:] if line]
-        if events:
-            self.logs.put_log_events(logGroupName=self.group, logStreamName=stream, logEvents=events)
+        with self._unless_refused():
+            self.logs.create_log_stream(logGroupName=self.group, logStreamName=stream)
+            if events:
+                self.logs.put_log_events(logGroupName=self.group, logStreamName=stream, logEvents=events)
+
+    @contextlib.contextmanager
+    def _unless_refused(self):
+        """A role without log permissions gets a job without logs, not a failed job (SageMaker)."""
+        try:
+            yield
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "AccessDeniedException":
+                raise
+            print(f"localaws: no logs for {self.job}: {error.response['Error']['Message']}", file=sys.stderr)

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from localaws.clients import ClientSource
+from localaws.iam.authorizer import RoleNotAssumable
 from localaws.s3 import read_object
 from localaws.sagemaker.jobs import JobRunner
 from localaws.sagemaker.pipeline_definition import all_steps, duration, in_dependency_order, parameter_values
@@ -114,6 +115,7 @@ class Execution:
     ended: datetime | None = None
     steps: dict[str, StepRun] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
+    role: ClientSource | None = None  # clients as the pipeline's role, once the run has assumed it
 
     @property
     def id(self) -> str:
@@ -123,8 +125,11 @@ class Execution:
 class PipelineRunner:
     """Runs pipeline executions in background threads against the local AWS."""
 
-    def __init__(self, session_factory: Callable[[], ClientSource], jobs: JobRunner) -> None:
-        self._session_factory, self._jobs = session_factory, jobs
+    def __init__(self, session_factory: Callable[[], ClientSource], jobs: JobRunner,
+                 as_role: Callable[[str], tuple[ClientSource, dict[str, str]]]) -> None:
+        # SageMaker Pipelines starts the steps' jobs and reads property files as the
+        # pipeline's role (its RoleArn), and passes the jobs their roles (iam:PassRole).
+        self._session_factory, self._jobs, self._as_role = session_factory, jobs, as_role
         self.executions: dict[str, Execution] = {}
         self._lock = threading.Lock()
 
@@ -148,9 +153,13 @@ class PipelineRunner:
 
     def _run(self, execution: Execution) -> None:
         try:
+            role_arn = self._session_factory().client("sagemaker").describe_pipeline(PipelineName=execution.pipeline_name)["RoleArn"]
+            execution.role = self._as_role(role_arn)[0]
             self._run_steps(execution, execution.definition.get("Steps", []))
             failed = [run for run in execution.steps.values() if run.status == "Failed"]
             execution.status, execution.failure_reason = ("Failed", STEP_FAILURE) if failed else ("Succeeded", None)
+        except RoleNotAssumable as error:
+            execution.status, execution.failure_reason = "Failed", f"ClientError: {error}"
         except Exception as error:  # noqa: BLE001 - a crash must end the execution, not hang it
             traceback.print_exc()
             execution.status, execution.failure_reason = "Failed", f"InternalServerError: local pipeline runner: {error}"
@@ -202,7 +211,7 @@ class PipelineRunner:
                 source, earlier = hit
                 run.metadata, run.properties, run.cache_source = earlier.metadata, earlier.properties, source
                 return
-        sagemaker = self._session_factory().client("sagemaker")
+        sagemaker = execution.role.client("sagemaker")
         if step["Type"] == "RegisterModel":
             arguments.setdefault("ModelPackageDescription", f"registered by pipeline {execution.pipeline_name}")
             try:
@@ -281,11 +290,13 @@ class PipelineRunner:
         declared = next(f for f in step["PropertyFiles"] if f["PropertyFileName"] == property_file)
         output_uri = self._get(execution, f"Steps.{step_name}.ProcessingOutputConfig.Outputs['{declared['OutputName']}'].S3Output.S3Uri")
         uri = f"{output_uri.rstrip('/')}/{declared['FilePath']}"
-        s3 = self._session_factory().client("s3")
+        s3 = execution.role.client("s3")
         try:
             document = json.loads(read_object(s3, uri))
         except (s3.exceptions.NoSuchKey, json.JSONDecodeError) as error:
             raise StepFailed(f"JsonGet {property_file}: {uri} is missing or not JSON ({error})") from None
+        except s3.exceptions.ClientError as error:  # e.g. the role may not read it
+            raise StepFailed(f"ClientError: JsonGet {property_file}: {error}") from None
         try:
             return walk(document, spec["Path"])
         except KeyError as error:

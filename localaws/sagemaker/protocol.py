@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 from moto.sagemaker.models import sagemaker_backends
 
+from localaws.iam.authorizer import RoleNotAssumable
 from localaws.runtime.endpoints import EndpointError, EndpointHost
 from localaws.sagemaker import describe
 from localaws.sagemaker.deployments import DeploymentRunner, UpdateRefused
@@ -138,9 +139,13 @@ class SageMakerLayer:
         refused = refusal(request.operation, request.json)
         if refused:
             return request.validation(refused)
+        kind, name_key = CREATE[request.operation]
+        try:
+            self.runner.assume(kind, request.json)
+        except RoleNotAssumable as error:
+            return request.validation(str(error))
         status, headers, reply = request.forward()
         if status.startswith("200"):
-            kind, name_key = CREATE[request.operation]
             self.runner.start(kind, request.json[name_key], request.json)
         return request.reply(status, headers, reply)
 
