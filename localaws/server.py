@@ -79,7 +79,7 @@ class LocalAws:
         self._thread = threading.Thread(target=self._server.serve_forever, name="localaws", daemon=True)
         self._thread.start()
         context, self.ca_bundle = tls.server_context(self._tls_directory)
-        self._tls_server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=tls.QuietRequestHandler, ssl_context=context)
+        self._tls_server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=tls.KeepAliveRequestHandler, ssl_context=context)
         self._tls_thread = threading.Thread(target=self._tls_server.serve_forever, name="localaws-tls", daemon=True)
         self._tls_thread.start()
         self._runtime = RuntimeServer((LOOPBACK, 0), self.endpoints, ACCOUNT_ID).start()

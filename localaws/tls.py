@@ -8,9 +8,11 @@ key lives only in the server's temporary directory.
 from __future__ import annotations
 
 import datetime
+import io
 import ipaddress
 import socket
 import ssl
+import traceback
 from pathlib import Path
 
 from cryptography import x509
@@ -18,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
+
+from localaws.wsgi import call
 
 CERTIFICATE_DAYS = 7
 
@@ -55,3 +59,42 @@ class QuietRequestHandler(MotoRequestHandler):
 
     def log_request(self, code="-", size="-") -> None:
         pass
+
+
+class KeepAliveRequestHandler(QuietRequestHandler):
+    """The TLS listener's handler: a client keeps its connection across calls, as with AWS,
+    where a TLS handshake per call cost more than the call. werkzeug closes every connection
+    (it drains a request by reading the socket to its end); here each request's body is read
+    exactly (Content-Length, or chunked to its last chunk), the app's reply is sent with its
+    length, and the connection stays open for the next request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def run_wsgi(self) -> None:
+        environ = self.make_environ()  # werkzeug's environ, with moto's header fix
+        if environ.get("wsgi.input_terminated"):  # chunked: DechunkedInput stops at its end
+            content = environ["wsgi.input"].read()
+        else:
+            content = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(content), str(len(content))
+        # (a chunked request stays marked terminated: werkzeug then reads its stream to the end)
+        try:
+            status, headers, body = call(self.server.app, environ)
+        except Exception:  # noqa: BLE001 - werkzeug's own answer to a crash, and a closed connection
+            self.close_connection = True
+            status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b"local AWS: internal error"
+            traceback.print_exc()
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        length = str(len(body))
+        for key, value in headers:
+            if key.lower() == "content-length":
+                length = value if environ["REQUEST_METHOD"] == "HEAD" else length  # HEAD: the object's length
+            elif key.lower() not in ("connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", length)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if environ["REQUEST_METHOD"] != "HEAD":
+            self.wfile.write(body)

@@ -194,3 +194,16 @@ def test_ec2_refuses_in_its_own_error_document(lab):
     _, role, _, _ = lab
     code, message = refusal(lambda: role.client("ec2").describe_subnets())
     assert code == "UnauthorizedOperation" and "ec2:DescribeSubnets on resource: *" in message
+
+
+def test_the_tls_listener_keeps_bodies_whole_on_a_kept_connection(lab):
+    """Over TLS botocore streams uploads aws-chunked (Transfer-Encoding: chunked); the
+    listener keeps connections open, so each body must be read exactly: an upload, a
+    download and a HEAD in a row on one connection all see the object whole."""
+    local, role, _, _ = lab
+    s3 = role.client("s3")
+    body = bytes(range(256)) * 4096  # 1 MiB
+    s3.put_object(Bucket=BUCKET, Key="out/whole.bin", Body=body)
+    assert local.session().client("s3").get_object(Bucket=BUCKET, Key="out/whole.bin")["Body"].read() == body
+    assert s3.head_object(Bucket=BUCKET, Key="in/data.csv")["ContentLength"] == 4
+    assert s3.get_object(Bucket=BUCKET, Key="in/data.csv")["Body"].read() == b"1,2\n"
