@@ -64,9 +64,9 @@ class LocalAws:
         )
         self.pipelines = PipelineRunner(self.own_clients, self.jobs, lambda role_arn: self.as_role(role_arn))
         self.deployments = DeploymentRunner(self.endpoints, lambda role_arn, region: self.as_role(role_arn, region=region), ACCOUNT_ID)
-        self.alarms = AlarmEvaluator()
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
         self.iam = Authorizer(ACCOUNT_ID)
+        self.alarms = AlarmEvaluator(self.iam)
         self._role_clients: dict[tuple[str, str, str, str], tuple[float, SharedClients, dict[str, str]]] = {}
 
     def start(self) -> "LocalAws":

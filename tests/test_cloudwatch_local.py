@@ -100,3 +100,32 @@ def test_two_evaluations_at_once_record_one_state_change(local_aws, monkeypatch)
     second.join(10)
     history = cloudwatch.describe_alarm_history(AlarmName="race-test")["AlarmHistoryItems"]
     assert [item["HistoryItemType"] for item in history] == ["Action", "StateUpdate", "ConfigurationUpdate"], history
+
+
+def test_an_alarm_notifies_an_encrypted_topic_only_if_its_key_lets_cloudwatch_in(local_aws):
+    """CloudWatch publishes as cloudwatch.amazonaws.com, which no IAM policy can empower: an
+    encrypted topic's key policy must name it (SNS developer guide). A key that only
+    delegates to the account's IAM policies makes the action fail, and the history says so."""
+    server, _ = local_aws
+    session = server.session()
+    cloudwatch, sns, kms = session.client("cloudwatch"), session.client("sns"), session.client("kms")
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}, "Action": "kms:*", "Resource": "*"}
+    service = {"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+    outcomes = {}
+    for name, statements in (("iam-only", [root]), ("cloudwatch-too", [root, service])):
+        key = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))["KeyMetadata"]["KeyId"]
+        topic = sns.create_topic(Name=f"encrypted-{name}", Attributes={"KmsMasterKeyId": key})["TopicArn"]
+        cloudwatch.put_metric_data(Namespace="Test/Encrypted", MetricData=[{"MetricName": name, "Value": 2.0}])
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"encrypted-{name}", Namespace="Test/Encrypted", MetricName=name, Statistic="Sum", Period=60,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching", AlarmActions=[topic],
+        )
+        server.alarms.evaluate_all()
+        actions = cloudwatch.describe_alarm_history(AlarmName=f"encrypted-{name}", HistoryItemType="Action")["AlarmHistoryItems"]
+        outcomes[name] = [(json.loads(a["HistoryData"])["actionState"], a["HistorySummary"]) for a in actions]
+    [(state, summary)] = outcomes["iam-only"]
+    assert state == "Failed"
+    assert "User: cloudwatch.amazonaws.com is not authorized to perform: kms:GenerateDataKey" in summary
+    assert "because no resource-based policy allows" in summary
+    assert [state for state, _ in outcomes["cloudwatch-too"]] == ["Succeeded"]

@@ -18,6 +18,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.sns.models import sns_backends
 
 from localaws.cloudwatch import history
+from localaws.iam.authorizer import Authorizer, Denied, Need
 from localaws.events.targets import alarm_state_change
 
 COMPARE = {
@@ -80,8 +81,8 @@ _EVALUATING = threading.Lock()
 
 
 class AlarmEvaluator:
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
+    def __init__(self, authorizer: Authorizer, interval: float = 0.5) -> None:
+        self._authorizer, self.interval = authorizer, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -115,13 +116,33 @@ class AlarmEvaluator:
                 actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions}.get(state) or []
                 if alarm.actions_enabled:
                     for arn in actions:
-                        _notify(account, region, arn, alarm, old, state, reason, now)
-                        history.record(backend, alarm.name, "Action", f"Successfully executed action {arn}", {"actionState": "Succeeded", "notificationResource": arn})
+                        try:
+                            self._notify(account, region, arn, alarm, old, state, reason, now)
+                        except Denied as denied:  # CloudWatch records the failure and goes on
+                            history.record(backend, alarm.name, "Action", f"Failed to execute action {arn}. Received error: \"{denied.message}\"",
+                                           {"actionState": "Failed", "notificationResource": arn})
+                        else:
+                            history.record(backend, alarm.name, "Action", f"Successfully executed action {arn}", {"actionState": "Succeeded", "notificationResource": arn})
+
+    def _notify(self, account: str, region: str, arn: str, alarm, old: str, state: str, reason: str, now: datetime) -> None:
+        """Publish as CloudWatch does: as cloudwatch.amazonaws.com, which the topic's policy and
+        (an encrypted topic) its key's policy must allow (SNS developer guide, "Enable
+        compatibility between event sources from AWS services and encrypted topics")."""
+        if ":sns:" not in arn:
+            return
+        topic_region = arn.split(":")[3]
+        # SNS's default topic policy tests the older AWS:SourceOwner key.
+        context = {"aws:sourcearn": [alarm.alarm_arn], "aws:sourceaccount": [account], "aws:sourceowner": [account]}
+        needs = [Need("sns:Publish", arn, context)]
+        topic = sns_backends[account][topic_region].topics.get(arn)
+        if topic is not None and topic.kms_master_key_id:
+            key = self._authorizer.kms_key_arn(topic_region, topic.kms_master_key_id)
+            needs += [Need("kms:GenerateDataKey", key, context), Need("kms:Decrypt", key, context)]
+        self._authorizer.authorize_service("cloudwatch.amazonaws.com", needs)
+        _publish(account, region, arn, alarm, old, state, reason, now)
 
 
-def _notify(account: str, region: str, arn: str, alarm, old: str, state: str, reason: str, now: datetime) -> None:
-    if ":sns:" not in arn:
-        return
+def _publish(account: str, region: str, arn: str, alarm, old: str, state: str, reason: str, now: datetime) -> None:
     message = {
         "AlarmName": alarm.name, "AlarmDescription": alarm.description, "AWSAccountId": account, "Region": region,
         "NewStateValue": state, "NewStateReason": reason, "OldStateValue": old, "StateChangeTime": now.isoformat(),

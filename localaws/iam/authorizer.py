@@ -29,6 +29,7 @@ from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker.models import sagemaker_backends
+from moto.sns.models import sns_backends
 from moto.sts.models import sts_backends
 
 from localaws.iam import catalog, requests
@@ -117,7 +118,7 @@ class Authorizer:
         alias or ID; the version a CreateModelPackage in a group will get (SageMaker numbers
         them 1, 2, ... and authorizes model-package/<group>/<version>)."""
         if call.service == "kms" and "KeyId" in params:
-            return {**params, "KeyId": self._kms_key_arn(call.region, params["KeyId"])}
+            return {**params, "KeyId": self.kms_key_arn(call.region, params["KeyId"])}
         if call.service == "sagemaker" and operation == "CreateModelPackage" and "ModelPackageGroupName" in params:
             group = params["ModelPackageGroupName"]
             versions = [p for p in sagemaker_backends[self.account][call.region].model_packages.values() if p.model_package_group_name == group]
@@ -156,7 +157,7 @@ class Authorizer:
             kms_action = "Decrypt" if completing else "GenerateDataKey"
         if not key_id:
             return []
-        arn = self._kms_key_arn(call.region, key_id)
+        arn = self.kms_key_arn(call.region, key_id)
         context = {
             **base,
             "kms:viaservice": [f"s3.{call.region}.amazonaws.com"],
@@ -165,7 +166,7 @@ class Authorizer:
         }
         return [Need(f"kms:{kms_action}", arn, context)]
 
-    def _kms_key_arn(self, region: str, key_id: str) -> str:
+    def kms_key_arn(self, region: str, key_id: str) -> str:
         """The key an ID, alias or ARN names (KMS authorizes on the key, never the alias)."""
         backend = kms_backends[self.account][region]
         try:
@@ -198,8 +199,29 @@ class Authorizer:
         missing = next((name for name, v in bounds if not v.allowed_by), None) if own.allowed_by else None
         raise Denied(_code(service), f"{subject} because no {missing or 'identity-based policy'} allows the {need.action} action")
 
+    def authorize_service(self, service: str, needs: list[Need]) -> None:
+        """What an AWS service does for the account as its service principal (CloudWatch
+        publishing an alarm's notification): a service principal has no identity policies,
+        so the resource's own policy (topic, key) must allow it. Raises Denied."""
+        principal = Principal(service, self.account, service=service)
+        for need in needs:
+            policy = self._resource_policy(need)
+            held = evaluate([("resource", policy)], Request(principal, need.action, need.resource, need.context),
+                            resource_policy=True) if policy else Verdict()
+            subject = f"User: {service} is not authorized to perform: {need.action} on resource: {need.resource}"
+            if held.denied_by:
+                raise Denied("AccessDenied", f"{subject} with an explicit deny in a resource-based policy")
+            if not held.allowed_by:
+                raise Denied("AccessDenied", f"{subject} because no resource-based policy allows the {need.action} action")
+        with self._lock:
+            self.used[service].update((n.action, n.resource) for n in needs)
+
     def _resource_policy(self, need: Need) -> dict | None:
         service = need.action.split(":", 1)[0]
+        if service == "sns":
+            region = need.resource.split(":")[3]
+            topic = sns_backends[self.account][region].topics.get(need.resource)
+            return json.loads(topic.policy) if topic is not None else None
         if service == "kms" and ":key/" in need.resource:
             region, key_id = need.resource.split(":")[3], need.resource.rsplit("/", 1)[1]
             key = kms_backends[self.account][region].keys.get(key_id)

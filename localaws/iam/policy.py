@@ -111,8 +111,8 @@ def _principal_matches(element: Any, principal: Principal) -> tuple[bool, bool]:
     if element == "*":
         return True, False
     element = element if isinstance(element, dict) else {"AWS": element}
-    if principal.service:
-        return principal.service in as_list(element.get("Service", [])), False
+    if principal.service:  # "AWS": "*" is everyone, services included
+        return principal.service in as_list(element.get("Service", [])) or "*" in as_list(element.get("AWS", [])), False
     for value in as_list(element.get("AWS", [])):
         if value == "*" or value in (principal.arn, principal.role_arn):
             return True, False
