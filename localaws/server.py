@@ -67,7 +67,7 @@ class LocalAws:
         self.faults = Faults()  # none until a test (or `serve --firehose-failures`) sets one
         self.iam = Authorizer(ACCOUNT_ID)
         self.alarms = AlarmEvaluator(self.iam)
-        self._role_clients: dict[tuple[str, str, str, str], tuple[float, SharedClients, dict[str, str]]] = {}
+        self._role_clients: dict[tuple[str, str, str, str, str | None], tuple[float, SharedClients, dict[str, str]]] = {}
 
     def start(self) -> "LocalAws":
         cloudformation_resources.register()
@@ -153,17 +153,17 @@ class LocalAws:
             return self._own_clients[key]
 
     def as_role(self, role_arn: str, service: str = "sagemaker.amazonaws.com", region: str | None = None,
-                session_name: str = "SageMaker") -> tuple[SharedClients, dict[str, str]]:
+                session_name: str = "SageMaker", source_arn: str | None = None) -> tuple[SharedClients, dict[str, str]]:
         """Clients and container environment with the credentials `service` gets for the role
         (sts:AssumeRole under its trust policy; RoleNotAssumable if the role refuses), reused
         while they have more than ROLE_SESSION_REUSE_SECONDS of their hour left."""
         region = region or self.region
-        key = (role_arn, service, region, session_name)
+        key = (role_arn, service, region, session_name, source_arn)
         with self._own_lock:
             cached = self._role_clients.get(key)
             if cached is not None and time.monotonic() < cached[0]:
                 return cached[1], cached[2]
-        credentials: RoleCredentials = assume_as_service(ACCOUNT_ID, region, role_arn, service, session_name)
+        credentials: RoleCredentials = assume_as_service(ACCOUNT_ID, region, role_arn, service, session_name, source_arn)
         environment = {**self.environment(), **credentials.environment(), "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
                        "AWS_ENDPOINT_URL": self.tls_endpoint_url, "AWS_CA_BUNDLE": str(self.ca_bundle)}
         clients = SharedClients(lambda: session_of(environment, region))
@@ -171,12 +171,14 @@ class LocalAws:
             self._role_clients[key] = (time.monotonic() + 3600 - ROLE_SESSION_REUSE_SECONDS, clients, environment)
         return clients, environment
 
-    def _start_pipeline(self, region: str, name: str, parameters: list[dict[str, str]]) -> None:
-        """What EventBridge does for a rule's SageMaker pipeline target. The target's ARN holds
-        the name in lower case, as SageMaker writes pipeline ARNs; moto keys pipelines by name."""
-        sagemaker = self.own_clients(region).client("sagemaker")
-        names = [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]
-        sagemaker.start_pipeline_execution(PipelineName=next((n for n in names if n.lower() == name.lower()), name), PipelineParameters=parameters)
+    def _start_pipeline(self, region: str, name: str, parameters: list[dict[str, str]], role_arn: str, rule_arn: str) -> None:
+        """What EventBridge does for a rule's SageMaker pipeline target: StartPipelineExecution
+        as the target's role, assumed as events.amazonaws.com for the rule. The target's ARN
+        holds the name in lower case, as SageMaker writes pipeline ARNs; moto keys pipelines by name."""
+        names = [p["PipelineName"] for p in self.own_clients(region).client("sagemaker").list_pipelines()["PipelineSummaries"]]
+        role, _ = self.as_role(role_arn, service="events.amazonaws.com", region=region, session_name="EventBridge", source_arn=rule_arn)
+        role.client("sagemaker").start_pipeline_execution(
+            PipelineName=next((n for n in names if n.lower() == name.lower()), name), PipelineParameters=parameters)
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API), e.g. between tests."""

@@ -5,7 +5,8 @@ buses; for any other target it raises NotImplementedError (a 500 to PutEvents). 
 whose target is a SageMaker pipeline starts an execution, as EventBridge does it (the
 target's SageMakerPipelineParameters as the execution's parameters; asynchronously, so
 the event's sender never waits on it), through the local AWS's own SageMaker API so the
-pipeline runner runs it. The rest of a rule's targets go to moto as before.
+pipeline runner runs it, as the target's role (EventBridge assumes it as
+events.amazonaws.com and calls StartPipelineExecution with it). The rest of a rule's targets go to moto as before.
 
 CloudWatch publishes every alarm state change to the default bus
 (`alarm_state_change` below, called by cloudwatch/alarms.py), which is how a rule on
@@ -22,7 +23,8 @@ from typing import Any, Callable
 
 from moto.events.models import Rule, events_backends
 
-StartPipeline = Callable[[str, str, list[dict[str, str]]], None]  # (region, pipeline name, parameters)
+# (region, pipeline name, parameters, the target's RoleArn, the rule's ARN)
+StartPipeline = Callable[[str, str, list[dict[str, str]], str, str], None]
 _moto_send_to_targets = Rule.send_to_targets
 _start_pipeline: StartPipeline | None = None
 
@@ -51,14 +53,15 @@ def _send_to_targets(self: Rule, original_event: dict[str, Any], transform_input
     for target in pipelines:
         region, name = target["Arn"].split(":")[3], target["Arn"].split(":", 5)[5].removeprefix("pipeline/")
         parameters = target.get("SageMakerPipelineParameters", {}).get("PipelineParameterList", [])
-        threading.Thread(target=_start, args=(region, name, parameters), name=f"events-{self.name}", daemon=True).start()
+        threading.Thread(target=_start, args=(region, name, parameters, target.get("RoleArn", ""), self.arn),
+                         name=f"events-{self.name}", daemon=True).start()
 
 
-def _start(region: str, name: str, parameters: list[dict[str, str]]) -> None:
+def _start(region: str, name: str, parameters: list[dict[str, str]], role_arn: str, rule_arn: str) -> None:
     try:
         if _start_pipeline is None:
             raise RuntimeError("no pipeline starter installed (localaws.events.targets.install)")
-        _start_pipeline(region, name, parameters)
+        _start_pipeline(region, name, parameters, role_arn, rule_arn)
     except Exception:  # noqa: BLE001 - EventBridge retries and then drops; here: say why, drop
         traceback.print_exc()
 
