@@ -1,6 +1,8 @@
 """Step 02 — Feature engineering with a SageMaker Processing job.
 
-What you do: run `python lab_scripts/02_feature_engineering.py [--instances N] [--rerun]`.
+What you do: run `python lab_scripts/02_feature_engineering.py [--instances N] [--rerun]`;
+`--without kms` runs the job as a copy of its role without the lab key's statement instead:
+it fails with the AccessDenied a missing permission gives, and the step shows how to read it.
 What you see: the job's code uploaded to S3, a Processing job started in the isolated VPC
 (network isolation on, volumes and outputs encrypted with the lab key), its status until
 it completes; then what it produced: train/validation/test periods split by time with a
@@ -32,6 +34,7 @@ from labkit.cli import step_parser
 from labkit.errors import LabError, run_step
 from labkit.landed import has_objects
 from labkit.outputs import lab_outputs
+from labkit.role_copy import REMOVABLE, create_when_visible, role_without
 from labkit.sagemaker import (
     CONTAINER,
     ROOT,
@@ -56,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=1, help="processing hosts (1-4)")
     parser.add_argument("--instance-type", default="ml.m5.xlarge", help="processing instance type (SageMaker Processing pricing applies)")
     parser.add_argument("--rerun", action="store_true", help="run a new job even if one completed before")
+    parser.add_argument("--without", choices=sorted(REMOVABLE),
+                        help="run the job as a copy of the Processing role without this permission, to see the AccessDenied it gives")
     parser.add_argument("--label-delay-days", type=float, default=LABEL_DELAY_DAYS, help=f"the data's longest chargeback delay (step 01's data: {LABEL_DELAY_DAYS})")
     args = parser.parse_args()
     if args.label_delay_days <= 0:
@@ -136,11 +141,41 @@ def quarantined_total(counts: dict[str, int]) -> int:
     return sum(count for reason, count in counts.items() if reason not in KEPT_ONCE)
 
 
+def without_permission(session, args, outputs: dict[str, str]) -> int:
+    """The feature job as a copy of its role minus one statement: it fails, and the failure
+    says who was refused what."""
+    s3, sagemaker, iam = client(session, "s3"), client(session, "sagemaker"), client(session, "iam")
+    bucket = outputs["LabBucketName"]
+    code_uri = upload_code(s3, bucket, ROOT / "processing", PROCESSING_CODE)
+    with role_without(iam, outputs["ProcessingRoleArn"], args.without) as (role_arn, removed):
+        console.heading(f"Processing job as {role_arn.rsplit('/', 1)[1]}: the Processing role without {', '.join(s['Sid'] for s in removed)}")
+        for statement in removed:
+            console.note(f"left out: {statement['Sid']}: {', '.join(statement['Action'] if isinstance(statement['Action'], list) else [statement['Action']])}")
+        name = job_name(f"fraudlab-without-{args.without}")
+        create_when_visible(lambda: sagemaker.create_processing_job(**processing_request(name, args, {**outputs, "ProcessingRoleArn": role_arn}, code_uri)))
+        try:
+            wait_for_job(lambda n: sagemaker.describe_processing_job(ProcessingJobName=n), name, "ProcessingJobStatus")
+        except LabError as error:
+            reason = str(error)
+        else:
+            raise LabError(f"{name} completed without {args.without}: the role must not need it, or the denial did not happen")
+    console.failed(reason)
+    console.heading("How to read it")
+    console.note("User: arn:aws:sts::<account>:assumed-role/<role>/SageMaker is the job's execution role, in a session SageMaker opened:")
+    console.note("  the job does not run as you, and your own permissions do not count (the exam trap: the identity that runs the job is not yours)")
+    console.note("not authorized to perform: <action> on resource: <ARN> names what was missing; an S3 read of an SSE-KMS object also needs kms:Decrypt")
+    console.note("where to fix it: the role's statements in stacks/ml_platform_stack.py (_execution_statements, UseLabKey), then cdk deploy")
+    console.done("the copy of the role is deleted; the lab's own role is unchanged")
+    return 0
+
+
 def main() -> int:
     args = parse_args()
     session = aws_session()
     outputs = lab_outputs(session, "LabBucketName", "RawPrefix", "ProcessingRoleArn", "KeyArn", "SubnetIds", "SecurityGroupId", "XgboostImageUri")
     bucket, s3, sagemaker = outputs["LabBucketName"], client(session, "s3"), client(session, "sagemaker")
+    if args.without:
+        return without_permission(session, args, outputs)
 
     previous = read_pointer(s3, bucket, POINTER)
     if previous and not args.rerun:

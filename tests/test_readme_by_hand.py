@@ -223,6 +223,21 @@ def test_feature_step_quarantines_every_malformed_record_step_01_sent(live):
     assert live.recorded["02_feature_engineering"]["quarantined_records"] >= sum(counted[r] for r in record_reasons if r != "duplicate")
 
 
+def test_the_feature_job_without_the_key_permission_is_refused_in_aws_words(live):
+    """Step 02 --without kms: the job runs as a copy of the Processing role minus UseLabKey and
+    fails on its first encrypted read, with the role's session, the action and the key named;
+    the copy is deleted, the lab's role untouched. It fails on code that evaluates no IAM."""
+    done = live.step("02_feature_engineering.py", "--without", "kms")
+    assert done.returncode == 0, done.stdout[-2000:]
+    key = live.session().client("cloudformation").describe_stacks(StackName="FraudLab-Data")["Stacks"][0]["Outputs"]
+    key_arn = next(o["OutputValue"] for o in key if o["OutputKey"] == "KeyArn")
+    refused = re.search(r"assumed-role/(FraudLab-without-kms-\w+)/SageMaker is not authorized to perform: kms:Decrypt on resource: (\S+)", done.stdout)
+    assert refused and refused.group(2) == key_arn, done.stdout[-2000:]
+    assert "left out: UseLabKey" in done.stdout and "stacks/ml_platform_stack.py" in done.stdout
+    roles = [r["RoleName"] for r in live.session().client("iam").list_roles()["Roles"]]
+    assert refused.group(1) not in roles and any("ProcessingRole" in r for r in roles)
+
+
 def test_model_beats_the_rule_and_is_approved(live):
     figures = live.recorded["04_evaluate_and_register"]
     assert figures["test_pr_auc"] >= figures["rule_pr_auc"] + 0.1  # the approval margin
