@@ -3,7 +3,8 @@
 What you do: run `python lab_scripts/10_teardown.py`, then `npx cdk destroy --all` (add
 `-c fraudlab:modelPackageArn=<arn>` so the endpoint and monitoring stacks are included),
 then `python lab_scripts/10_teardown.py --audit-only` to prove nothing is left.
-What you see: each deletion, in dependency order -- monitoring schedules before the
+What you see: per role, the actions it was granted and those it used (IAM's last accessed
+information, the console's Access Advisor); each deletion, in dependency order -- monitoring schedules before the
 endpoints they watch, endpoints before their configs and models, running jobs stopped,
 model package versions deleted (CloudFormation cannot delete a group that still has
 versions), job log streams removed -- then an audit across S3, KMS, SageMaker, Firehose,
@@ -23,7 +24,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from labkit import audit, console, polling, results
+from labkit import access_advisor, audit, console, polling, results
 from labkit.cli import step_parser
 from labkit.errors import run_step
 from labkit.outputs import stack_prefix, stack_status
@@ -116,11 +117,26 @@ def wait_gone(describe, timeout: float = 900) -> None:
         time.sleep(next(waits))
 
 
+def show_role_use(session, roles: list[audit.Found]) -> None:
+    console.heading("Least privilege: what each role was granted, and used (IAM last accessed)")
+    iam = client(session, "iam")
+    used = [access_advisor.role_use(iam, role.arn) for role in roles]
+    console.table(
+        [(u.role, f"granted {u.actions_granted} action{'' if u.actions_granted == 1 else 's'}, used {u.actions_used}", f"{u.services_used} of {u.services_granted}",
+          ", ".join(u.unused_services) or "-") for u in used],
+        ("role", "actions (tracked)", "services used", "services never used"),
+    )
+    console.note("a permission no step used is a candidate to remove; some are needed only on AWS (an image pull) or with a flag")
+
+
 def main() -> int:
     args = parse_args()
     session = aws_session()
     stacks = deployed_stacks(session)
     in_stacks, leftovers = audit.audit(session, stack_prefix(), stacks)
+    roles = [f for f in in_stacks if f.kind == "role"]
+    if roles and not args.audit_only:  # before cdk destroy deletes them
+        show_role_use(session, roles)
     if not args.audit_only:
         console.heading("Delete what the steps created outside CloudFormation")
         gone = teardown(session, leftovers)

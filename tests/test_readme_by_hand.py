@@ -702,6 +702,17 @@ def test_the_readme_by_hand_section_runs_verbatim_and_leaves_nothing(by_hand):
     assert "by hand" in page and "<h2>Where to look</h2>" in page and "not run" not in page
 
 
+def test_teardown_shows_what_each_role_was_granted_and_used(by_hand, replay):
+    """Step 10, before destroy, reads IAM's last accessed information for each lab role: every
+    execution role used some of what it was granted, and the actions no step used are shown."""
+    out = replay.output_of("10_teardown")
+    rows = dict(re.findall(r"^  FraudLab-MLPlatform-(\w+?)Role[\w-]*\s+(granted \d+ actions?, used \d+)", out, re.M))
+    assert set(rows) >= {"Processing", "Training", "Evaluation", "Serving", "Monitoring", "Pipeline"}, out
+    for role, figure in rows.items():
+        granted, used = map(int, re.findall(r"\d+", figure))
+        assert 0 < used < granted, (role, figure)
+
+
 def test_every_step_recorded_its_key_figure(by_hand):
     _, _, workdir = by_hand
     figures = {step: results_of(workdir, step)["key_figure"] for step in STEPS}

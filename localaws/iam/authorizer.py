@@ -33,6 +33,7 @@ from moto.sns.models import sns_backends
 from moto.sts.models import sts_backends
 
 from localaws.iam import catalog, requests
+from localaws.iam.last_accessed import LastAccessed, iam_query
 from localaws.iam.policy import Principal, Request, Verdict, evaluate
 from localaws.iam.s3_actions import UnreadableS3Request
 
@@ -67,6 +68,9 @@ class Authorizer:
         self.account = account
         self._lock = threading.Lock()
         self.used: dict[str, set[tuple[str, str]]] = defaultdict(set)  # role ARN -> {(action, resource)}
+        self.last_used: dict[str, dict[str, tuple[datetime, str]]] = defaultdict(dict)  # role ARN -> action -> (when, region)
+        self.last_accessed = LastAccessed(account, lambda arn: self.last_used.get(arn, {}),
+                                          lambda role: [d for _, d in _role_policies(iam_backends[account][PARTITION], role)])
 
     # --- who -------------------------------------------------------------------------
 
@@ -239,8 +243,10 @@ class Authorizer:
         needs = self.needs(call, principal)
         for need in needs:
             self.decide(principal, identity, limits, need, call.service)
+        now = datetime.now(timezone.utc)
         with self._lock:
             self.used[principal.role_arn or principal.arn].update((n.action, n.resource) for n in needs)
+            self.last_used[principal.role_arn or principal.arn].update({n.action: (now, call.region) for n in needs})
 
 
 def _role_policies(iam: Any, role: Any) -> list[tuple[str, dict]]:
@@ -330,6 +336,9 @@ class IamLayer:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if _signed_by_admin(environ):
+            last_accessed = iam_query(environ)
+            if last_accessed is not None:
+                return self.authorizer.last_accessed.handle(last_accessed, start_response)
             return self.app(environ, start_response)
         try:
             call = requests.parse(environ)
