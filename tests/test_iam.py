@@ -179,6 +179,8 @@ def verdict(statement: dict, action="s3:GetObject", resource="arn:aws:s3:::b/k",
      {"aws__SourceArn": ["arn:aws:sagemaker:us-east-1:1:pipeline/p"]}, "allow"),
     ({"Action": "*", "Resource": "*", "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}}, {"aws__TagKeys": ["a", "c"]}, "none"),
     ({"Action": "*", "Resource": "*", "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["a", "b"]}}}, {"aws__TagKeys": ["c", "b"]}, "allow"),
+    ({"Action": "*", "Resource": "*", "Condition": {"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["a", "b"]}}}, {"aws__TagKeys": ["a", "c"]}, "allow"),
+    ({"Action": "*", "Resource": "*", "Condition": {"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["a"]}}}, {}, "none"),  # no values: never
     ({"Action": "*", "Resource": "arn:aws:s3:::b/${aws:username}"}, {"aws__username": ["k"]}, "allow"),
 ])
 def test_statement_elements_and_condition_operators(statement, context, expected):
@@ -207,3 +209,22 @@ def test_the_tls_listener_keeps_bodies_whole_on_a_kept_connection(lab):
     assert local.session().client("s3").get_object(Bucket=BUCKET, Key="out/whole.bin")["Body"].read() == body
     assert s3.head_object(Bucket=BUCKET, Key="in/data.csv")["ContentLength"] == 4
     assert s3.get_object(Bucket=BUCKET, Key="in/data.csv")["Body"].read() == b"1,2\n"
+
+
+def test_a_session_may_assume_another_role_only_if_that_role_trusts_it(lab):
+    """sts:AssumeRole by a role's session: the identity policy allowing it is not enough, the
+    target's trust policy must name the role (or the account) too."""
+    local, role, _, _ = lab
+    iam = local.session().client("iam")
+    iam.put_role_policy(RoleName="iam-tests", PolicyName="assume", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [allow("sts:AssumeRole", "*")]}))
+    target = iam.create_role(RoleName="sagemaker-only", AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST))["Role"]["Arn"]
+    code, message = refusal(lambda: role.client("sts").assume_role(RoleArn=target, RoleSessionName="hop"))
+    assert code == "AccessDenied" and "because no resource-based policy allows the sts:AssumeRole action" in message
+    assert role.client("sts").get_caller_identity()["Arn"] == SESSION  # needs no permission
+
+
+def test_a_sub_resource_the_local_aws_cannot_map_is_refused_not_waved_through(lab):
+    _, role, _, _ = lab
+    code, message = refusal(lambda: role.client("s3").get_bucket_cors(Bucket=BUCKET))
+    assert code == "InvalidAction" and "?cors" in message

@@ -19,6 +19,7 @@ from moto.sns.models import sns_backends
 
 from localaws.cloudwatch import history
 from localaws.iam.authorizer import Authorizer, Denied, Need
+from localaws.iam.policy import PolicyError
 from localaws.events.targets import alarm_state_change
 
 COMPARE = {
@@ -118,8 +119,8 @@ class AlarmEvaluator:
                     for arn in actions:
                         try:
                             self._notify(account, region, arn, alarm, old, state, reason, now)
-                        except Denied as denied:  # CloudWatch records the failure and goes on
-                            history.record(backend, alarm.name, "Action", f"Failed to execute action {arn}. Received error: \"{denied.message}\"",
+                        except (Denied, PolicyError) as refused:  # CloudWatch records the failure and goes on
+                            history.record(backend, alarm.name, "Action", f"Failed to execute action {arn}. Received error: \"{refused}\"",
                                            {"actionState": "Failed", "notificationResource": arn})
                         else:
                             history.record(backend, alarm.name, "Action", f"Successfully executed action {arn}", {"actionState": "Succeeded", "notificationResource": arn})

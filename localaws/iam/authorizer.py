@@ -34,7 +34,7 @@ from moto.sts.models import sts_backends
 
 from localaws.iam import catalog, requests
 from localaws.iam.last_accessed import LastAccessed, iam_query
-from localaws.iam.policy import Principal, Request, Verdict, evaluate
+from localaws.iam.policy import PolicyError, Principal, Request, Verdict, evaluate
 from localaws.iam.s3_actions import UnreadableS3Request
 
 ADMIN_ACCESS_KEY = "localaws"
@@ -69,8 +69,12 @@ class Authorizer:
         self._lock = threading.Lock()
         self.used: dict[str, set[tuple[str, str]]] = defaultdict(set)  # role ARN -> {(action, resource)}
         self.last_used: dict[str, dict[str, tuple[datetime, str]]] = defaultdict(dict)  # role ARN -> action -> (when, region)
-        self.last_accessed = LastAccessed(account, lambda arn: self.last_used.get(arn, {}),
+        self.last_accessed = LastAccessed(account, self._last_used_of,
                                           lambda role: [d for _, d in _role_policies(iam_backends[account][PARTITION], role)])
+
+    def _last_used_of(self, arn: str) -> dict[str, tuple[datetime, str]]:
+        with self._lock:
+            return dict(self.last_used.get(arn, {}))
 
     # --- who -------------------------------------------------------------------------
 
@@ -84,7 +88,10 @@ class Authorizer:
                 raise Denied("InvalidClientTokenId", "The security token included in the request is invalid.")
             if session.expiration.replace(tzinfo=timezone.utc) < datetime.now(timezone.utc):
                 raise Denied("ExpiredToken", "The security token included in the request is expired")
-            role = iam.get_role_by_arn(session.role_arn)
+            try:
+                role = iam.get_role_by_arn(session.role_arn)
+            except Exception:  # noqa: BLE001 - moto's NotFound: the role was deleted, its sessions refused
+                raise Denied("AccessDenied", f"The role {session.role_arn} of this session no longer exists.") from None
             arn = f"arn:{PARTITION}:sts::{self.account}:assumed-role/{role.name}/{session.session_name}"
             principal = Principal(arn, self.account, role_arn=role.arn)
             limits = []
@@ -107,6 +114,8 @@ class Authorizer:
         base = _global_context(principal, call.region, call.secure)
         needs: list[Need] = []
         for operation, params in call.operations:
+            if (call.service, operation) == ("sts", "GetCallerIdentity"):
+                continue  # needs no permission and cannot be denied (STS API reference)
             params = self._named(call, operation, params)
             action = f"{call.service}:{operation}"
             context = {**base, **catalog.service_condition_values(call.service, operation, params)}
@@ -125,20 +134,32 @@ class Authorizer:
             return {**params, "KeyId": self.kms_key_arn(call.region, params["KeyId"])}
         if call.service == "sagemaker" and operation == "CreateModelPackage" and "ModelPackageGroupName" in params:
             group = params["ModelPackageGroupName"]
-            versions = [p for p in sagemaker_backends[self.account][call.region].model_packages.values() if p.model_package_group_name == group]
+            versions = [p for p in list(sagemaker_backends[self.account][call.region].model_packages.values()) if p.model_package_group_name == group]
             return {**params, "ModelPackageName": f"{group}/{len(versions) + 1}"}
         return params
 
     def _passed_roles(self, service: str, params: dict[str, Any], base: dict[str, list[str]]) -> list[Need]:
-        """A role handed to a service (RoleArn, ExecutionRoleArn) needs iam:PassRole on it
-        (IAM User Guide, "Grant a user permissions to pass a role to an AWS service")."""
+        """A role handed to a service (RoleArn, ExecutionRoleArn, a target's or a job
+        definition's RoleArn, at any depth) needs iam:PassRole on it (IAM User Guide, "Grant a
+        user permissions to pass a role to an AWS service")."""
         if service in ("sts", "iam"):
             return []
-        return [
-            Need("iam:PassRole", value, {**base, "iam:passedtoservice": [f"{service}.amazonaws.com"]})
-            for name, value in params.items()
-            if name in ("RoleArn", "ExecutionRoleArn") and isinstance(value, str) and ":role/" in value
-        ]
+        passed: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for name, item in value.items():
+                    if name.lower().endswith("rolearn") and isinstance(item, str) and ":role/" in item:
+                        passed.append(item)
+                    else:
+                        walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(params)
+        context = {**base, "iam:passedtoservice": [f"{service}.amazonaws.com"]}
+        return [Need("iam:PassRole", arn, context) for arn in dict.fromkeys(passed)]
 
     def _s3_kms(self, call: requests.ApiCall, operation: str, params: dict[str, Any], base: dict[str, list[str]]) -> list[Need]:
         """S3 calls KMS as the caller for SSE-KMS objects: kms:GenerateDataKey to write one
@@ -148,7 +169,7 @@ class Authorizer:
         if bucket is None or "Key" not in params:
             return []
         key_id = None
-        if operation == "GetObject" and call.method != "HEAD":
+        if operation in ("GetObject", "GetObjectVersion") and call.method != "HEAD":
             stored = bucket.keys.get(params["Key"])
             if stored is not None and stored.encryption == "aws:kms":
                 key_id, kms_action = stored.kms_key_id, "Decrypt"
@@ -188,12 +209,16 @@ class Authorizer:
         bounds = [(name, evaluate([(name, doc)], request)) for name, doc in limits]
         held = evaluate([("resource", resource_policy)], request, resource_policy=True) if resource_policy else Verdict()
         subject = f"User: {principal.arn} is not authorized to perform: {need.action} on resource: {_shown(need)}"
-        if own.denied_by or any(v.denied_by for _, v in bounds):
+        if own.denied_by:
             raise Denied(_code(service), f"{subject} with an explicit deny in an identity-based policy")
+        denying = next((name for name, v in bounds if v.denied_by), None)
+        if denying:
+            raise Denied(_code(service), f"{subject} with an explicit deny in a {denying}")
         if held.denied_by:
             raise Denied(_code(service), f"{subject} with an explicit deny in a resource-based policy")
         identity_allows = bool(own.allowed_by) and all(v.allowed_by for _, v in bounds)
-        if need.action.startswith("kms:") and resource_policy is not None:
+        # A key policy and a role's trust policy must allow, themselves or by naming the account.
+        if (need.action.startswith("kms:") or need.action.startswith("sts:AssumeRole")) and resource_policy is not None:
             if held.allowed_by or (held.allowed_account_only and identity_allows):
                 return
             reason = "no identity-based policy allows" if held.allowed_account_only else "no resource-based policy allows"
@@ -222,10 +247,16 @@ class Authorizer:
 
     def _resource_policy(self, need: Need) -> dict | None:
         service = need.action.split(":", 1)[0]
-        if service == "sns":
+        if service == "sns" and need.resource.startswith("arn:"):
             region = need.resource.split(":")[3]
             topic = sns_backends[self.account][region].topics.get(need.resource)
             return json.loads(topic.policy) if topic is not None else None
+        if service == "sts" and ":role/" in need.resource:
+            try:
+                role = iam_backends[self.account][PARTITION].get_role_by_arn(need.resource)
+            except Exception:  # noqa: BLE001 - no such role: nothing allows assuming it
+                return {"Statement": []}
+            return _document(role.assume_role_policy_document)
         if service == "kms" and ":key/" in need.resource:
             region, key_id = need.resource.split(":")[3], need.resource.rsplit("/", 1)[1]
             key = kms_backends[self.account][region].keys.get(key_id)
@@ -250,13 +281,14 @@ class Authorizer:
 
 
 def _role_policies(iam: Any, role: Any) -> list[tuple[str, dict]]:
-    inline = [(f"{role.name}/{name}", _document(text)) for name, text in role.policies.items()]
-    return inline + [(arn, _managed(iam, arn)) for arn in role.managed_policies]
+    # list(): the administrator's threads may change them meanwhile
+    inline = [(f"{role.name}/{name}", _document(text)) for name, text in list(role.policies.items())]
+    return inline + [(arn, _managed(iam, arn)) for arn in list(role.managed_policies)]
 
 
 def _user_policies(iam: Any, user: Any) -> list[tuple[str, dict]]:
-    inline = [(f"{user.name}/{name}", _document(text)) for name, text in user.policies.items()]
-    return inline + [(arn, _managed(iam, arn)) for arn in user.managed_policies]
+    inline = [(f"{user.name}/{name}", _document(text)) for name, text in list(user.policies.items())]
+    return inline + [(arn, _managed(iam, arn)) for arn in list(user.managed_policies)]
 
 
 def _managed(iam: Any, arn: str) -> dict:
@@ -321,7 +353,7 @@ def error_reply(start_response: Callable, call: requests.ApiCall | None, denied:
         else:
             text = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(denied.message)}</Message>"
                     f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
-        body, status = text.encode(), f"{denied.status} Forbidden"
+        body, status = text.encode(), f"{denied.status} {'Forbidden' if denied.status == 403 else 'Bad Request'}"
         headers = [("Content-Type", "text/xml"), ("x-amz-request-id", request_id)]
     start_response(status, [*headers, ("Content-Length", str(len(body)))])
     return [body]
@@ -342,16 +374,22 @@ class IamLayer:
             return self.app(environ, start_response)
         try:
             call = requests.parse(environ)
-        except (requests.UnreadableRequest, UnreadableS3Request) as error:
+        except requests.UnreadableRequest as error:
             return error_reply(start_response, None, Denied("InvalidAction", f"local AWS: {error}", 400))
+        except UnreadableS3Request as error:  # answered in S3's own XML
+            return error_reply(start_response, requests.ApiCall("", "", "s3", protocol="rest-xml"), Denied("InvalidAction", f"local AWS: {error}", 400))
         if call is None:
-            return self.app(environ, start_response)
+            if environ.get("PATH_INFO", "").startswith("/moto-api/"):  # the emulator's own control plane
+                return self.app(environ, start_response)
+            return error_reply(start_response, None, Denied("MissingAuthenticationToken", "Request is missing Authentication Token", 403))
         try:
             self.authorizer.authorize(call, call.session_token)
         except Denied as denied:
             return error_reply(start_response, call, denied)
         except catalog.UnknownAction as error:
             return error_reply(start_response, call, Denied("InvalidAction", str(error), 400))
+        except PolicyError as error:  # AWS would have refused the policy when it was written
+            return error_reply(start_response, call, Denied("MalformedPolicyDocument", f"local AWS: {error}", 400))
         return self.app(environ, start_response)
 
 

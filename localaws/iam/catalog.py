@@ -46,14 +46,6 @@ def action(service: str, name: str) -> dict[str, Any]:
         raise UnknownAction(f"{service}:{name} is not an action in the Service Authorization Reference") from None
 
 
-def exists(service: str, name: str) -> bool:
-    try:
-        action(service, name)
-        return True
-    except UnknownAction:
-        return False
-
-
 @functools.lru_cache(maxsize=None)
 def _template(service: str, resource_type: str) -> str:
     return _DATA.resources.get_resource_type_details(service, resource_type)["arn"]

@@ -139,7 +139,8 @@ def _date(compare):
     def parse(text: str) -> datetime:
         if re.fullmatch(r"\d+", text):
             return datetime.fromtimestamp(int(text), timezone.utc)
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # a date alone is UTC
 
     def check(policy: str, value: str) -> bool:
         try:
@@ -199,16 +200,18 @@ def _condition_holds(operator: str, key: str, policy_values: Any, request: Reque
     compare, negated = _OPERATORS[name]
     resolved = [substitute(v, request) for v in expected]
     expected = [v for v in resolved if v is not None]
-    if values is None:
-        # A missing key: IfExists and negated operators match, others do not;
-        # ForAllValues over no values is vacuously true.
-        return if_exists or negated or qualifier == "ForAllValues"
+    if qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        raise PolicyError(f"condition set operator {qualifier} is not one IAM defines")
+    if not values:
+        # A missing (or empty) key: ForAllValues holds vacuously, ForAnyValue never; a single
+        # valued operator matches only with IfExists or when negated.
+        return qualifier == "ForAllValues" or (qualifier == "" and (if_exists or negated))
     matched = [any(compare(p, v) for p in expected) for v in values]
     if qualifier == "ForAllValues":
         return all(not m for m in matched) if negated else all(matched)
-    if qualifier in ("ForAnyValue", ""):
-        return all(not m for m in matched) if negated else any(matched)
-    raise PolicyError(f"condition set operator {qualifier} is not one IAM defines")
+    if qualifier == "ForAnyValue":
+        return any(not m for m in matched) if negated else any(matched)
+    return all(not m for m in matched) if negated else any(matched)
 
 
 def statement_applies(statement: dict, request: Request, *, resource_policy: bool = False) -> tuple[bool, bool]:

@@ -12,7 +12,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from localaws.iam import s3_actions
 
@@ -36,7 +36,7 @@ class ApiCall:
 
 
 # Signing names that are not the service's IAM prefix.
-IAM_PREFIX = {"monitoring": "cloudwatch", "servicequotas": "servicequotas"}
+IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 def _credential(environ: dict[str, Any], query: dict[str, list[str]]) -> list[str] | None:
@@ -85,13 +85,18 @@ def parse(environ: dict[str, Any]) -> ApiCall | None:
     if signing == "s3":
         call.protocol = "rest-xml"
         body = body_of(environ) if environ.get("REQUEST_METHOD") == "POST" else b""
-        call.operations = s3_actions.route(environ["REQUEST_METHOD"], unquote(environ.get("PATH_INFO", "")), query, headers, body)
+        # werkzeug's PATH_INFO is already percent-decoded, its bytes as latin-1: the key's UTF-8
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", errors="replace")
+        call.operations = s3_actions.route(environ["REQUEST_METHOD"], path, query, headers, body)
         return call
     target = environ.get("HTTP_X_AMZ_TARGET")
     body = body_of(environ)
     if target:
         operation = target.rpartition(".")[2]
-        call.operations = [(operation, json.loads(body or b"{}"))]
+        try:
+            call.operations = [(operation, json.loads(body or b"{}"))]
+        except json.JSONDecodeError:
+            raise UnreadableRequest(f"the body of {target} is not JSON") from None
         return call
     form = parse_qs(body.decode(), keep_blank_values=True) if body and "form-urlencoded" in headers.get("content-type", "") else {}
     params = _flat_query({**query, **form})

@@ -7,9 +7,9 @@ it raises UnreadableS3Request, never an unchecked pass.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import unquote
+from xml.etree import ElementTree
 
 
 class UnreadableS3Request(Exception):
@@ -41,13 +41,21 @@ _OBJECT_SUBRESOURCES = {
 }
 _BUCKET_METHODS = {"GET": "ListBucket", "HEAD": "ListBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}
 _OBJECT_METHODS = {"GET": "GetObject", "HEAD": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
-_DELETE_KEY = re.compile(rb"<Key>(.*?)</Key>", re.S)
+# Query parameters that are not sub-resources (listing, versions, parts, presigning, response
+# overrides, botocore's x-id); any other one is a sub-resource, and must be in the tables.
+_PARAMETERS = {"prefix", "delimiter", "max-keys", "list-type", "continuation-token", "start-after", "encoding-type",
+               "fetch-owner", "marker", "key-marker", "version-id-marker", "upload-id-marker", "max-uploads", "max-parts",
+               "part-number-marker", "versionId", "partNumber", "x-id", "optional-object-attributes"}
 
 
 def route(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> list[tuple[str, dict[str, Any]]]:
     """[(IAM action, parameters)] for one path-style S3 request (boto3 and the AWS CLI use
     path style against a local endpoint)."""
     bucket, _, key = path.lstrip("/").partition("/")
+    subresources = [name for name in query if name not in _PARAMETERS and not name.startswith(("X-Amz-", "response-"))]
+    known = _OBJECT_SUBRESOURCES if key else _BUCKET_SUBRESOURCES
+    if len(subresources) > 1 or any(name not in known for name in subresources):
+        raise UnreadableS3Request(f"S3 {method} with ?{'&'.join(subresources)} is not an operation the local AWS authorizes")
     if not bucket:
         if method == "GET":
             return [("ListAllMyBuckets", {})]
@@ -59,7 +67,7 @@ def route(method: str, path: str, query: dict[str, list[str]], headers: dict[str
                 if method not in actions:
                     raise UnreadableS3Request(f"S3 {method} ?{name} is not an operation the local AWS authorizes")
                 if name == "delete":
-                    return [("DeleteObject", {**params, "Key": unquote(k.decode())}) for k in _DELETE_KEY.findall(body)]
+                    return _deleted(params, body)
                 return [(actions[method], params)]
         if method not in _BUCKET_METHODS:
             raise UnreadableS3Request(f"S3 {method} on a bucket is not an operation the local AWS authorizes")
@@ -79,6 +87,16 @@ def route(method: str, path: str, query: dict[str, list[str]], headers: dict[str
     if "versionId" in query and action in ("GetObject", "DeleteObject"):
         action += "Version"
     return [(action, params), *_copy_source(headers)]
+
+
+def _deleted(params: dict[str, Any], body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """DeleteObjects: s3:DeleteObject (or DeleteObjectVersion) on every key of its XML body."""
+    objects = []
+    for element in ElementTree.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == "Object":
+            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in element}
+            objects.append(("DeleteObjectVersion" if fields.get("VersionId") else "DeleteObject", {**params, "Key": fields.get("Key", "")}))
+    return objects
 
 
 def _copy_source(headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
