@@ -32,7 +32,7 @@ def test_flush_all_returns_after_the_housekeepers_write_in_progress_has_landed()
     host = EndpointHost(lambda region: s3, lambda role_arn, region: (s3, {}))
     capture = Capture("s3://bucket/capture", 100.0, set(), set(), {"Input"})
     capture.lines = [(datetime.now(timezone.utc), "AllTraffic", "{}")] * 7
-    host._endpoints[("us-east-1", "ep")] = HostedEndpoint("ep", [], [], capture, s3)
+    host._endpoints[("us-east-1", "ep")] = HostedEndpoint("ep", [], [], capture, lambda: s3)
     assert s3.writing.wait(timeout=10), "the housekeeper never flushed the capture"
     host.flush_all()
     assert s3.landed == 7

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from localaws.clients import ClientSource
 
@@ -39,11 +40,12 @@ class _Window:
 class EndpointTelemetry:
     """One endpoint variant's metrics and log, published by the endpoint host's housekeeping."""
 
-    def __init__(self, endpoint: str, variant: str, log_file: Path, metrics: ClientSource, logs: ClientSource, instances: int = 1) -> None:
+    def __init__(self, endpoint: str, variant: str, log_file: Path, metrics: ClientSource, logs: Callable[[], ClientSource],
+                 instances: int = 1) -> None:
         self.endpoint, self.variant, self.instances = endpoint, variant, instances
         # Made once: a session and two clients are slow to make, and publication runs every second.
         # SageMaker publishes AWS/SageMaker itself; the container's log goes as the model's role.
-        self._cloudwatch, self._logs = metrics.client("cloudwatch"), logs.client("logs")
+        self._cloudwatch, self._logs = metrics.client("cloudwatch"), logs  # the role's clients, current at each use
         self.log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
         self.log_stream = f"{variant}/i-{secrets.token_hex(9)[:17]}"  # an EC2 instance id
         self._log_file, self._log_offset, self._log_ready = log_file, 0, False
@@ -87,7 +89,7 @@ class EndpointTelemetry:
             self._cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start:start + 1000])
 
     def _ship_log(self) -> None:
-        logs = self._logs
+        logs = self._logs().client("logs")
         try:
             with self._log_file.open("rb") as log:
                 log.seek(self._log_offset)

@@ -60,7 +60,9 @@ class HostedVariant:
     container: ServingContainer
     telemetry: EndpointTelemetry
     weight: float  # production traffic share, relative to the other production variants'
-    role: ClientSource  # clients as its model's execution role
+    # Clients as its model's execution role, asked for at each use: a role session lasts an
+    # hour and an endpoint longer (the local AWS's as_role hands out a fresh one in time).
+    role: Callable[[], ClientSource]
 
 
 @dataclass
@@ -69,7 +71,7 @@ class HostedEndpoint:
     variants: list[HostedVariant]  # production variants: each request goes to one
     shadows: list[HostedVariant]  # shadow variants: each gets a copy, answers nobody
     capture: Capture | None
-    writer: ClientSource  # what captures are written with: the first production variant's role
+    writer: Callable[[], ClientSource]  # what captures are written with: the first production variant's role
     # During an update (sagemaker/deployments.py): the new fleet and its share of the traffic.
     green: HostedEndpoint | None = None
     green_share: float = 0.0
@@ -287,6 +289,7 @@ class EndpointHost:
         model, container = model_container(sagemaker, variant["ModelName"])
         try:
             role, role_environment = self._as_role(model["ExecutionRoleArn"], region)
+            current_role = lambda: self._as_role(model["ExecutionRoleArn"], region)[0]  # noqa: E731
             archive = read_object(role.client("s3"), container["ModelDataUrl"])
         except RoleNotAssumable as error:
             raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
@@ -306,9 +309,9 @@ class EndpointHost:
         except (ContainerFailed, vpc.VpcConfigError, ClientError) as error:
             raise EndpointError(f"variant {variant['VariantName']}: {error}") from None
         telemetry = EndpointTelemetry(
-            endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), role, int(variant.get("InitialInstanceCount") or 1)
+            endpoint, variant["VariantName"], serving.log_path, self._session_for_region(region), current_role, int(variant.get("InitialInstanceCount") or 1)
         )
-        return HostedVariant(variant["VariantName"], serving, telemetry, weight, role)
+        return HostedVariant(variant["VariantName"], serving, telemetry, weight, current_role)
 
     # --- in the background: capture flushes, telemetry, deleted endpoints ----------------
 
@@ -342,7 +345,7 @@ class EndpointHost:
 
     def _flush(self, region: str, hosted: HostedEndpoint, force: bool = False) -> None:
         if hosted.capture is not None:
-            hosted.capture.flush(hosted.name, lambda: hosted.writer.client("s3"), force)
+            hosted.capture.flush(hosted.name, lambda: hosted.writer().client("s3"), force)
 
     def _copy_done(self, copy: Future) -> None:
         with self._lock:

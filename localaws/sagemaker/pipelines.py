@@ -115,7 +115,7 @@ class Execution:
     ended: datetime | None = None
     steps: dict[str, StepRun] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
-    role: ClientSource | None = None  # clients as the pipeline's role, once the run has assumed it
+    role_arn: str = ""  # the pipeline's role, which the run acts as
 
     @property
     def id(self) -> str:
@@ -154,7 +154,8 @@ class PipelineRunner:
     def _run(self, execution: Execution) -> None:
         try:
             role_arn = self._session_factory().client("sagemaker").describe_pipeline(PipelineName=execution.pipeline_name)["RoleArn"]
-            execution.role = self._as_role(role_arn)[0]
+            self._as_role(role_arn)  # SageMaker refuses a role it cannot assume before any step
+            execution.role_arn = role_arn
             self._run_steps(execution, execution.definition.get("Steps", []))
             failed = [run for run in execution.steps.values() if run.status == "Failed"]
             execution.status, execution.failure_reason = ("Failed", STEP_FAILURE) if failed else ("Succeeded", None)
@@ -211,7 +212,7 @@ class PipelineRunner:
                 source, earlier = hit
                 run.metadata, run.properties, run.cache_source = earlier.metadata, earlier.properties, source
                 return
-        sagemaker = execution.role.client("sagemaker")
+        sagemaker = self._as_role(execution.role_arn)[0].client("sagemaker")  # a session current at each step
         if step["Type"] == "RegisterModel":
             arguments.setdefault("ModelPackageDescription", f"registered by pipeline {execution.pipeline_name}")
             try:
@@ -290,7 +291,7 @@ class PipelineRunner:
         declared = next(f for f in step["PropertyFiles"] if f["PropertyFileName"] == property_file)
         output_uri = self._get(execution, f"Steps.{step_name}.ProcessingOutputConfig.Outputs['{declared['OutputName']}'].S3Output.S3Uri")
         uri = f"{output_uri.rstrip('/')}/{declared['FilePath']}"
-        s3 = execution.role.client("s3")
+        s3 = self._as_role(execution.role_arn)[0].client("s3")
         try:
             document = json.loads(read_object(s3, uri))
         except (s3.exceptions.NoSuchKey, json.JSONDecodeError) as error:
