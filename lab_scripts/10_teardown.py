@@ -120,7 +120,11 @@ def wait_gone(describe, timeout: float = 900) -> None:
 def show_role_use(session, roles: list[audit.Found]) -> None:
     console.heading("Least privilege: what each role was granted, and used (IAM last accessed)")
     iam = client(session, "iam")
-    used = [access_advisor.role_use(iam, role.arn) for role in roles]
+    try:
+        used = [access_advisor.role_use(iam, role.arn) for role in roles]
+    except ClientError as error:  # the teardown must go on whatever this view says
+        console.warn(f"IAM last accessed information not available: {error.response['Error']['Message']}")
+        return
     console.table(
         [(u.role, f"granted {u.actions_granted} action{'' if u.actions_granted == 1 else 's'}, used {u.actions_used}", f"{u.services_used} of {u.services_granted}",
           ", ".join(u.unused_services) or "-") for u in used],

@@ -24,6 +24,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from localaws.wsgi import call
 
 CERTIFICATE_DAYS = 7
+IDLE_SECONDS = 60
 
 
 def server_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
@@ -69,13 +70,25 @@ class KeepAliveRequestHandler(QuietRequestHandler):
     length, and the connection stays open for the next request."""
 
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_SECONDS  # an idle kept connection lets its thread go
 
     def run_wsgi(self) -> None:
         environ = self.make_environ()  # werkzeug's environ, with moto's header fix
-        if environ.get("wsgi.input_terminated"):  # chunked: DechunkedInput stops at its end
-            content = environ["wsgi.input"].read()
-        else:
-            content = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        try:
+            if environ.get("wsgi.input_terminated"):  # chunked: DechunkedInput stops at its end
+                content = environ["wsgi.input"].read()
+            else:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                if length < 0:
+                    raise ValueError(length)
+                content = environ["wsgi.input"].read(length)
+        except ValueError:  # a body that cannot be delimited: refuse it and close
+            self.close_connection = True
+            self.send_response(400, "Bad Request")
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
         environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(content), str(len(content))
         # (a chunked request stays marked terminated: werkzeug then reads its stream to the end)
         try:

@@ -108,17 +108,17 @@ class JobRunner:
 
     def assume(self, kind: str, spec: dict[str, Any]) -> None:
         """SageMaker's check at Create*: the job's role (a tuning job's definition's) must trust
-        it, or RoleNotAssumable. A transform job runs as its model's role, checked at CreateModel."""
-        if kind != "transform":
-            self._as_role(spec["TrainingJobDefinition"]["RoleArn"] if kind == "tuning" else spec["RoleArn"])
+        it, or RoleNotAssumable. A transform job runs as its model's role, assumed when it runs."""
+        role_arn = (spec.get("TrainingJobDefinition") or {}).get("RoleArn") if kind == "tuning" else spec.get("RoleArn")
+        if kind != "transform" and role_arn:  # without one, moto's own validation answers
+            self._as_role(role_arn)
 
     def _network_environment(self, role: ClientSource, environment: dict[str, str], vpc_config: dict | None) -> dict[str, str]:
         """How a container with network access reaches AWS: as its role, through its VPC's
         endpoints only (SageMaker places the VPC's ENIs with the role)."""
         try:
-            with _refused_as("Failed to place the job in its VPC"):
-                return vpc.network_environment(environment, self._session_factory().client("ec2"), vpc_config, role_ec2=role.client("ec2"))
-        except vpc.VpcConfigError as error:
+            return vpc.network_environment(environment, self._session_factory().client("ec2"), vpc_config, role_ec2=role.client("ec2"))
+        except vpc.VpcConfigError as error:  # a refusal of the role's Describe* included
             raise JobFailed(f"ClientError: {error}") from None
 
     def start(self, kind: str, name: str, spec: dict[str, Any]) -> None:
