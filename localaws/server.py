@@ -203,10 +203,8 @@ def session_of(environment: dict[str, str], region: str | None = None) -> boto3.
     return _EndpointSession(
         environment["AWS_ENDPOINT_URL"],
         {"sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]},
-        environment.get("AWS_CA_BUNDLE"),
         aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=environment.get("AWS_SESSION_TOKEN"),
         region_name=region or environment["AWS_REGION"],
     )
 
@@ -229,12 +227,10 @@ class _CredentialedSession:
 class _EndpointSession(boto3.Session):
     """A session whose clients talk to the local AWS (boto3 has no session-wide option)."""
 
-    def __init__(self, endpoint_url: str, service_urls: dict[str, str], ca_bundle: str | None, **kwargs) -> None:
+    def __init__(self, endpoint_url: str, service_urls: dict[str, str], **kwargs) -> None:
         super().__init__(**kwargs)
-        self._endpoint_url, self._service_urls, self._ca_bundle = endpoint_url, service_urls, ca_bundle
+        self._endpoint_url, self._service_urls = endpoint_url, service_urls
 
     def client(self, service_name, *args, **kwargs):
         kwargs.setdefault("endpoint_url", self._service_urls.get(service_name, self._endpoint_url))
-        if self._ca_bundle:
-            kwargs.setdefault("verify", self._ca_bundle)
         return super().client(service_name, *args, **kwargs)

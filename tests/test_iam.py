@@ -53,6 +53,13 @@ def lab():
         yield local, role, environment, key
 
 
+def smallest_job(name: str, role_arn: str) -> dict:
+    """A CreateProcessingJob request that runs as `role_arn` and does nothing."""
+    return {"ProcessingJobName": name, "RoleArn": role_arn,
+            "AppSpecification": {"ImageUri": "img", "ContainerEntrypoint": ["python3", "-c", "pass"]},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}}}
+
+
 def refusal(call) -> tuple[str, str]:
     with pytest.raises(ClientError) as raised:
         call()
@@ -127,10 +134,7 @@ def test_a_role_that_does_not_trust_the_service_is_refused_at_create(lab):
     arn = iam.create_role(RoleName="not-for-sagemaker", AssumeRolePolicyDocument=json.dumps(lambda_only))["Role"]["Arn"]
     with pytest.raises(RoleNotAssumable):
         local.as_role(arn)
-    code, message = refusal(lambda: local.session().client("sagemaker").create_processing_job(
-        ProcessingJobName="untrusted", RoleArn=arn,
-        AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "-c", "pass"]},
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}}))
+    code, message = refusal(lambda: local.session().client("sagemaker").create_processing_job(**smallest_job("untrusted", arn)))
     assert code == "ValidationException"
     assert message == (f"Could not assume role {arn}. Please ensure that the role exists and allows principal "
                        "'sagemaker.amazonaws.com' to assume the role.")
@@ -141,10 +145,7 @@ def test_passing_a_role_needs_iam_pass_role_for_that_service(lab):
     local, role, _, _ = lab
     local.session().client("iam").put_role_policy(RoleName="iam-tests", PolicyName="jobs", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [allow("sagemaker:CreateProcessingJob", "*")]}))
-    code, message = refusal(lambda: role.client("sagemaker").create_processing_job(
-        ProcessingJobName="passes-a-role", RoleArn=ROLE,
-        AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "-c", "pass"]},
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}}))
+    code, message = refusal(lambda: role.client("sagemaker").create_processing_job(**smallest_job("passes-a-role", ROLE)))
     assert code == "AccessDeniedException"
     assert message == (f"User: {SESSION} is not authorized to perform: iam:PassRole on resource: {ROLE} "
                        "because no identity-based policy allows the iam:PassRole action")

@@ -24,8 +24,7 @@ def role_without(iam, role_arn: str, without: str) -> Iterator[tuple[str, list[d
     """(the copy's ARN, the statements left out)."""
     name = role_arn.rsplit("/", 1)[1]
     original = iam.get_role(RoleName=name)["Role"]
-    trust = original["AssumeRolePolicyDocument"]
-    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    trust = _document(original["AssumeRolePolicyDocument"])
     copy = f"{name.split('-')[0]}-without-{without}-{secrets.token_hex(3)}"
     tags = iam.list_role_tags(RoleName=name)["Tags"]
     arn = iam.create_role(RoleName=copy, AssumeRolePolicyDocument=json.dumps(trust), Tags=tags,
@@ -33,8 +32,7 @@ def role_without(iam, role_arn: str, without: str) -> Iterator[tuple[str, list[d
     removed: list[dict] = []
     try:
         for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            document = iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
-            document = json.loads(unquote(document)) if isinstance(document, str) else document
+            document = _document(iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"])
             statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
             kept = [s for s in statements if s.get("Sid") not in REMOVABLE[without]]
             removed += [s for s in statements if s.get("Sid") in REMOVABLE[without]]
@@ -44,6 +42,11 @@ def role_without(iam, role_arn: str, without: str) -> Iterator[tuple[str, list[d
         for policy_name in iam.list_role_policies(RoleName=copy)["PolicyNames"]:
             iam.delete_role_policy(RoleName=copy, PolicyName=policy_name)
         iam.delete_role(RoleName=copy)
+
+
+def _document(document: dict | str) -> dict:
+    """A policy document as IAM returns it: parsed by botocore, or URL-encoded JSON."""
+    return json.loads(unquote(document)) if isinstance(document, str) else document
 
 
 def create_when_visible(create, timeout: float = ROLE_VISIBLE_SECONDS) -> None:

@@ -126,28 +126,30 @@ def _string(policy: str, value: str) -> bool:
     return policy == value
 
 
-def _number(compare):
-    def check(policy: str, value: str) -> bool:
-        try:
-            return compare(float(value), float(policy))
-        except ValueError:
-            return False
-    return check
+def _parse_date(text: str) -> datetime:
+    if re.fullmatch(r"\d+", text):
+        return datetime.fromtimestamp(int(text), timezone.utc)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # a date alone is UTC
 
 
-def _date(compare):
-    def parse(text: str) -> datetime:
-        if re.fullmatch(r"\d+", text):
-            return datetime.fromtimestamp(int(text), timezone.utc)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)  # a date alone is UTC
-
+def _ordered(parse, compare):
+    """An operator on values that parse into something ordered; one that does not parse
+    does not match."""
     def check(policy: str, value: str) -> bool:
         try:
             return compare(parse(value), parse(policy))
         except ValueError:
             return False
     return check
+
+
+def _number(compare):
+    return _ordered(float, compare)
+
+
+def _date(compare):
+    return _ordered(_parse_date, compare)
 
 
 def _ip(policy: str, value: str) -> bool:
